@@ -1,0 +1,149 @@
+//! Every setting of the server, its default as a named constant, and the `serve` flags.
+//!
+//! Each flag also reads an environment variable `WASMOUNT_…`; defaults are resolved here and
+//! nowhere else.
+
+use crate::router::normalize_base_path;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The address `serve` listens on when none is given.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The folder of `NAME.wasm` files served when none is given.
+pub const DEFAULT_APPS_DIR: &str = "apps";
+/// The longest a guest may take to handle one request, response body included.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long in-flight requests may take to finish once shutdown starts.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many guest instances may run at once, over all apps (pooling allocator slots).
+pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
+/// The largest linear memory one guest may grow to.
+pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 512 << 20;
+/// How long a client may take to send the request headers (slowloris guard).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The settings one server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The folder whose `NAME.wasm` files are mounted at `/NAME/`.
+    pub apps_dir: PathBuf,
+    /// Normalized base path (`""` or `/visualizations`) that every app is mounted under.
+    pub base_path: String,
+    /// Deadline for one guest request, response body included.
+    pub request_timeout: Duration,
+    /// How long in-flight requests may take to finish once shutdown starts.
+    pub shutdown_timeout: Duration,
+    /// How long a client may take to send the request headers.
+    pub header_read_timeout: Duration,
+    /// Settings of the one wasmtime engine.
+    pub engine: EngineConfig,
+}
+
+/// Settings of the wasmtime engine, fixed for the life of the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// How many guest instances may run at once, over all apps.
+    pub max_instances: u32,
+    /// The largest linear memory one guest may grow to, in bytes.
+    pub max_memory_bytes: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_instances: DEFAULT_MAX_INSTANCES,
+            max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+        }
+    }
+}
+
+impl Config {
+    /// The defaults, serving `apps_dir`.
+    pub fn new(apps_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            apps_dir: apps_dir.into(),
+            base_path: String::new(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+/// `wasmount serve`: mount every `NAME.wasm` of a folder at `/NAME/` and serve them.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Folder of apps: each `NAME.wasm` (a wasi:http component) is mounted at `/NAME/`.
+    #[arg(long, env = "WASMOUNT_APPS", default_value = DEFAULT_APPS_DIR, value_name = "DIR")]
+    pub apps: PathBuf,
+
+    /// Address to listen on; port 0 picks a free port (the real one is logged).
+    #[arg(long, env = "WASMOUNT_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Path every app is mounted under, e.g. `/visualizations` serves NAME at
+    /// `/visualizations/NAME/` (for running behind another site's proxy).
+    #[arg(
+        long,
+        env = "WASMOUNT_BASE_PATH",
+        default_value = "",
+        value_name = "PATH"
+    )]
+    pub base_path: String,
+
+    /// Longest time a guest may take for one request, body included (e.g. `30s`, `500ms`);
+    /// past it the client gets 504, or the connection is closed if the response had started.
+    #[arg(long, env = "WASMOUNT_REQUEST_TIMEOUT", value_parser = humantime::parse_duration,
+          default_value = "30s", value_name = "DURATION")]
+    pub request_timeout: Duration,
+
+    /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
+    #[arg(long, env = "WASMOUNT_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration,
+          default_value = "10s", value_name = "DURATION")]
+    pub shutdown_timeout: Duration,
+
+    /// How long a client may take to send its request headers.
+    #[arg(long, env = "WASMOUNT_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration,
+          default_value = "10s", value_name = "DURATION")]
+    pub header_read_timeout: Duration,
+
+    /// Guest instances that may run at once over all apps; beyond it requests get 503.
+    #[arg(long, env = "WASMOUNT_MAX_INSTANCES", default_value_t = DEFAULT_MAX_INSTANCES,
+          value_name = "N")]
+    pub max_instances: u32,
+
+    /// Largest linear memory one guest may grow to, in MiB.
+    #[arg(long, env = "WASMOUNT_MAX_MEMORY_MIB", default_value_t = DEFAULT_MAX_MEMORY_BYTES >> 20,
+          value_name = "MIB")]
+    pub max_memory_mib: u64,
+}
+
+impl ServeArgs {
+    /// Checks the flags and resolves them into a [`Config`].
+    ///
+    /// # Errors
+    ///
+    /// An invalid base path, or a limit of zero.
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        let base_path = normalize_base_path(&self.base_path).map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(self.max_instances > 0, "--max-instances must be at least 1");
+        anyhow::ensure!(
+            self.max_memory_mib > 0,
+            "--max-memory-mib must be at least 1"
+        );
+        Ok(Config {
+            apps_dir: self.apps,
+            base_path,
+            request_timeout: self.request_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            header_read_timeout: self.header_read_timeout,
+            engine: EngineConfig {
+                max_instances: self.max_instances,
+                max_memory_bytes: self.max_memory_mib << 20,
+            },
+        })
+    }
+}

@@ -1,0 +1,102 @@
+//! The one wasmtime `Engine` of the process: pooling allocator, epoch ticker, and the linker
+//! holding every host interface a guest may import.
+
+use crate::config::EngineConfig;
+use crate::sandbox::HostState;
+use anyhow::Context as _;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::Linker;
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances: the granularity of timeouts and of guest yields to tokio.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Bytes of each slot kept resident between instances instead of being returned to the kernel.
+/// Returning them means an `madvise` and a TLB shootdown across cores per request; keeping a
+/// little resident makes the next instance in that slot start warm.
+const KEEP_RESIDENT_BYTES: usize = 1 << 20;
+
+/// Pool slots per instance: a wasip2 component links a handful of core modules.
+const CORE_INSTANCES_PER_INSTANCE: u32 = 10;
+const MEMORIES_PER_INSTANCE: u32 = 2;
+const TABLES_PER_INSTANCE: u32 = 4;
+
+/// The engine, and the linker shared by every app. Cheap to clone.
+#[derive(Clone)]
+pub struct WasmEngine {
+    engine: Engine,
+    linker: Arc<Linker<HostState>>,
+}
+
+impl WasmEngine {
+    /// Builds the engine, links WASI p2 and wasi:http, and starts the epoch ticker thread
+    /// (which ends by itself once the engine is dropped).
+    ///
+    /// # Errors
+    ///
+    /// If wasmtime refuses the configuration (e.g. the host cannot reserve the pool).
+    pub fn new(settings: &EngineConfig) -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::new();
+        let instances = settings.max_instances;
+        pool.total_component_instances(instances)
+            .total_stacks(instances)
+            .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_INSTANCE))
+            .total_memories(instances.saturating_mul(MEMORIES_PER_INSTANCE))
+            .total_tables(instances.saturating_mul(TABLES_PER_INSTANCE))
+            .max_memory_size(usize::try_from(settings.max_memory_bytes).unwrap_or(usize::MAX))
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .table_keep_resident(KEEP_RESIDENT_BYTES)
+            .async_stack_keep_resident(KEEP_RESIDENT_BYTES)
+            .pagemap_scan(Enabled::Auto);
+
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)
+            .map_err(anyhow::Error::from)
+            .context("creating the wasmtime engine")?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking WASI p2")?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking wasi:http")?;
+
+        start_epoch_ticker(&engine);
+        Ok(Self {
+            engine,
+            linker: Arc::new(linker),
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The linker every app is instantiated with.
+    pub fn linker(&self) -> &Linker<HostState> {
+        &self.linker
+    }
+}
+
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wasmount-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}

@@ -1,0 +1,145 @@
+//! A guest's stdout and stderr, sent line by line to the host log tagged with the app's name.
+
+use bytes::Bytes;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// The longest line kept before it is logged in pieces, so a guest cannot grow host memory.
+const MAX_LINE_BYTES: usize = 16 * 1024;
+/// How much the guest may write in one call.
+const WRITE_BUDGET: usize = 64 * 1024;
+
+/// Which of the guest's streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// The guest's stdout.
+    Stdout,
+    /// The guest's stderr.
+    Stderr,
+}
+
+impl Stream {
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// A guest stream that logs what the guest writes, tagged with the app name.
+#[derive(Clone)]
+pub struct GuestLog {
+    app: Arc<str>,
+    stream: Stream,
+}
+
+impl GuestLog {
+    /// The stream `stream` of app `app`.
+    pub fn new(app: Arc<str>, stream: Stream) -> Self {
+        Self { app, stream }
+    }
+
+    fn writer(&self) -> LineWriter {
+        LineWriter {
+            log: self.clone(),
+            pending: Vec::new(),
+        }
+    }
+}
+
+impl IsTerminal for GuestLog {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestLog {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.writer())
+    }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.writer())
+    }
+}
+
+/// Collects bytes into lines and logs each complete one.
+struct LineWriter {
+    log: GuestLog,
+    pending: Vec<u8>,
+}
+
+impl LineWriter {
+    fn push(&mut self, mut bytes: &[u8]) {
+        while let Some(newline) = bytes.iter().position(|b| *b == b'\n') {
+            self.pending.extend_from_slice(&bytes[..newline]);
+            self.emit();
+            bytes = &bytes[newline + 1..];
+        }
+        self.pending.extend_from_slice(bytes);
+        while self.pending.len() >= MAX_LINE_BYTES {
+            let rest = self.pending.split_off(MAX_LINE_BYTES);
+            self.emit();
+            self.pending = rest;
+        }
+    }
+
+    fn emit(&mut self) {
+        let line = String::from_utf8_lossy(&self.pending);
+        let line = line.trim_end_matches('\r');
+        tracing::info!(target: "wasmount::guest", app = %self.log.app, stream = self.log.stream.name(), "{line}");
+        self.pending.clear();
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            self.emit();
+        }
+    }
+}
+
+impl AsyncWrite for LineWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.get_mut().push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LineWriter {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for LineWriter {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(WRITE_BUDGET)
+    }
+}

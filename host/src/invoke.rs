@@ -1,0 +1,202 @@
+//! Runs one request in a fresh instance of an app: rewrites the request for the guest (prefix
+//! removed, `x-forwarded-*` set), enforces the deadline, and turns every failure of the guest
+//! into a status for the client without touching other requests or apps.
+
+use crate::app::App;
+use crate::engine::WasmEngine;
+use crate::respond::{self, Body};
+use crate::sandbox::new_store;
+use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+
+/// Headers the guest gets, in the WSGI tradition: `SCRIPT_NAME` is the prefix.
+pub const X_FORWARDED_PREFIX: &str = "x-forwarded-prefix";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
+
+/// Where the request came from and where the app is mounted.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarding<'a> {
+    /// The mount prefix removed from the path (`/hello`, `/visualizations/heatmap`).
+    pub prefix: &'a str,
+    /// The path the app sees, starting with `/`.
+    pub rest: &'a str,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The address the client connected to, used as `host` when the client sent none.
+    pub local: SocketAddr,
+}
+
+/// Serves `request` with a fresh instance of `app`, within `timeout` (response body included).
+pub async fn invoke(
+    engine: &WasmEngine,
+    app: Arc<App>,
+    request: Request<Incoming>,
+    forwarding: Forwarding<'_>,
+    timeout: Duration,
+) -> Response<Body> {
+    let request = match rewrite_for_guest(request, &forwarding) {
+        Ok(request) => request,
+        Err(message) => return respond::text(StatusCode::BAD_REQUEST, message),
+    };
+    let deadline = Instant::now() + timeout;
+    let mut store = new_store(engine.engine(), app.name());
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let resources = {
+        let mut http = store.data_mut().http();
+        http.new_incoming_request(Scheme::Http, request)
+            .and_then(|incoming| Ok((incoming, http.new_response_outparam(sender)?)))
+    };
+    let (incoming, outparam) = match resources {
+        Ok(resources) => resources,
+        Err(error) => {
+            tracing::error!(app = %app.name(), "preparing the request: {error:#}");
+            return respond::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
+    };
+
+    // The guest runs in its own task so it can keep streaming the body after the headers are
+    // sent; the deadline bounds the whole of it.
+    let guest_app = app.clone();
+    let guest = tokio::spawn(tokio::time::timeout_at(deadline, async move {
+        let proxy = guest_app.pre().instantiate_async(&mut store).await?;
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, incoming, outparam)
+            .await
+    }));
+
+    match tokio::time::timeout_at(deadline, receiver).await {
+        Ok(Ok(Ok(response))) => response,
+        Ok(Ok(Err(code))) => {
+            tracing::warn!(app = %app.name(), "app answered with an error: {code:?}");
+            respond::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format_args!("app `{}` failed to handle the request", app.name()),
+            )
+        }
+        // The guest ended without setting a response: it trapped, or returned early.
+        Ok(Err(_)) => failure_response(&app, guest.await, timeout),
+        Err(_) => {
+            guest.abort();
+            timed_out(&app, timeout)
+        }
+    }
+}
+
+type GuestOutcome =
+    Result<Result<wasmtime::Result<()>, tokio::time::error::Elapsed>, tokio::task::JoinError>;
+
+fn failure_response(app: &App, outcome: GuestOutcome, timeout: Duration) -> Response<Body> {
+    let name = app.name();
+    match outcome {
+        Ok(Ok(Ok(()))) => {
+            tracing::warn!(app = %name, "app returned without sending a response");
+            respond::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format_args!("app `{name}` returned without a response"),
+            )
+        }
+        Ok(Ok(Err(error))) if error.is::<wasmtime::PoolConcurrencyLimitError>() => {
+            tracing::warn!(app = %name, "no instance slot free: {error:#}");
+            respond::unavailable("server busy: too many requests running at once", 1)
+        }
+        Ok(Ok(Err(error))) => {
+            tracing::warn!(app = %name, "app failed: {error:?}");
+            respond::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format_args!("app `{name}` failed while handling the request"),
+            )
+        }
+        Ok(Err(_elapsed)) => timed_out(app, timeout),
+        Err(join_error) => {
+            tracing::error!(app = %name, "guest task ended abnormally: {join_error}");
+            respond::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+fn timed_out(app: &App, timeout: Duration) -> Response<Body> {
+    tracing::warn!(app = %app.name(), "request timed out after {timeout:?}");
+    respond::text(
+        StatusCode::GATEWAY_TIMEOUT,
+        format_args!(
+            "app `{}` did not answer within {}",
+            app.name(),
+            humantime::format_duration(timeout)
+        ),
+    )
+}
+
+/// The request as the guest sees it: path without the prefix (query kept), `host` present,
+/// and `x-forwarded-*` set by us (values from the client are replaced, not trusted).
+fn rewrite_for_guest<B>(
+    request: Request<B>,
+    forwarding: &Forwarding<'_>,
+) -> Result<Request<B>, String> {
+    let (mut parts, body) = request.into_parts();
+    let path_and_query = match parts.uri.query() {
+        Some(query) => format!("{}?{query}", forwarding.rest),
+        None => forwarding.rest.to_owned(),
+    };
+    parts.uri = Uri::builder()
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|error| format!("invalid request path: {error}"))?;
+    let headers = &mut parts.headers;
+    let host = match headers.get(header::HOST) {
+        Some(host) => host.clone(),
+        None => {
+            let host = HeaderValue::from_str(&forwarding.local.to_string())
+                .map_err(|error| format!("invalid host: {error}"))?;
+            headers.insert(header::HOST, host.clone());
+            host
+        }
+    };
+    let prefix = HeaderValue::from_str(forwarding.prefix)
+        .map_err(|error| format!("invalid prefix: {error}"))?;
+    headers.insert(X_FORWARDED_PREFIX, prefix);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_HOST, host);
+    headers.insert(
+        X_FORWARDED_FOR,
+        HeaderValue::from_str(&forwarding.peer.ip().to_string())
+            .map_err(|error| format!("invalid peer address: {error}"))?,
+    );
+    Ok(Request::from_parts(parts, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_sees_the_rest_of_the_path_and_forwarded_headers() {
+        let request = Request::builder()
+            .uri("/viz/plot?x=1&y=2")
+            .header("x-forwarded-for", "6.6.6.6")
+            .body(())
+            .unwrap();
+        let forwarding = Forwarding {
+            prefix: "/viz",
+            rest: "/plot",
+            peer: "127.0.0.9:5000".parse().unwrap(),
+            local: "127.0.0.1:8080".parse().unwrap(),
+        };
+        let rewritten = rewrite_for_guest(request, &forwarding).unwrap();
+        assert_eq!(rewritten.uri(), "/plot?x=1&y=2");
+        let header = |name: &str| rewritten.headers()[name].to_str().unwrap().to_owned();
+        assert_eq!(header("x-forwarded-prefix"), "/viz");
+        assert_eq!(header("x-forwarded-for"), "127.0.0.9");
+        assert_eq!(header("x-forwarded-proto"), "http");
+        assert_eq!(header("host"), "127.0.0.1:8080");
+        assert_eq!(header("x-forwarded-host"), "127.0.0.1:8080");
+    }
+}
