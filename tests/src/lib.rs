@@ -1,1 +1,222 @@
+//! Test support: guest components built from source, a real wasmount server on a free port,
+//! and a small real HTTP client.
 
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use wasmount::config::{Config, EngineConfig};
+use wasmount::engine::WasmEngine;
+
+/// Paths of the guest components, built by `build.rs` from `guests/`.
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}
+
+/// The longest any single test request may take before the test fails instead of hanging.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+/// One engine for every server in this test binary: creating the pool is not free.
+pub fn shared_engine() -> WasmEngine {
+    static ENGINE: OnceLock<WasmEngine> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| WasmEngine::new(&EngineConfig::default()).expect("creating the engine"))
+        .clone()
+}
+
+/// A running server with its own apps folder; shut down (gracefully) on drop.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its apps folder.
+    pub apps_dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    /// Serves `apps` (name, component path) with the default settings.
+    pub async fn start(apps: &[(&str, &str)]) -> Self {
+        Self::start_with(apps, |_| {}).await
+    }
+
+    /// Serves `apps` after `configure` adjusts the settings.
+    pub async fn start_with(apps: &[(&str, &str)], configure: impl FnOnce(&mut Config)) -> Self {
+        let apps_dir = tempfile::tempdir().expect("creating an apps folder");
+        for (name, source) in apps {
+            std::fs::copy(source, apps_dir.path().join(format!("{name}.wasm")))
+                .expect("copying a guest into the apps folder");
+        }
+        Self::start_in(apps_dir, configure).await
+    }
+
+    /// Serves an apps folder the caller filled.
+    pub async fn start_in(
+        apps_dir: tempfile::TempDir,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut config = Config::new(apps_dir.path());
+        configure(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding port 0");
+        let addr = listener.local_addr().unwrap();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(wasmount::server::run_with_engine(
+            listener,
+            config,
+            shared_engine(),
+            async move {
+                let _ = stop.await;
+            },
+        ));
+        let server = Self {
+            addr,
+            apps_dir,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        };
+        server.wait_until_healthy().await;
+        server
+    }
+
+    async fn wait_until_healthy(&self) {
+        let started = std::time::Instant::now();
+        loop {
+            if let Ok(response) = try_send(
+                self.addr,
+                Method::GET,
+                "/_wasmount/health",
+                Bytes::new(),
+                &[],
+            )
+            .await
+                && response.status == StatusCode::OK
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < REQUEST_DEADLINE,
+                "server never became healthy"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.send(Method::GET, path, Bytes::new(), &[]).await
+    }
+
+    /// Sends one request on a new connection; panics if it fails or takes too long.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: impl Into<Bytes>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        tokio::time::timeout(
+            REQUEST_DEADLINE,
+            try_send(self.addr, method, path, body.into(), headers),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("request to {path} took longer than {REQUEST_DEADLINE:?}"))
+        .unwrap_or_else(|error| panic!("request to {path} failed: {error:#}"))
+    }
+
+    /// Starts a graceful shutdown and waits for the server to finish.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.task.take().expect("server task").await?
+    }
+
+    /// Starts a graceful shutdown without waiting; returns the server task.
+    pub fn begin_shutdown(&mut self) -> JoinHandle<anyhow::Result<()>> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.task.take().expect("server task")
+    }
+
+    /// The apps folder.
+    pub fn apps_path(&self) -> &Path {
+        self.apps_dir.path()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// What a test sees of a response.
+#[derive(Debug)]
+pub struct TestResponse {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// A header as text; panics if missing.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no `{name}` header in {self:?}"))
+            .to_str()
+            .unwrap()
+    }
+}
+
+/// Sends one HTTP/1.1 request on a new connection to `addr` and reads the whole response.
+///
+/// # Errors
+///
+/// Connection, protocol or body errors.
+pub async fn try_send(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    body: Bytes,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<TestResponse> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = sender.send_request(request.body(Full::new(body))?).await?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(TestResponse {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}

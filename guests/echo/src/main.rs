@@ -1,0 +1,94 @@
+//! A test guest that reports what it received, as JSON: method, path, query, mount prefix,
+//! headers and body length.
+//!
+//! - `?sleep_ms=N` waits N ms before answering (graceful shutdown tests);
+//! - `/stream?bytes=N` streams N bytes (`0123456789` repeated) in 64 KiB chunks;
+//! - `/log?msg=TEXT` prints TEXT to stdout and stderr first.
+
+use futures_lite::stream;
+use wasmount_sdk::form::Form;
+use wasmount_sdk::{Ctx, response};
+use wstd::http::body::Bytes;
+use wstd::http::{Body, Error, Request, Response};
+use wstd::time::Duration;
+
+const CHUNK: usize = 64 * 1024;
+
+#[wstd::http_server]
+async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
+    let mut ctx = Ctx::new(request, Vec::new());
+    let query = ctx.query_form();
+    if let Some(ms) = query.get("sleep_ms").and_then(|ms| ms.parse().ok()) {
+        wstd::task::sleep(Duration::from_millis(ms)).await;
+    }
+    match ctx.path() {
+        "/stream" => Ok(stream_bytes(number(&query, "bytes"))),
+        "/log" => {
+            let message = query.get("msg").unwrap_or("");
+            println!("{message}");
+            eprintln!("{message}");
+            Ok(response::text("logged\n"))
+        }
+        _ => {
+            let body_len = ctx.body_bytes().await?.len();
+            Ok(response::json(report(&ctx, body_len)))
+        }
+    }
+}
+
+fn number(query: &Form, name: &str) -> usize {
+    query.get(name).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+fn stream_bytes(total: usize) -> Response<Body> {
+    let chunks = stream::unfold(0usize, move |sent| async move {
+        (sent < total).then(|| {
+            let len = CHUNK.min(total - sent);
+            let chunk: Vec<u8> = (sent..sent + len).map(|i| b'0' + (i % 10) as u8).collect();
+            (Bytes::from(chunk), sent + len)
+        })
+    });
+    let mut response = Response::new(Body::from_stream(chunks));
+    response
+        .headers_mut()
+        .insert("content-type", "application/octet-stream".parse().unwrap());
+    response
+}
+
+fn report(ctx: &Ctx, body_len: usize) -> String {
+    let headers: Vec<String> = ctx
+        .request()
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "{}:{}",
+                json_string(name.as_str()),
+                json_string(&String::from_utf8_lossy(value.as_bytes()))
+            )
+        })
+        .collect();
+    format!(
+        "{{\"method\":{},\"path\":{},\"query\":{},\"prefix\":{},\"headers\":{{{}}},\"body_len\":{}}}\n",
+        json_string(ctx.method().as_str()),
+        json_string(ctx.path()),
+        json_string(ctx.query().unwrap_or("")),
+        json_string(ctx.prefix()),
+        headers.join(","),
+        body_len
+    )
+}
+
+fn json_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

@@ -1,0 +1,277 @@
+//! `wasmount serve` end to end: guests built from source, a real server on a free port, real
+//! HTTP. Each test asserts what a user would see.
+
+use bytes::Bytes;
+use futures::future::join_all;
+use http::{Method, StatusCode};
+use std::time::{Duration, Instant};
+use wasmount_tests::{TestServer, guests, try_send};
+
+fn json_field<'a>(json: &'a str, field: &str) -> &'a str {
+    let key = format!("\"{field}\":");
+    let start = json
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {field} in {json}"))
+        + key.len();
+    let rest = &json[start..];
+    if let Some(stripped) = rest.strip_prefix('"') {
+        &stripped[..stripped.find('"').unwrap()]
+    } else {
+        &rest[..rest.find([',', '}']).unwrap()]
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guest_sees_path_without_prefix_query_and_forwarded_headers() {
+    let server = TestServer::start(&[("echo", guests::ECHO)]).await;
+    let response = server.get("/echo/a/b?x=1&y=%20z").await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let json = response.text();
+    assert_eq!(json_field(&json, "path"), "/a/b");
+    assert_eq!(json_field(&json, "query"), "x=1&y=%20z");
+    assert_eq!(json_field(&json, "prefix"), "/echo");
+    assert_eq!(json_field(&json, "x-forwarded-prefix"), "/echo");
+    assert_eq!(json_field(&json, "x-forwarded-proto"), "http");
+    assert_eq!(json_field(&json, "x-forwarded-for"), "127.0.0.1");
+    assert_eq!(json_field(&json, "method"), "GET");
+
+    let root = server.get("/echo/").await;
+    assert_eq!(json_field(&root.text(), "path"), "/");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn app_without_trailing_slash_redirects_and_unknown_apps_are_404() {
+    let server = TestServer::start(&[("echo", guests::ECHO)]).await;
+    let redirect = server.get("/echo?q=1").await;
+    assert_eq!(redirect.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(redirect.header("location"), "/echo/?q=1");
+
+    let missing = server.get("/nope/anything").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.text(), "no app named `nope` is mounted\n");
+    assert_eq!(server.get("/nope").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        server.get("/Not_An_App/").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_endpoints_and_index_page() {
+    let server = TestServer::start(&[("hello", guests::HELLO), ("echo", guests::ECHO)]).await;
+    let health = server.get("/_wasmount/health").await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.text(), r#"{"status":"ok","apps":2}"#);
+    assert_eq!(
+        server.get("/_wasmount/nothing").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let index = server.get("/").await;
+    assert_eq!(index.status, StatusCode::OK);
+    assert!(index.header("content-type").starts_with("text/html"));
+    let page = index.text();
+    assert!(page.contains(r#"<a href="/echo/">echo</a>"#), "{page}");
+    assert!(page.contains(r#"<a href="/hello/">hello</a>"#), "{page}");
+
+    let post = server.send(Method::POST, "/", Bytes::new(), &[]).await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hello_app_answers_with_relative_links() {
+    let server = TestServer::start(&[("hello", guests::HELLO)]).await;
+    let page = server.get("/hello/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text().contains("Hello from wasmount!"));
+    assert!(page.text().contains(r#"href="greet/world""#));
+    let greeting = server.get("/hello/greet/world").await;
+    assert_eq!(greeting.text(), "Hello, world!\n");
+    assert_eq!(
+        server.get("/hello/missing").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_request_body_reaches_the_guest() {
+    let server = TestServer::start(&[("echo", guests::ECHO)]).await;
+    let body = vec![b'x'; 3 << 19]; // 1.5 MiB
+    let response = server.send(Method::POST, "/echo/upload", body, &[]).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(
+        json_field(&response.text(), "body_len"),
+        (3 << 19).to_string()
+    );
+    assert_eq!(json_field(&response.text(), "method"), "POST");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_streamed_response_arrives_whole() {
+    let server = TestServer::start(&[("echo", guests::ECHO)]).await;
+    let total = 9_000_001;
+    let response = server.get(&format!("/echo/stream?bytes={total}")).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.body.len(), total);
+    let intact = response
+        .body
+        .iter()
+        .enumerate()
+        .all(|(i, byte)| *byte == b'0' + (i % 10) as u8);
+    assert!(intact, "streamed body content is corrupted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trapping_guest_gets_500_and_nothing_else_is_hurt() {
+    let server = TestServer::start(&[("trap", guests::TRAP), ("hello", guests::HELLO)]).await;
+    for _ in 0..3 {
+        let failed = server.get("/trap/").await;
+        assert_eq!(failed.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            failed.text().contains("app `trap` failed"),
+            "{}",
+            failed.text()
+        );
+        assert_eq!(server.get("/hello/").await.status, StatusCode::OK);
+        let recovered = server.get("/trap/ok").await;
+        assert_eq!(recovered.status, StatusCode::OK);
+        assert_eq!(recovered.text(), "still alive\n");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_concurrent_requests_over_two_apps_all_succeed() {
+    let server = TestServer::start(&[("hello", guests::HELLO), ("echo", guests::ECHO)]).await;
+    let started = Instant::now();
+    let requests = (0..200).map(|i| {
+        let path = if i % 2 == 0 {
+            "/hello/".to_owned()
+        } else {
+            format!("/echo/n/{i}")
+        };
+        let addr = server.addr;
+        async move { try_send(addr, Method::GET, &path, Bytes::new(), &[]).await }
+    });
+    let responses = tokio::time::timeout(Duration::from_secs(60), join_all(requests))
+        .await
+        .expect("200 concurrent requests finish within 60 s");
+    for (i, response) in responses.into_iter().enumerate() {
+        let response = response.unwrap_or_else(|error| panic!("request {i} failed: {error:#}"));
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "request {i}: {}",
+            response.text()
+        );
+        if i % 2 == 1 {
+            assert_eq!(json_field(&response.text(), "path"), format!("/n/{i}"));
+        }
+    }
+    eprintln!("200 concurrent requests took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_files_in_the_folder_are_skipped_and_the_rest_served() {
+    let apps = tempfile::tempdir().unwrap();
+    std::fs::write(apps.path().join("junk.wasm"), b"this is not wasm").unwrap();
+    // A valid core module (magic + version 1): not a component.
+    std::fs::write(apps.path().join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(
+        apps.path().join("truncated.wasm"),
+        &std::fs::read(guests::HELLO).unwrap()[..4000],
+    )
+    .unwrap();
+    std::fs::copy(guests::HELLO, apps.path().join("Bad_Name.wasm")).unwrap();
+    std::fs::copy(guests::HELLO, apps.path().join("hello.wasm")).unwrap();
+    let server = TestServer::start_in(apps, |_| {}).await;
+
+    assert_eq!(server.get("/hello/").await.status, StatusCode::OK);
+    for skipped in ["/junk/", "/core/", "/truncated/", "/Bad_Name/"] {
+        assert_eq!(
+            server.get(skipped).await.status,
+            StatusCode::NOT_FOUND,
+            "{skipped}"
+        );
+    }
+    assert_eq!(
+        server.get("/_wasmount/health").await.text(),
+        r#"{"status":"ok","apps":1}"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn base_path_mounts_apps_below_it() {
+    let server = TestServer::start_with(&[("echo", guests::ECHO)], |config| {
+        config.base_path = "/visualizations".into();
+    })
+    .await;
+    let response = server.get("/visualizations/echo/x?y=1").await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(
+        json_field(&response.text(), "prefix"),
+        "/visualizations/echo"
+    );
+    assert_eq!(json_field(&response.text(), "path"), "/x");
+    assert_eq!(server.get("/echo/x").await.status, StatusCode::NOT_FOUND);
+    let redirect = server.get("/visualizations/echo").await;
+    assert_eq!(redirect.header("location"), "/visualizations/echo/");
+    assert!(
+        server
+            .get("/visualizations/")
+            .await
+            .text()
+            .contains(r#"href="/visualizations/echo/""#)
+    );
+    assert_eq!(server.get("/_wasmount/health").await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_lets_requests_in_flight_finish() {
+    let mut server = TestServer::start(&[("echo", guests::ECHO)]).await;
+    let addr = server.addr;
+    let slow = tokio::spawn(try_send(
+        addr,
+        Method::GET,
+        "/echo/slow?sleep_ms=600",
+        Bytes::new(),
+        &[],
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = server.begin_shutdown();
+
+    let response = slow
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(json_field(&response.text(), "path"), "/slow");
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("server stops after the request")
+        .unwrap()
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no new connections after shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_that_overruns_the_request_timeout_gets_504() {
+    let server = TestServer::start_with(
+        &[("echo", guests::ECHO), ("hello", guests::HELLO)],
+        |config| {
+            config.request_timeout = Duration::from_millis(300);
+        },
+    )
+    .await;
+    let started = Instant::now();
+    let response = server.get("/echo/?sleep_ms=5000").await;
+    assert_eq!(response.status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.get("/hello/").await.status, StatusCode::OK);
+}
