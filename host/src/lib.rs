@@ -7,6 +7,7 @@
 //! the host, and tests start it on port 0.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod guest_log;

@@ -16,8 +16,13 @@ pub struct Asset {
 ///
 /// # Examples
 ///
-/// ```ignore
-/// static ASSETS: &[wasmount_sdk::Asset] = wasmount_sdk::embed_assets!("static"; "app.css", "app.js");
+/// A guest would write `embed_assets!("static"; "app.css", "app.js")`; this example embeds
+/// the SDK's own source so that it runs:
+///
+/// ```
+/// static ASSETS: &[wasmount_sdk::Asset] = wasmount_sdk::embed_assets!("src"; "lib.rs");
+/// assert_eq!(ASSETS[0].path, "lib.rs");
+/// assert!(ASSETS[0].bytes.starts_with(b"//!"));
 /// ```
 #[macro_export]
 macro_rules! embed_assets {

@@ -1,0 +1,80 @@
+//! What every command-line entry point shares: log setup, signal handling, and
+//! bind-then-serve for `wasmount serve` (also used by the demo in `examples/`).
+
+use crate::config::ServeArgs;
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+/// The environment variable holding the log filter (`info`, `wasmount=debug`, …).
+pub const LOG_ENV: &str = "WASMOUNT_LOG";
+
+/// Logs to stderr, filtered by `WASMOUNT_LOG` (default `info`), coloured only on a terminal.
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_env(LOG_ENV).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// Binds `args.listen` and serves until SIGINT or SIGTERM, then shuts down gracefully.
+///
+/// # Errors
+///
+/// Invalid flags, an address that cannot be bound, or a server start-up failure.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let listen = args.listen;
+    let config = args.into_config()?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    crate::server::run(listener, config, shutdown_signal()).await
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {},
+                    _ = terminate.recv() => {},
+                }
+            }
+            Err(error) => {
+                tracing::warn!("cannot watch SIGTERM: {error}");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown signal received");
+}
+
+/// Runs `future` on a multi-threaded runtime and turns its outcome into an exit code,
+/// logging the error chain on failure.
+pub fn block_on_main(future: impl Future<Output = anyhow::Result<()>>) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(future) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
