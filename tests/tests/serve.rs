@@ -275,3 +275,20 @@ async fn a_guest_that_overruns_the_request_timeout_gets_504() {
     );
     assert_eq!(server.get("/hello/").await.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guests_get_no_environment_no_files_and_no_outgoing_http() {
+    let server = TestServer::start(&[("echo", guests::ECHO)]).await;
+    assert_eq!(server.get("/echo/env").await.text(), "0 variables\n");
+    assert!(server.get("/echo/fs").await.text().starts_with("no files:"));
+
+    // A real listener the guest tries to reach: the request is refused before any connection.
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", target.local_addr().unwrap());
+    let fetch = server.get(&format!("/echo/fetch?url={url}")).await;
+    assert_eq!(fetch.status, StatusCode::OK);
+    // (wstd reports the denial as a reset of the request body stream, which fails first.)
+    assert!(fetch.text().starts_with("refused:"), "{}", fetch.text());
+    let connected = tokio::time::timeout(Duration::from_millis(200), target.accept()).await;
+    assert!(connected.is_err(), "the guest must not reach the network");
+}

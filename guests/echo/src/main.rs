@@ -3,7 +3,9 @@
 //!
 //! - `?sleep_ms=N` waits N ms before answering (graceful shutdown tests);
 //! - `/stream?bytes=N` streams N bytes (`0123456789` repeated) in 64 KiB chunks;
-//! - `/log?msg=TEXT` prints TEXT to stdout and stderr first.
+//! - `/log?msg=TEXT` prints TEXT to stdout and stderr first;
+//! - `/env`, `/fs` and `/fetch?url=URL` report what the sandbox grants: the environment, the
+//!   files at `/`, and the outcome of an outgoing request.
 
 use futures_lite::stream;
 use wasmount_sdk::form::Form;
@@ -23,6 +25,26 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
     }
     match ctx.path() {
         "/stream" => Ok(stream_bytes(number(&query, "bytes"))),
+        "/env" => {
+            let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+            Ok(response::text(format!(
+                "{} variables\n{}",
+                vars.len(),
+                vars.join("\n")
+            )))
+        }
+        "/fs" => Ok(match std::fs::read_dir("/") {
+            Ok(entries) => response::text(format!("listed {} entries\n", entries.count())),
+            Err(error) => response::text(format!("no files: {error}\n")),
+        }),
+        "/fetch" => {
+            let url = query.get("url").unwrap_or("").to_owned();
+            let request = Request::get(url.as_str()).body(Body::empty())?;
+            Ok(match wstd::http::Client::new().send(request).await {
+                Ok(fetched) => response::text(format!("fetched: {}\n", fetched.status())),
+                Err(error) => response::text(format!("refused: {error:?}\n")),
+            })
+        }
         "/log" => {
             let message = query.get("msg").unwrap_or("");
             println!("{message}");
