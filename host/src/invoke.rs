@@ -6,10 +6,15 @@ use crate::app::App;
 use crate::engine::WasmEngine;
 use crate::respond::{self, Body};
 use crate::sandbox::new_store;
+use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
-use hyper::body::Incoming;
+use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming, SizeHint};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
 use wasmtime_wasi_http::WasiHttpView;
@@ -62,64 +67,146 @@ pub async fn invoke(
         }
     };
 
-    // The guest runs in its own task so it can keep streaming the body after the headers are
-    // sent; the deadline bounds the whole of it.
+    // The guest runs inside this connection's task: first until it sets the response, then
+    // from the response body (see `GuestDrivenBody`), so a request costs no task spawn and no
+    // cross-thread wake-up. The deadline bounds all of it, body included.
     let guest_app = app.clone();
-    let guest = tokio::spawn(tokio::time::timeout_at(deadline, async move {
+    let mut guest: GuestFuture = Box::pin(tokio::time::timeout_at(deadline, async move {
         let proxy = guest_app.pre().instantiate_async(&mut store).await?;
         proxy
             .wasi_http_incoming_handler()
             .call_handle(&mut store, incoming, outparam)
             .await
     }));
+    let mut receiver = receiver;
+    let first = std::future::poll_fn(|cx| {
+        if let Poll::Ready(response) = Pin::new(&mut receiver).poll(cx) {
+            return Poll::Ready(Ok(response));
+        }
+        guest.as_mut().poll(cx).map(Err)
+    })
+    .await;
 
-    match tokio::time::timeout_at(deadline, receiver).await {
-        Ok(Ok(Ok(response))) => response,
-        Ok(Ok(Err(code))) => {
+    let (response, unfinished_guest) = match first {
+        Ok(response) => (response, Some(guest)),
+        // The guest finished first (often all of it in one poll); it may have set a response
+        // on its way out.
+        Err(outcome) => match receiver.try_recv() {
+            Ok(response) => (Ok(response), None),
+            Err(_) => return failure_response(&app, outcome, timeout),
+        },
+    };
+    match response {
+        Ok(Ok(response)) => response.map(|inner| {
+            GuestDrivenBody {
+                inner,
+                guest: unfinished_guest,
+                app: app.name().clone(),
+            }
+            .boxed_unsync()
+        }),
+        Ok(Err(code)) => {
             tracing::warn!(app = %app.name(), "app answered with an error: {code:?}");
             respond::text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format_args!("app `{}` failed to handle the request", app.name()),
             )
         }
-        // The guest ended without setting a response: it trapped, or returned early.
-        Ok(Err(_)) => failure_response(&app, guest.await, timeout),
-        Err(_) => {
-            guest.abort();
-            timed_out(&app, timeout)
+        // The response sender was dropped with the store: the guest ended without a response.
+        Err(_) => match unfinished_guest {
+            Some(guest) => failure_response(&app, guest.await, timeout),
+            None => failure_response(&app, Ok(Ok(())), timeout),
+        },
+    }
+}
+
+/// The running guest: instantiation and `handle`, bounded by the request deadline.
+type GuestFuture = Pin<Box<dyn Future<Output = GuestOutcome> + Send>>;
+type GuestOutcome = Result<wasmtime::Result<()>, tokio::time::error::Elapsed>;
+
+/// A guest's response body that also drives the guest while the client reads it, so the
+/// guest can keep writing the body after the headers are sent. If the body is dropped first
+/// (the client left, or the guest finished the body but not its own work), the guest is
+/// moved to a task of its own to finish, still bounded by the deadline.
+struct GuestDrivenBody {
+    inner: Body,
+    guest: Option<GuestFuture>,
+    app: Arc<str>,
+}
+
+impl GuestDrivenBody {
+    fn poll_guest(&mut self, cx: &mut Context<'_>) {
+        if let Some(guest) = &mut self.guest
+            && let Poll::Ready(outcome) = guest.as_mut().poll(cx)
+        {
+            self.guest = None;
+            log_late_failure(&self.app, outcome);
         }
     }
 }
 
-type GuestOutcome =
-    Result<Result<wasmtime::Result<()>, tokio::time::error::Elapsed>, tokio::task::JoinError>;
+impl hyper::body::Body for GuestDrivenBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        this.poll_guest(cx);
+        Pin::new(&mut this.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for GuestDrivenBody {
+    fn drop(&mut self) {
+        if let Some(guest) = self.guest.take() {
+            let app = self.app.clone();
+            tokio::spawn(async move { log_late_failure(&app, guest.await) });
+        }
+    }
+}
+
+/// A failure after the response started: the client sees a cut connection; we log why.
+fn log_late_failure(app: &str, outcome: GuestOutcome) {
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(app, "app failed after responding: {error:?}"),
+        Err(_) => tracing::warn!(app, "app overran the request deadline while responding"),
+    }
+}
 
 fn failure_response(app: &App, outcome: GuestOutcome, timeout: Duration) -> Response<Body> {
     let name = app.name();
     match outcome {
-        Ok(Ok(Ok(()))) => {
+        Ok(Ok(())) => {
             tracing::warn!(app = %name, "app returned without sending a response");
             respond::text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format_args!("app `{name}` returned without a response"),
             )
         }
-        Ok(Ok(Err(error))) if error.is::<wasmtime::PoolConcurrencyLimitError>() => {
+        Ok(Err(error)) if error.is::<wasmtime::PoolConcurrencyLimitError>() => {
             tracing::warn!(app = %name, "no instance slot free: {error:#}");
             respond::unavailable("server busy: too many requests running at once", 1)
         }
-        Ok(Ok(Err(error))) => {
+        Ok(Err(error)) => {
             tracing::warn!(app = %name, "app failed: {error:?}");
             respond::text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format_args!("app `{name}` failed while handling the request"),
             )
         }
-        Ok(Err(_elapsed)) => timed_out(app, timeout),
-        Err(join_error) => {
-            tracing::error!(app = %name, "guest task ended abnormally: {join_error}");
-            respond::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        }
+        Err(_elapsed) => timed_out(app, timeout),
     }
 }
 
