@@ -10,6 +10,7 @@ use crate::respond::{self, Body};
 use crate::router::{self, Route};
 use crate::store;
 use anyhow::Context as _;
+use futures::StreamExt as _;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -77,17 +78,21 @@ async fn load_apps_folder(
     config: &Config,
 ) -> anyhow::Result<()> {
     let files = store::scan_apps(&config.apps_dir)?;
-    let mut loads = tokio::task::JoinSet::new();
-    for file in files {
-        let engine = engine.clone();
-        loads.spawn_blocking(move || {
-            let loaded = std::fs::read(&file.path)
-                .with_context(|| format!("reading {}", file.path.display()))
-                .and_then(|bytes| Ok(App::load(&engine, &file.name, &bytes)?));
-            (file, loaded)
-        });
-    }
-    while let Some(joined) = loads.join_next().await {
+    // Compile a few at a time: each compilation already uses every core, and running dozens at
+    // once only multiplies peak memory (which the allocator then keeps).
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut loads = futures::stream::iter(files)
+        .map(|file| {
+            let engine = engine.clone();
+            tokio::task::spawn_blocking(move || {
+                let loaded = std::fs::read(&file.path)
+                    .with_context(|| format!("reading {}", file.path.display()))
+                    .and_then(|bytes| Ok(App::load(&engine, &file.name, &bytes)?));
+                (file, loaded)
+            })
+        })
+        .buffer_unordered(parallel);
+    while let Some(joined) = loads.next().await {
         let (file, loaded) = joined.context("loading an app panicked")?;
         match loaded {
             Ok(app) => {
