@@ -1,10 +1,12 @@
-//! One loaded app: its name, size, and pre-instantiated component. Loading validates
+//! One loaded app: its name, content hash, and pre-instantiated component. Loading validates
 //! everything (wasm, component, imports, the `wasi:http/incoming-handler` export) before the
 //! app can be mounted, so a bad file never goes live.
 
 use crate::engine::WasmEngine;
 use crate::router::{MAX_APP_NAME_LEN, is_valid_app_name};
 use crate::sandbox::HostState;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use wasmtime::component::Component;
@@ -23,8 +25,15 @@ pub enum LoadError {
          letter or digit, at most {MAX_APP_NAME_LEN} characters"
     )]
     BadName(String),
-    /// The bytes are not WebAssembly at all (this includes precompiled `.cwasm` artifacts).
-    #[error("not a WebAssembly file: it does not start with the `\\0asm` magic bytes")]
+    /// Nothing was sent or stored.
+    #[error("the component is empty (0 bytes)")]
+    Empty,
+    /// The bytes are not WebAssembly at all (this includes precompiled `.cwasm` artifacts,
+    /// which are never accepted from outside).
+    #[error(
+        "not a WebAssembly component: it does not start with the `\\0asm` magic bytes \
+         (precompiled .cwasm files are not accepted)"
+    )]
     NotWasm,
     /// A core module, which cannot serve HTTP.
     #[error(
@@ -40,47 +49,159 @@ pub enum LoadError {
     Incompatible(anyhow::Error),
 }
 
+/// How the current version of an app got mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Found in the apps folder.
+    Folder,
+    /// Sent through the admin API.
+    Upload,
+}
+
+/// How the app's machine code was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compiled {
+    /// Compiled now.
+    Fresh,
+    /// Loaded from the host's own compiled cache.
+    Cache,
+}
+
+/// What identifies one version of an app's component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// Lowercase hex SHA-256 of the component bytes.
+    pub sha256: String,
+    /// Size of the component in bytes.
+    pub size: u64,
+}
+
+impl Version {
+    /// The version of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self {
+            sha256: hex(&Sha256::digest(bytes)),
+            size: bytes.len() as u64,
+        }
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A validated, compiled app, ready to instantiate for each request.
 pub struct App {
     name: Arc<str>,
     pre: ProxyPre<HostState>,
-    size: usize,
+    version: Version,
+    source: Source,
+    compiled: Compiled,
     loaded_at: SystemTime,
-    compile_time: Duration,
+    load_time: Duration,
+}
+
+/// Checks what can be checked without compiling: the name, and that the bytes look like a
+/// component rather than a core module or something else.
+///
+/// # Errors
+///
+/// [`LoadError::BadName`], [`LoadError::Empty`], [`LoadError::NotWasm`] or
+/// [`LoadError::CoreModule`].
+pub fn precheck(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
+    if !is_valid_app_name(name) {
+        return Err(LoadError::BadName(name.to_owned()));
+    }
+    if bytes.is_empty() {
+        return Err(LoadError::Empty);
+    }
+    if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
+        return Err(LoadError::NotWasm);
+    }
+    if bytes[4..8] == CORE_MODULE_VERSION {
+        return Err(LoadError::CoreModule);
+    }
+    Ok(())
 }
 
 impl App {
-    /// Validates and compiles `bytes` as app `name`. CPU-heavy: call it off the async runtime
-    /// (e.g. in `spawn_blocking`).
+    /// Validates and compiles `bytes` as app `name`; also returns the component so the caller
+    /// can cache it. CPU-heavy: call it off the async runtime (e.g. in `spawn_blocking`).
     ///
     /// # Errors
     ///
     /// A [`LoadError`] saying what is wrong; nothing is mounted.
-    pub fn load(engine: &WasmEngine, name: &str, bytes: &[u8]) -> Result<Self, LoadError> {
-        if !is_valid_app_name(name) {
-            return Err(LoadError::BadName(name.to_owned()));
-        }
-        if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
-            return Err(LoadError::NotWasm);
-        }
-        if bytes[4..8] == CORE_MODULE_VERSION {
-            return Err(LoadError::CoreModule);
-        }
+    pub fn compile(
+        engine: &WasmEngine,
+        name: &str,
+        bytes: &[u8],
+        source: Source,
+    ) -> Result<(Self, Component), LoadError> {
+        precheck(name, bytes)?;
         let started = Instant::now();
         let component =
             Component::new(engine.engine(), bytes).map_err(|e| LoadError::Invalid(e.into()))?;
-        let compile_time = started.elapsed();
+        let app = Self::link(
+            engine,
+            name,
+            &component,
+            Version::of(bytes),
+            source,
+            Compiled::Fresh,
+            started,
+        )?;
+        Ok((app, component))
+    }
+
+    /// Links an already compiled component (from the cache) as app `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::Incompatible`] if the host cannot serve it.
+    pub fn from_cache(
+        engine: &WasmEngine,
+        name: &str,
+        component: &Component,
+        version: Version,
+        source: Source,
+        started: Instant,
+    ) -> Result<Self, LoadError> {
+        Self::link(
+            engine,
+            name,
+            component,
+            version,
+            source,
+            Compiled::Cache,
+            started,
+        )
+    }
+
+    fn link(
+        engine: &WasmEngine,
+        name: &str,
+        component: &Component,
+        version: Version,
+        source: Source,
+        compiled: Compiled,
+        started: Instant,
+    ) -> Result<Self, LoadError> {
         let instance_pre = engine
             .linker()
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(|e| LoadError::Incompatible(e.into()))?;
         let pre = ProxyPre::new(instance_pre).map_err(|e| LoadError::Incompatible(e.into()))?;
         Ok(Self {
             name: name.into(),
             pre,
-            size: bytes.len(),
+            version,
+            source,
+            compiled,
             loaded_at: SystemTime::now(),
-            compile_time,
+            load_time: started.elapsed(),
         })
     }
 
@@ -94,9 +215,24 @@ impl App {
         &self.pre
     }
 
+    /// The component's hash and size.
+    pub fn version(&self) -> &Version {
+        &self.version
+    }
+
     /// Size of the component file in bytes.
-    pub fn size(&self) -> usize {
-        self.size
+    pub fn size(&self) -> u64 {
+        self.version.size
+    }
+
+    /// Where this version came from.
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// Whether the code was compiled now or taken from the cache.
+    pub fn compiled(&self) -> Compiled {
+        self.compiled
     }
 
     /// When this version was loaded.
@@ -104,8 +240,42 @@ impl App {
         self.loaded_at
     }
 
-    /// How long compiling took.
-    pub fn compile_time(&self) -> Duration {
-        self.compile_time
+    /// How long compiling (or loading from the cache) and linking took.
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prechecks_tell_apart_empty_foreign_and_core_files() {
+        assert!(matches!(
+            precheck("Bad", b"\0asm\x0d\0\x01\0"),
+            Err(LoadError::BadName(_))
+        ));
+        assert!(matches!(precheck("a", b""), Err(LoadError::Empty)));
+        assert!(matches!(
+            precheck("a", b"\x7fELF\x02\x01\x01\0"),
+            Err(LoadError::NotWasm)
+        ));
+        assert!(matches!(precheck("a", b"\0asm"), Err(LoadError::NotWasm)));
+        assert!(matches!(
+            precheck("a", b"\0asm\x01\0\0\0"),
+            Err(LoadError::CoreModule)
+        ));
+        assert!(precheck("a", b"\0asm\x0d\0\x01\0").is_ok());
+    }
+
+    #[test]
+    fn versions_hash_the_bytes() {
+        let version = Version::of(b"abc");
+        assert_eq!(version.size, 3);
+        assert_eq!(
+            version.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -21,6 +21,8 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
 /// The largest linear memory one guest may grow to.
 pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 512 << 20;
+/// The largest component the admin API accepts.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 50 << 20;
 /// How long a client may take to send the request headers (slowloris guard).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -39,6 +41,12 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// Settings of the one wasmtime engine.
     pub engine: EngineConfig,
+    /// The admin API's bearer token; `None` closes the API (every call gets 403).
+    pub admin_token: Option<String>,
+    /// Whether listing and inspecting apps needs no token.
+    pub public_app_list: bool,
+    /// The largest component the admin API accepts, in bytes.
+    pub max_upload: u64,
 }
 
 /// Settings of the wasmtime engine, fixed for the life of the process.
@@ -69,6 +77,9 @@ impl Config {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             engine: EngineConfig::default(),
+            admin_token: None,
+            public_app_list: false,
+            max_upload: DEFAULT_MAX_UPLOAD_BYTES,
         }
     }
 }
@@ -115,6 +126,38 @@ pub struct ServeArgs {
           value_name = "N")]
     pub max_instances: u32,
 
+    /// Bearer token for the admin API (`/_wasmount/apps`); without one (or a token file) every
+    /// admin call is refused. Prefer the environment variable or --admin-token-file.
+    #[arg(
+        long,
+        env = "WASMOUNT_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub admin_token: Option<String>,
+
+    /// File holding the admin API's bearer token (surrounding whitespace is ignored).
+    #[arg(
+        long,
+        env = "WASMOUNT_ADMIN_TOKEN_FILE",
+        value_name = "PATH",
+        conflicts_with = "admin_token"
+    )]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Let anyone list and inspect apps (GET /_wasmount/apps) without the token.
+    #[arg(long, env = "WASMOUNT_PUBLIC_APP_LIST")]
+    pub public_app_list: bool,
+
+    /// Largest component an upload may be (e.g. `50MiB`); larger ones get 413.
+    #[arg(
+        long,
+        env = "WASMOUNT_MAX_UPLOAD",
+        default_value = "50MiB",
+        value_name = "SIZE"
+    )]
+    pub max_upload: bytesize::ByteSize,
+
     /// Largest linear memory one guest may grow to, in MiB.
     #[arg(long, env = "WASMOUNT_MAX_MEMORY_MIB", default_value_t = DEFAULT_MAX_MEMORY_BYTES >> 20,
           value_name = "MIB")]
@@ -134,6 +177,24 @@ impl ServeArgs {
             self.max_memory_mib > 0,
             "--max-memory-mib must be at least 1"
         );
+        let admin_token = match (self.admin_token, &self.admin_token_file) {
+            (Some(token), _) => Some(token),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        anyhow::anyhow!("reading --admin-token-file {}: {e}", path.display())
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        if let Some(token) = &admin_token {
+            anyhow::ensure!(
+                token.len() >= 16,
+                "the admin token must be at least 16 characters"
+            );
+        }
         Ok(Config {
             apps_dir: self.apps,
             base_path,
@@ -144,6 +205,9 @@ impl ServeArgs {
                 max_instances: self.max_instances,
                 max_memory_bytes: self.max_memory_mib << 20,
             },
+            admin_token,
+            public_app_list: self.public_app_list,
+            max_upload: self.max_upload.as_u64(),
         })
     }
 }

@@ -6,9 +6,12 @@
 //! [`config::Config`], and call [`server::run`]. Another Rust server can do the same to embed
 //! the host, and tests start it on port 0.
 
+pub mod admin;
 pub mod app;
+pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod engine;
 pub mod guest_log;
 pub mod invoke;

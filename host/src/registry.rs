@@ -1,17 +1,72 @@
-//! The live table of mounted apps, name → `Arc<App>`. Lookups are lock-free; replacing an app
-//! is one atomic swap, so requests in flight finish on the old version and new ones see the new.
+//! The live table of mounted apps, name → entry. Lookups are lock-free; replacing an app is
+//! one atomic swap, so requests in flight finish on the old version and new ones see the new.
+//! An entry may still be loading (compiling in the background at start-up): requests wait for
+//! it instead of failing. The last load failure of each name is kept for the admin API.
 
-use crate::app::App;
+use crate::app::{App, Source};
 use arc_swap::ArcSwap;
+use futures::FutureExt as _;
+use futures::future::{BoxFuture, Shared};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
-type Table = BTreeMap<Arc<str>, Arc<App>>;
+/// The outcome of a background load: the app, or why it failed.
+pub type LoadOutcome = Result<Arc<App>, Arc<str>>;
+
+/// An app whose first version is still being compiled.
+#[derive(Clone)]
+pub struct Loading {
+    id: u64,
+    outcome: Shared<BoxFuture<'static, LoadOutcome>>,
+}
+
+impl Loading {
+    /// Waits for the load to finish.
+    pub async fn wait(&self) -> LoadOutcome {
+        self.outcome.clone().await
+    }
+}
+
+/// What is mounted under a name.
+#[derive(Clone)]
+pub enum Entry {
+    /// Serving this version.
+    Ready(Arc<App>),
+    /// Compiling; requests wait for it.
+    Loading(Loading),
+}
+
+impl Entry {
+    /// The app, waiting for it if it is still loading.
+    pub async fn app(&self) -> LoadOutcome {
+        match self {
+            Entry::Ready(app) => Ok(app.clone()),
+            Entry::Loading(loading) => loading.wait().await,
+        }
+    }
+}
+
+/// The last failed attempt to load a name.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// Why it failed.
+    pub reason: String,
+    /// Where the failed version came from.
+    pub source: Source,
+    /// When.
+    pub at: SystemTime,
+}
+
+type Table = BTreeMap<Arc<str>, Entry>;
 
 /// The mounted apps.
 #[derive(Default)]
 pub struct Registry {
     apps: ArcSwap<Table>,
+    failures: Mutex<BTreeMap<Arc<str>, Failure>>,
+    next_loading_id: AtomicU64,
 }
 
 impl Registry {
@@ -20,43 +75,104 @@ impl Registry {
         Self::default()
     }
 
-    /// The app mounted as `name`.
-    pub fn get(&self, name: &str) -> Option<Arc<App>> {
+    /// What is mounted as `name`.
+    pub fn get(&self, name: &str) -> Option<Entry> {
         self.apps.load().get(name).cloned()
     }
 
-    /// Mounts `app` under its name, returning the version it replaced.
-    pub fn insert(&self, app: App) -> Option<Arc<App>> {
-        let app = Arc::new(app);
-        let previous = self.apps.rcu(|table| {
+    /// Mounts `app` under its name (one atomic swap) and clears its last failure. Returns
+    /// what it replaced.
+    pub fn insert(&self, app: Arc<App>) -> Option<Entry> {
+        self.clear_failure(app.name());
+        self.swap(app.name().clone(), Some(Entry::Ready(app)))
+    }
+
+    /// Mounts a placeholder for `name` that requests wait on until `outcome` resolves; the
+    /// returned id is what [`Registry::finish_loading`] needs.
+    pub fn insert_loading(&self, name: Arc<str>, outcome: BoxFuture<'static, LoadOutcome>) -> u64 {
+        let id = self.next_loading_id.fetch_add(1, Ordering::Relaxed);
+        let entry = Entry::Loading(Loading {
+            id,
+            outcome: outcome.shared(),
+        });
+        self.swap(name, Some(entry));
+        id
+    }
+
+    /// Replaces the placeholder `id` of `name` with the loaded app, or removes it and records
+    /// the failure. Does nothing if something else was mounted meanwhile.
+    pub fn finish_loading(&self, name: &Arc<str>, id: u64, outcome: Result<Arc<App>, Failure>) {
+        let is_placeholder =
+            |entry: Option<&Entry>| matches!(entry, Some(Entry::Loading(l)) if l.id == id);
+        if let Err(failure) = &outcome {
+            self.record_failure(name.clone(), failure.clone());
+        }
+        let replacement = outcome.ok().map(Entry::Ready);
+        self.apps.rcu(|table| {
             let mut table = Table::clone(table);
-            table.insert(app.name().clone(), app.clone());
+            if is_placeholder(table.get(name)) {
+                match &replacement {
+                    Some(entry) => table.insert(name.clone(), entry.clone()),
+                    None => table.remove(name),
+                };
+            }
             table
         });
-        previous.get(app.name().as_ref()).cloned()
     }
 
     /// Unmounts `name`, returning what was mounted.
-    pub fn remove(&self, name: &str) -> Option<Arc<App>> {
+    pub fn remove(&self, name: &str) -> Option<Entry> {
+        self.clear_failure(name);
+        self.swap(name.into(), None)
+    }
+
+    fn swap(&self, name: Arc<str>, entry: Option<Entry>) -> Option<Entry> {
         let previous = self.apps.rcu(|table| {
             let mut table = Table::clone(table);
-            table.remove(name);
+            match &entry {
+                Some(entry) => table.insert(name.clone(), entry.clone()),
+                None => table.remove(&name),
+            };
             table
         });
-        previous.get(name).cloned()
+        previous.get(&name).cloned()
     }
 
-    /// Every mounted app, ordered by name.
-    pub fn list(&self) -> Vec<Arc<App>> {
-        self.apps.load().values().cloned().collect()
+    /// Records that loading `name` failed (the mounted version, if any, is untouched).
+    pub fn record_failure(&self, name: Arc<str>, failure: Failure) {
+        self.failures.lock().unwrap().insert(name, failure);
     }
 
-    /// How many apps are mounted.
+    fn clear_failure(&self, name: &str) {
+        self.failures.lock().unwrap().remove(name);
+    }
+
+    /// The last load failure of `name`, if it has not loaded successfully since.
+    pub fn failure(&self, name: &str) -> Option<Failure> {
+        self.failures.lock().unwrap().get(name).cloned()
+    }
+
+    /// Every name with a recorded failure.
+    pub fn failures(&self) -> Vec<(Arc<str>, Failure)> {
+        let failures = self.failures.lock().unwrap();
+        failures
+            .iter()
+            .map(|(n, f)| (n.clone(), f.clone()))
+            .collect()
+    }
+
+    /// Every mounted entry, ordered by name.
+    pub fn list(&self) -> Vec<(Arc<str>, Entry)> {
+        let table = self.apps.load();
+        table.iter().map(|(n, e)| (n.clone(), e.clone())).collect()
+    }
+
+    /// How many names are mounted (loaded or loading).
     pub fn len(&self) -> usize {
         self.apps.load().len()
     }
 
-    /// Whether no app is mounted.
+    /// Whether nothing is mounted.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

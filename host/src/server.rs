@@ -1,16 +1,16 @@
-//! The listener: accepts connections, routes each request to an app or to the server's own
-//! endpoints, and shuts down gracefully (stop accepting, let in-flight requests finish).
+//! The listener: accepts connections, routes each request to an app, the admin API or the
+//! server's own endpoints, and shuts down gracefully (stop accepting, let in-flight requests
+//! finish).
 
-use crate::app::App;
+use crate::admin::{self, AdminAccess, AdminContext};
 use crate::config::Config;
+use crate::deploy::Deployer;
 use crate::engine::WasmEngine;
 use crate::invoke::{Forwarding, invoke};
-use crate::registry::Registry;
+use crate::registry::Entry;
 use crate::respond::{self, Body};
 use crate::router::{self, Route};
-use crate::store;
 use anyhow::Context as _;
-use futures::StreamExt as _;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -26,12 +26,12 @@ use tokio::net::TcpListener;
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Loads the apps of `config.apps_dir`, then serves on `listener` until `shutdown` resolves.
+/// Mounts the apps of `config.apps_dir`, then serves on `listener` until `shutdown` resolves.
 ///
 /// # Errors
 ///
-/// If the engine cannot be created or the apps folder cannot be read. A bad app file is not
-/// an error: it is logged and skipped, and the others are served.
+/// If the engine cannot be created or the apps folder cannot be opened. A bad app file is not
+/// an error: it is logged, recorded as failed, and the others are served.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -52,19 +52,25 @@ pub async fn run_with_engine(
     engine: WasmEngine,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let registry = Registry::new();
-    load_apps_folder(&engine, &registry, &config).await?;
+    let deployer = Deployer::open(engine, &config.apps_dir)?;
+    deployer.mount_folder().await?;
     let local = listener
         .local_addr()
         .context("reading the listening address")?;
+    let access = AdminAccess::new(config.admin_token.as_deref(), config.public_app_list);
     let shared = Arc::new(Shared {
-        engine,
-        registry,
+        deployer,
+        access,
         config,
         local,
     });
     tracing::info!(
-        apps = shared.registry.len(),
+        apps = shared.deployer.registry().len(),
+        admin_api = if shared.config.admin_token.is_some() {
+            "on"
+        } else {
+            "off"
+        },
         "listening on http://{local}{}/",
         shared.config.base_path
     );
@@ -72,53 +78,10 @@ pub async fn run_with_engine(
     Ok(())
 }
 
-async fn load_apps_folder(
-    engine: &WasmEngine,
-    registry: &Registry,
-    config: &Config,
-) -> anyhow::Result<()> {
-    let files = store::scan_apps(&config.apps_dir)?;
-    // Compile a few at a time: each compilation already uses every core, and running dozens at
-    // once only multiplies peak memory (which the allocator then keeps).
-    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let mut loads = futures::stream::iter(files)
-        .map(|file| {
-            let engine = engine.clone();
-            tokio::task::spawn_blocking(move || {
-                let loaded = std::fs::read(&file.path)
-                    .with_context(|| format!("reading {}", file.path.display()))
-                    .and_then(|bytes| Ok(App::load(&engine, &file.name, &bytes)?));
-                (file, loaded)
-            })
-        })
-        .buffer_unordered(parallel);
-    while let Some(joined) = loads.next().await {
-        let (file, loaded) = joined.context("loading an app panicked")?;
-        match loaded {
-            Ok(app) => {
-                tracing::info!(
-                    app = %app.name(),
-                    bytes = app.size(),
-                    compile_ms = app.compile_time().as_millis() as u64,
-                    "mounted at {}/",
-                    router::mount_prefix(&config.base_path, &file.name)
-                );
-                registry.insert(app);
-            }
-            Err(error) => tracing::warn!(
-                path = %file.path.display(),
-                "skipping app `{}`: {error:#}",
-                file.name
-            ),
-        }
-    }
-    Ok(())
-}
-
 /// What every connection shares.
 struct Shared {
-    engine: WasmEngine,
-    registry: Registry,
+    deployer: Arc<Deployer>,
+    access: AdminAccess,
     config: Config,
     local: SocketAddr,
 }
@@ -175,28 +138,33 @@ impl Shared {
         let base = self.config.base_path.as_str();
         let path = request.uri().path().to_owned();
         match router::resolve(base, &path) {
-            Route::App { name, rest } => match self.registry.get(name) {
-                Some(app) => {
-                    let prefix = router::mount_prefix(base, name);
-                    let forwarding = Forwarding {
-                        prefix: &prefix,
-                        rest,
-                        peer,
-                        local: self.local,
-                    };
-                    invoke(
-                        &self.engine,
-                        app,
-                        request,
-                        forwarding,
-                        self.config.request_timeout,
-                    )
-                    .await
-                }
-                None => no_such_app(name),
-            },
+            Route::App { name, rest } => {
+                let app = match self.deployer.registry().get(name) {
+                    Some(entry) => match entry.app().await {
+                        Ok(app) => app,
+                        Err(reason) => return failed_app(name, &reason),
+                    },
+                    None => return no_such_app(name),
+                };
+                let prefix = router::mount_prefix(base, name);
+                let forwarding = Forwarding {
+                    prefix: &prefix,
+                    rest,
+                    peer,
+                    local: self.local,
+                };
+                let engine = self.deployer.engine();
+                invoke(
+                    engine,
+                    app,
+                    request,
+                    forwarding,
+                    self.config.request_timeout,
+                )
+                .await
+            }
             Route::AddTrailingSlash { name } => {
-                if self.registry.get(name).is_none() {
+                if self.deployer.registry().get(name).is_none() {
                     return no_such_app(name);
                 }
                 let mut location = format!("{}/", router::mount_prefix(base, name));
@@ -208,17 +176,31 @@ impl Shared {
             }
             Route::Index if is_read(request.method()) => self.index_page(),
             Route::Index => method_not_allowed(),
-            Route::Reserved(endpoint) => self.reserved(endpoint, request.method()),
+            Route::Reserved(endpoint) => self.reserved(endpoint, request).await,
             Route::NotFound => respond::text(StatusCode::NOT_FOUND, "not found"),
         }
     }
 
     /// The server's own endpoints under `/_wasmount/`.
-    fn reserved(&self, endpoint: &str, method: &Method) -> Response<Body> {
+    async fn reserved(&self, endpoint: &str, request: Request<Incoming>) -> Response<Body> {
+        if let Some(rest) = endpoint.strip_prefix("/apps")
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            let context = AdminContext {
+                deployer: &self.deployer,
+                access: &self.access,
+                base_path: &self.config.base_path,
+                max_upload: self.config.max_upload,
+            };
+            return admin::handle(context, rest, request).await;
+        }
         match endpoint {
-            "/health" if is_read(method) => respond::json(
+            "/health" if is_read(request.method()) => respond::json(
                 StatusCode::OK,
-                format!(r#"{{"status":"ok","apps":{}}}"#, self.registry.len()),
+                format!(
+                    r#"{{"status":"ok","apps":{}}}"#,
+                    self.deployer.registry().len()
+                ),
             ),
             "/health" => method_not_allowed(),
             _ => respond::text(
@@ -233,22 +215,22 @@ impl Shared {
 
     fn index_page(&self) -> Response<Body> {
         let base = &self.config.base_path;
-        let apps = self.registry.list();
+        let apps = self.deployer.registry().list();
         let items: String = apps
             .iter()
-            .map(|app| {
+            .map(|(name, entry)| {
                 // App names are [a-z0-9-]: nothing in them needs escaping.
-                let href = format!("{}/", router::mount_prefix(base, app.name()));
-                format!(
-                    "<li><a href=\"{href}\">{name}</a> <small>{kib} KiB</small></li>\n",
-                    name = app.name(),
-                    kib = app.size().div_ceil(1024)
-                )
+                let href = format!("{}/", router::mount_prefix(base, name));
+                let detail = match entry {
+                    Entry::Ready(app) => format!("{} KiB", app.size().div_ceil(1024)),
+                    Entry::Loading(_) => "loading".to_owned(),
+                };
+                format!("<li><a href=\"{href}\">{name}</a> <small>{detail}</small></li>\n")
             })
             .collect();
         let list = if apps.is_empty() {
             "<p>No apps are mounted. Put a <code>NAME.wasm</code> component in the apps \
-             folder and restart.</p>"
+             folder and restart, or upload one with <code>wasmount deploy</code>.</p>"
                 .to_owned()
         } else {
             format!("<ul>\n{items}</ul>")
@@ -276,6 +258,13 @@ fn method_not_allowed() -> Response<Body> {
         http::HeaderValue::from_static("GET, HEAD"),
     );
     response
+}
+
+fn failed_app(name: &str, reason: &str) -> Response<Body> {
+    respond::text(
+        StatusCode::NOT_FOUND,
+        format_args!("app `{name}` is not mounted: loading it failed: {reason}"),
+    )
 }
 
 fn no_such_app(name: &str) -> Response<Body> {

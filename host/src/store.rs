@@ -1,11 +1,18 @@
-//! Apps on disk: the apps folder, where each `NAME.wasm` is one app.
+//! Apps on disk: the apps folder is the one source of truth, each `NAME.wasm` one app.
+//! Writes are atomic (temp file in the same folder, fsync, rename, fsync the folder), and
+//! temp files left by a crash are removed when the store is opened.
 
 use crate::router::is_valid_app_name;
 use anyhow::Context as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// The file extension of an app component.
 pub const APP_EXTENSION: &str = "wasm";
+/// Prefix of temp files; never a valid app name, so never mounted.
+pub const TEMP_PREFIX: &str = ".tmp-";
+/// Folder, inside the apps folder, of the host's own compiled artifacts.
+pub const CACHE_DIR: &str = ".cache";
 
 /// One app file found in the folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +21,129 @@ pub struct AppFile {
     pub name: String,
     /// Where the component is.
     pub path: PathBuf,
+}
+
+/// The apps folder.
+#[derive(Debug, Clone)]
+pub struct AppStore {
+    dir: PathBuf,
+}
+
+impl AppStore {
+    /// Opens the apps folder: creates the cache folder and removes temp files a crash left.
+    ///
+    /// # Errors
+    ///
+    /// If the folder does not exist or cannot be written.
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            dir.is_dir(),
+            "reading apps folder {}: not a folder (create it, or pass --apps)",
+            dir.display()
+        );
+        let store = Self {
+            dir: dir.to_path_buf(),
+        };
+        std::fs::create_dir_all(store.cache_dir())
+            .with_context(|| format!("creating {}", store.cache_dir().display()))?;
+        let removed = remove_temp_files(&store.dir)? + remove_temp_files(&store.cache_dir())?;
+        if removed > 0 {
+            tracing::info!("removed {removed} temp file(s) left by an interrupted write");
+        }
+        Ok(store)
+    }
+
+    /// The apps folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The folder of compiled artifacts.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.dir.join(CACHE_DIR)
+    }
+
+    /// Where app `name`'s component lives.
+    pub fn app_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.{APP_EXTENSION}"))
+    }
+
+    /// The app files of the folder; see [`scan_apps`].
+    ///
+    /// # Errors
+    ///
+    /// If the folder cannot be read.
+    pub fn scan(&self) -> anyhow::Result<Vec<AppFile>> {
+        scan_apps(&self.dir)
+    }
+
+    /// Writes `bytes` as app `name` atomically and durably: when this returns, the new file
+    /// is in place and survives a crash; if it fails or the process dies first, the previous
+    /// file (if any) is still there, whole. Blocking: call it off the async runtime.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O failure; the temp file is then removed.
+    pub fn install(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let target = self.app_path(name);
+        write_atomically(&self.dir, &target, bytes)
+            .with_context(|| format!("storing {}", target.display()))
+    }
+
+    /// Deletes app `name`'s file durably. Returns whether it existed.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O failure other than the file being absent.
+    pub fn remove(&self, name: &str) -> anyhow::Result<bool> {
+        let path = self.app_path(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                sync_dir(&self.dir)?;
+                Ok(true)
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(error).with_context(|| format!("removing {}", path.display())),
+        }
+    }
+}
+
+/// Writes `bytes` to `target` through a temp file in `dir` (same file system): write, fsync,
+/// rename over `target`, fsync `dir`.
+///
+/// # Errors
+///
+/// Any I/O failure; the temp file is removed.
+pub fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut temp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(dir)
+        .context("creating a temp file")?;
+    temp.write_all(bytes).context("writing the temp file")?;
+    temp.as_file().sync_all().context("syncing the temp file")?;
+    temp.persist(target)
+        .context("renaming the temp file into place")?;
+    sync_dir(dir)
+}
+
+/// Makes a rename or delete in `dir` durable.
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing folder {}", dir.display()))
+}
+
+fn remove_temp_files(dir: &Path) -> anyhow::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("removing {}", entry.path().display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Lists the `NAME.wasm` files of `dir`, ordered by name. Files whose name is not a valid app
@@ -38,11 +168,13 @@ pub fn scan_apps(dir: &Path) -> anyhow::Result<Vec<AppFile>> {
             continue;
         };
         if !is_valid_app_name(name) {
-            tracing::warn!(
-                path = %path.display(),
-                "skipping app file: `{name}` is not a valid app name \
-                 (lowercase letters, digits and `-`, at most 63 characters)"
-            );
+            if !name.starts_with(TEMP_PREFIX) {
+                tracing::warn!(
+                    path = %path.display(),
+                    "skipping app file: `{name}` is not a valid app name \
+                     (lowercase letters, digits and `-`, at most 63 characters)"
+                );
+            }
             continue;
         }
         apps.push(AppFile {
@@ -75,7 +207,29 @@ mod tests {
 
     #[test]
     fn a_missing_folder_is_an_error_naming_it() {
-        let error = scan_apps(Path::new("/no/such/folder")).unwrap_err();
+        let error = AppStore::open(Path::new("/no/such/folder")).unwrap_err();
         assert!(format!("{error:#}").contains("/no/such/folder"));
+    }
+
+    #[test]
+    fn opening_removes_leftover_temp_files_and_installs_are_atomic() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".tmp-abc"), b"half").unwrap();
+        std::fs::create_dir(dir.path().join(CACHE_DIR)).unwrap();
+        std::fs::write(dir.path().join(CACHE_DIR).join(".tmp-x"), b"half").unwrap();
+        let store = AppStore::open(dir.path()).unwrap();
+        assert!(!dir.path().join(".tmp-abc").exists());
+        assert!(!dir.path().join(CACHE_DIR).join(".tmp-x").exists());
+
+        store.install("app", b"one").unwrap();
+        store.install("app", b"two").unwrap();
+        assert_eq!(std::fs::read(store.app_path("app")).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "only app.wasm and .cache: {names:?}");
+        assert!(store.remove("app").unwrap());
+        assert!(!store.remove("app").unwrap());
     }
 }

@@ -1,0 +1,350 @@
+//! The management API under `/_wasmount/apps`: list, inspect, upload (`PUT`, the component as
+//! the body) and delete apps. Every call needs `Authorization: Bearer TOKEN`; reading the list
+//! may be made public by a flag. Bodies are JSON.
+
+use crate::app::{App, LoadError};
+use crate::deploy::{DeployError, Deployer};
+use crate::registry::{Entry, Failure};
+use crate::respond::{self, Body};
+use crate::router;
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::SystemTime;
+use subtle::ConstantTimeEq as _;
+
+/// Who may call the admin API.
+#[derive(Clone)]
+pub struct AdminAccess {
+    /// SHA-256 of the token; `None` when no token is configured (the API is then closed).
+    token_hash: Option<[u8; 32]>,
+    /// Whether listing and inspecting apps needs no token.
+    public_list: bool,
+}
+
+impl AdminAccess {
+    /// Access with `token` (none: every call refused) and the list public or not.
+    pub fn new(token: Option<&str>, public_list: bool) -> Self {
+        Self {
+            token_hash: token.map(|token| Sha256::digest(token.as_bytes()).into()),
+            public_list,
+        }
+    }
+
+    /// Checks the bearer token in constant time (both sides are hashed first, so the
+    /// comparison does not even depend on the token's length).
+    fn check(&self, headers: &HeaderMap, read_only: bool) -> Result<(), Refusal> {
+        if read_only && self.public_list {
+            return Ok(());
+        }
+        let Some(expected) = &self.token_hash else {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "the admin API is disabled: start the server with --admin-token or \
+                 --admin-token-file (or WASMOUNT_ADMIN_TOKEN)",
+            ));
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(|token| Sha256::digest(token.trim().as_bytes()));
+        match given {
+            Some(given) if bool::from(given.as_slice().ct_eq(expected)) => Ok(()),
+            Some(_) => Err(Refusal::new(StatusCode::UNAUTHORIZED, "wrong admin token")),
+            None => Err(Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                "missing admin token: send `Authorization: Bearer TOKEN`",
+            )),
+        }
+    }
+}
+
+/// Settings the admin API needs from the server.
+pub struct AdminContext<'a> {
+    /// Loads, stores and mounts apps.
+    pub deployer: &'a Arc<Deployer>,
+    /// Who may call.
+    pub access: &'a AdminAccess,
+    /// The base path apps are mounted under.
+    pub base_path: &'a str,
+    /// The largest component accepted, in bytes.
+    pub max_upload: u64,
+}
+
+/// Handles `/_wasmount/apps…`; `rest` is the path after `/apps`.
+pub async fn handle(
+    ctx: AdminContext<'_>,
+    rest: &str,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let method = request.method().clone();
+    let read_only = method == Method::GET || method == Method::HEAD;
+    if let Err(refusal) = ctx.access.check(request.headers(), read_only) {
+        return refusal.into_response();
+    }
+    if rest.is_empty() || rest == "/" {
+        return if read_only {
+            list(&ctx)
+        } else {
+            method_not_allowed("GET")
+        };
+    }
+    let Some(name) = rest.strip_prefix('/').filter(|name| !name.contains('/')) else {
+        return error(StatusCode::NOT_FOUND, "no such admin endpoint");
+    };
+    if !router::is_valid_app_name(name) {
+        return error(StatusCode::BAD_REQUEST, LoadError::BadName(name.to_owned()));
+    }
+    match method {
+        Method::GET | Method::HEAD => inspect(&ctx, name),
+        Method::PUT => upload(&ctx, name, request).await,
+        Method::DELETE => remove(&ctx, name).await,
+        _ => method_not_allowed("GET, PUT, DELETE"),
+    }
+}
+
+/// One app as the API shows it.
+#[derive(Serialize)]
+struct AppInfo {
+    name: String,
+    route: String,
+    /// `serving`, `loading` or `failed`.
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<crate::app::Source>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compiled: Option<crate::app::Compiled>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loaded_at: Option<String>,
+    /// The last failed load, also while an older version keeps serving.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed_at: Option<String>,
+}
+
+impl AppInfo {
+    fn new(base_path: &str, name: &str, entry: Option<&Entry>, failure: Option<Failure>) -> Self {
+        let mut info = Self {
+            name: name.to_owned(),
+            route: format!("{}/", router::mount_prefix(base_path, name)),
+            state: "failed",
+            sha256: None,
+            size: None,
+            source: failure.as_ref().map(|f| f.source),
+            compiled: None,
+            loaded_at: None,
+            failed_at: failure.as_ref().map(|f| timestamp(f.at)),
+            error: failure.map(|f| f.reason),
+        };
+        match entry {
+            Some(Entry::Ready(app)) => {
+                info.state = "serving";
+                info.fill_from(app);
+            }
+            Some(Entry::Loading(_)) => info.state = "loading",
+            None => {}
+        }
+        info
+    }
+
+    fn fill_from(&mut self, app: &App) {
+        self.sha256 = Some(app.version().sha256.clone());
+        self.size = Some(app.size());
+        self.source = Some(app.source());
+        self.compiled = Some(app.compiled());
+        self.loaded_at = Some(timestamp(app.loaded_at()));
+    }
+}
+
+fn timestamp(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+fn list(ctx: &AdminContext<'_>) -> Response<Body> {
+    let registry = ctx.deployer.registry();
+    let mut apps: Vec<AppInfo> = registry
+        .list()
+        .iter()
+        .map(|(name, entry)| AppInfo::new(ctx.base_path, name, Some(entry), registry.failure(name)))
+        .collect();
+    for (name, failure) in registry.failures() {
+        if registry.get(&name).is_none() {
+            apps.push(AppInfo::new(ctx.base_path, &name, None, Some(failure)));
+        }
+    }
+    apps.sort_by(|a, b| a.name.cmp(&b.name));
+    json(StatusCode::OK, &serde_json::json!({ "apps": apps }))
+}
+
+fn inspect(ctx: &AdminContext<'_>, name: &str) -> Response<Body> {
+    let registry = ctx.deployer.registry();
+    let entry = registry.get(name);
+    let failure = registry.failure(name);
+    if entry.is_none() && failure.is_none() {
+        return error(StatusCode::NOT_FOUND, format!("no app named `{name}`"));
+    }
+    json(
+        StatusCode::OK,
+        &AppInfo::new(ctx.base_path, name, entry.as_ref(), failure),
+    )
+}
+
+async fn upload(ctx: &AdminContext<'_>, name: &str, request: Request<Incoming>) -> Response<Body> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let bytes = match read_limited(request.into_body(), declared, ctx.max_upload).await {
+        Ok(bytes) => bytes,
+        Err(refusal) => return refusal.into_response(),
+    };
+    match ctx.deployer.deploy_upload(name, bytes).await {
+        Ok(deployed) => {
+            let mut info = AppInfo::new(ctx.base_path, name, None, None);
+            info.state = "serving";
+            info.fill_from(&deployed.app);
+            let status = if deployed.replaced {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            json(
+                status,
+                &serde_json::json!({
+                    "app": info,
+                    "replaced": deployed.replaced,
+                    "compile_ms": deployed.app.load_time().as_secs_f64() * 1000.0,
+                }),
+            )
+        }
+        Err(DeployError::Load(load)) => {
+            tracing::info!(app = name, "upload refused: {load}");
+            let status = match load {
+                LoadError::CoreModule | LoadError::Incompatible(_) => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                _ => StatusCode::BAD_REQUEST,
+            };
+            error(status, load)
+        }
+        Err(DeployError::Store(store)) => {
+            tracing::error!(app = name, "upload could not be stored: {store:#}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the app could not be stored; see the server log",
+            )
+        }
+    }
+}
+
+/// Reads a request body of at most `limit` bytes, refusing as soon as it is known to be
+/// larger: from `content-length` before reading, or while streaming.
+async fn read_limited(
+    mut body: Incoming,
+    declared: Option<u64>,
+    limit: u64,
+) -> Result<Bytes, Refusal> {
+    let too_large = |size: String| {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "upload is {size}, limit is {} (--max-upload)",
+                bytesize::ByteSize(limit)
+            ),
+        )
+    };
+    if let Some(declared) = declared
+        && declared > limit
+    {
+        return Err(too_large(bytesize::ByteSize(declared).to_string()));
+    }
+    let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0).min(limit) as usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            Refusal::new(StatusCode::BAD_REQUEST, format!("reading the upload: {e}"))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if (buffer.len() + data.len()) as u64 > limit {
+                return Err(too_large(format!(
+                    "more than {}",
+                    bytesize::ByteSize(limit)
+                )));
+            }
+            buffer.extend_from_slice(&data);
+        }
+    }
+    Ok(buffer.freeze())
+}
+
+async fn remove(ctx: &AdminContext<'_>, name: &str) -> Response<Body> {
+    match ctx.deployer.remove(name).await {
+        Ok(true) => {
+            let mut response = Response::new(respond::full(Bytes::new()));
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            response
+        }
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("no app named `{name}`")),
+        Err(failure) => {
+            tracing::error!(app = name, "removing failed: {failure:#}");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the app could not be removed; see the server log",
+            )
+        }
+    }
+}
+
+fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    let document =
+        serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    respond::json(status, document + "\n")
+}
+
+/// A JSON error body `{"error": message}`.
+pub fn error(status: StatusCode, message: impl std::fmt::Display) -> Response<Body> {
+    json(status, &serde_json::json!({ "error": message.to_string() }))
+}
+
+/// A refusal before any work is done: a status and a message for the client.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn into_response(self) -> Response<Body> {
+        let mut response = error(self.status, self.message);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}

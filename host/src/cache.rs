@@ -1,0 +1,172 @@
+//! The compiled-artifact cache: machine code the host compiled itself, kept in the apps
+//! folder's `.cache/` so a restart does not recompile. Artifacts are keyed by the component's
+//! SHA-256 and the engine's compatibility hash; a small index per app (`NAME.json`) records
+//! which artifact belongs to the app file of a given size and modification time, so start-up
+//! needs neither to read nor to hash the components.
+//!
+//! Only files this module wrote are ever deserialized: uploads can only create `NAME.wasm`
+//! (names cannot start with `.`), and precompiled uploads are refused as not-wasm. Anyone who
+//! can write the apps folder itself is trusted like the server's own binary.
+
+use crate::app::Version;
+use crate::store::write_atomically;
+use serde::{Deserialize, Serialize};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// What the index says about one app file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct IndexEntry {
+    sha256: String,
+    size: u64,
+    modified_ns: u128,
+    artifact: String,
+}
+
+/// The cache of one apps folder, for one engine configuration.
+#[derive(Debug, Clone)]
+pub struct CompiledCache {
+    dir: PathBuf,
+    engine_key: String,
+}
+
+impl CompiledCache {
+    /// The cache in `dir` for artifacts compatible with `engine`.
+    pub fn new(dir: PathBuf, engine: &Engine) -> Self {
+        let mut hasher = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        Self {
+            dir,
+            engine_key: format!("{:016x}", hasher.finish()),
+        }
+    }
+
+    fn index_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.json"))
+    }
+
+    /// The cached component for app file `app_path` (named `name`), if the index matches the
+    /// file's current size and modification time and the artifact deserializes. Blocking.
+    pub fn load(
+        &self,
+        engine: &Engine,
+        name: &str,
+        app_path: &Path,
+    ) -> Option<(Component, Version)> {
+        let (size, modified_ns) = file_stamp(app_path)?;
+        let index: IndexEntry =
+            serde_json::from_slice(&std::fs::read(self.index_path(name)).ok()?).ok()?;
+        if index.size != size
+            || index.modified_ns != modified_ns
+            || !index.artifact.contains(&self.engine_key)
+        {
+            return None;
+        }
+        let artifact = self.dir.join(&index.artifact);
+        match deserialize_own_artifact(engine, &artifact) {
+            Ok(component) => Some((
+                component,
+                Version {
+                    sha256: index.sha256,
+                    size,
+                },
+            )),
+            Err(error) => {
+                tracing::warn!(
+                    app = name,
+                    "ignoring cached artifact {}: {error:#}",
+                    artifact.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// Records `component` as the compiled form of app file `app_path` (version `version`).
+    /// Blocking. Failures only cost a recompile later, so they are logged, not returned.
+    pub fn save(&self, name: &str, app_path: &Path, version: &Version, component: &Component) {
+        if let Err(error) = self.try_save(name, app_path, version, component) {
+            tracing::warn!(app = name, "could not cache the compiled app: {error:#}");
+        }
+    }
+
+    fn try_save(
+        &self,
+        name: &str,
+        app_path: &Path,
+        version: &Version,
+        component: &Component,
+    ) -> anyhow::Result<()> {
+        let artifact = format!("{}-{}.cwasm", version.sha256, self.engine_key);
+        let artifact_path = self.dir.join(&artifact);
+        if !artifact_path.exists() {
+            let bytes = component.serialize().map_err(anyhow::Error::from)?;
+            write_atomically(&self.dir, &artifact_path, &bytes)?;
+        }
+        let (size, modified_ns) =
+            file_stamp(app_path).ok_or_else(|| anyhow::anyhow!("app file vanished"))?;
+        anyhow::ensure!(size == version.size, "app file changed while caching");
+        let index = IndexEntry {
+            sha256: version.sha256.clone(),
+            size,
+            modified_ns,
+            artifact,
+        };
+        write_atomically(
+            &self.dir,
+            &self.index_path(name),
+            &serde_json::to_vec(&index)?,
+        )
+    }
+
+    /// Forgets app `name` (its index; artifacts are shared by content and pruned at start).
+    pub fn forget(&self, name: &str) {
+        let _ = std::fs::remove_file(self.index_path(name));
+    }
+
+    /// Deletes artifacts no index refers to (old versions, removed apps). Blocking.
+    pub fn prune(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut referenced = std::collections::HashSet::new();
+        let mut artifacts = Vec::new();
+        for entry in entries.flatten() {
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            if file_name.ends_with(".json") {
+                if let Ok(index) = std::fs::read(entry.path())
+                    .map_err(anyhow::Error::from)
+                    .and_then(|b| Ok(serde_json::from_slice::<IndexEntry>(&b)?))
+                {
+                    referenced.insert(index.artifact);
+                }
+            } else if file_name.ends_with(".cwasm") {
+                artifacts.push(file_name);
+            }
+        }
+        for artifact in artifacts.into_iter().filter(|a| !referenced.contains(a)) {
+            let _ = std::fs::remove_file(self.dir.join(artifact));
+        }
+    }
+}
+
+/// Size and modification time (ns since the epoch) of a file.
+fn file_stamp(path: &Path) -> Option<(u64, u128)> {
+    let metadata = std::fs::metadata(path).ok()?;
+    let modified = metadata.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
+    Some((metadata.len(), modified.as_nanos()))
+}
+
+/// Maps an artifact this cache wrote back into memory as a component.
+#[allow(unsafe_code)]
+fn deserialize_own_artifact(engine: &Engine, path: &Path) -> anyhow::Result<Component> {
+    // SAFETY: wasmtime requires that deserialized bytes come from its own `serialize` and are
+    // not modified while mapped. The path is in the host-private `.cache/` folder, which only
+    // `CompiledCache::save` writes (atomically, via a temp file and rename), and the file is
+    // never rewritten in place: a new version gets a new content-addressed name. wasmtime
+    // still checks the header and engine compatibility and refuses anything else.
+    unsafe { Component::deserialize_file(engine, path) }.map_err(anyhow::Error::from)
+}

@@ -1,0 +1,273 @@
+//! The one way an app goes live: load (compile, or take from the cache), validate, store,
+//! swap. Start-up, uploads (and the folder watcher) all go through here, so they behave alike:
+//! a bad version never replaces a good one, and nothing half-written is ever mounted.
+
+use crate::app::{self, App, LoadError, Source};
+use crate::cache::CompiledCache;
+use crate::engine::WasmEngine;
+use crate::registry::{Failure, LoadOutcome, Registry};
+use crate::store::{AppFile, AppStore};
+use anyhow::Context as _;
+use bytes::Bytes;
+use futures::{FutureExt as _, StreamExt as _};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+use tokio::sync::{Mutex, Semaphore};
+
+/// Why a deployment was refused. Nothing stored or serving changed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The component is not acceptable.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// It could not be stored (disk full, permissions, …).
+    #[error("storing the app failed: {0:#}")]
+    Store(anyhow::Error),
+}
+
+/// A version that went live.
+pub struct Deployed {
+    /// The app now serving.
+    pub app: Arc<App>,
+    /// Whether it replaced a mounted version.
+    pub replaced: bool,
+}
+
+/// Loads, stores and mounts apps.
+pub struct Deployer {
+    engine: WasmEngine,
+    registry: Registry,
+    store: AppStore,
+    cache: CompiledCache,
+    /// Serializes the store-and-swap step, so disk and registry agree on the last version.
+    commit: Mutex<()>,
+    /// Bounds background compilations: each already uses every core.
+    compile_slots: Semaphore,
+}
+
+impl Deployer {
+    /// Opens the apps folder (cleaning up after a crash) with `engine`.
+    ///
+    /// # Errors
+    ///
+    /// If the folder cannot be opened.
+    pub fn open(engine: WasmEngine, apps_dir: &Path) -> anyhow::Result<Arc<Self>> {
+        let store = AppStore::open(apps_dir)?;
+        let cache = CompiledCache::new(store.cache_dir(), engine.engine());
+        Ok(Arc::new(Self {
+            engine,
+            registry: Registry::new(),
+            store,
+            cache,
+            commit: Mutex::new(()),
+            compile_slots: Semaphore::new(parallelism()),
+        }))
+    }
+
+    /// The engine apps run on.
+    pub fn engine(&self) -> &WasmEngine {
+        &self.engine
+    }
+
+    /// The mounted apps.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Mounts every app of the folder. Apps with a cached artifact are routable when this
+    /// returns; the others compile in the background and their requests wait for them. A bad
+    /// file is logged and recorded as failed; the rest are served.
+    ///
+    /// # Errors
+    ///
+    /// If the folder cannot be read.
+    pub async fn mount_folder(self: &Arc<Self>) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.cache.prune())
+            .await
+            .context("pruning the cache")?;
+        let files = self.store.scan()?;
+        let cached: Vec<_> = futures::stream::iter(files)
+            .map(|file| {
+                let this = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    let app = this.load_cached(&file);
+                    (file, app)
+                })
+            })
+            .buffer_unordered(parallelism())
+            .collect()
+            .await;
+        let (mut from_cache, mut compiling) = (0, 0);
+        for joined in cached {
+            let (file, app) = joined.context("loading an app panicked")?;
+            match app {
+                Some(app) => {
+                    from_cache += 1;
+                    self.registry.insert(Arc::new(app));
+                }
+                None => {
+                    compiling += 1;
+                    self.compile_in_background(file);
+                }
+            }
+        }
+        tracing::info!(
+            from_cache,
+            compiling,
+            "apps routable after {:.1} ms",
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        Ok(())
+    }
+
+    fn load_cached(&self, file: &AppFile) -> Option<App> {
+        let started = Instant::now();
+        let (component, version) = self
+            .cache
+            .load(self.engine.engine(), &file.name, &file.path)?;
+        App::from_cache(
+            &self.engine,
+            &file.name,
+            &component,
+            version,
+            Source::Folder,
+            started,
+        )
+        .ok()
+    }
+
+    /// Mounts a placeholder for `file` and compiles it in the background.
+    fn compile_in_background(self: &Arc<Self>, file: AppFile) {
+        let name: Arc<str> = file.name.as_str().into();
+        let (done, outcome) = tokio::sync::oneshot::channel::<LoadOutcome>();
+        let outcome = outcome
+            .map(|received| received.unwrap_or_else(|_| Err("loading was interrupted".into())))
+            .boxed();
+        let id = self.registry.insert_loading(name.clone(), outcome);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _slot = this.compile_slots.acquire().await;
+            let compiler = this.clone();
+            let result = tokio::task::spawn_blocking(move || compiler.compile_file(&file))
+                .await
+                .unwrap_or_else(|panic| Err(format!("compiling panicked: {panic}")));
+            let failure = |reason: &str| Failure {
+                reason: reason.to_owned(),
+                source: Source::Folder,
+                at: SystemTime::now(),
+            };
+            match result {
+                Ok(app) => {
+                    log_mounted(&app);
+                    this.registry.finish_loading(&name, id, Ok(app.clone()));
+                    let _ = done.send(Ok(app));
+                }
+                Err(reason) => {
+                    tracing::warn!(app = %name, "not mounted: {reason}");
+                    this.registry
+                        .finish_loading(&name, id, Err(failure(&reason)));
+                    let _ = done.send(Err(reason.into()));
+                }
+            }
+        });
+    }
+
+    /// Compiles a folder file and caches the result. Blocking.
+    fn compile_file(&self, file: &AppFile) -> Result<Arc<App>, String> {
+        let bytes = std::fs::read(&file.path)
+            .map_err(|e| format!("reading {}: {e}", file.path.display()))?;
+        let (app, component) = App::compile(&self.engine, &file.name, &bytes, Source::Folder)
+            .map_err(|e| e.to_string())?;
+        self.cache
+            .save(&file.name, &file.path, app.version(), &component);
+        Ok(Arc::new(app))
+    }
+
+    /// Validates and compiles `bytes` as app `name`, stores it durably, and swaps it in.
+    /// Compilation happens before anything is written; the store-and-swap is one step under
+    /// a lock. In-flight requests finish on the old version.
+    ///
+    /// # Errors
+    ///
+    /// [`DeployError`]: nothing was stored and the previous version keeps serving.
+    pub async fn deploy_upload(
+        self: &Arc<Self>,
+        name: &str,
+        bytes: Bytes,
+    ) -> Result<Deployed, DeployError> {
+        app::precheck(name, &bytes)?;
+        let this = self.clone();
+        let owned_name = name.to_owned();
+        let compile_bytes = bytes.clone();
+        let (app, component) = tokio::task::spawn_blocking(move || {
+            App::compile(&this.engine, &owned_name, &compile_bytes, Source::Upload)
+        })
+        .await
+        .map_err(|panic| DeployError::Store(anyhow::anyhow!("compiling panicked: {panic}")))??;
+        let app = Arc::new(app);
+
+        let commit = self.commit.lock().await;
+        let this = self.clone();
+        let owned_name = name.to_owned();
+        tokio::task::spawn_blocking(move || this.store.install(&owned_name, &bytes))
+            .await
+            .map_err(|panic| DeployError::Store(anyhow::anyhow!("storing panicked: {panic}")))?
+            .map_err(DeployError::Store)?;
+        let previous = self.registry.insert(app.clone());
+        drop(commit);
+
+        // The cache only saves a recompile later: fill it off the response path.
+        let this = self.clone();
+        let owned_name = name.to_owned();
+        let version = app.version().clone();
+        tokio::task::spawn_blocking(move || {
+            let path = this.store.app_path(&owned_name);
+            this.cache.save(&owned_name, &path, &version, &component);
+        });
+        log_mounted(&app);
+        Ok(Deployed {
+            app,
+            replaced: previous.is_some(),
+        })
+    }
+
+    /// Unmounts app `name` and deletes its file. Returns whether there was anything to remove.
+    ///
+    /// # Errors
+    ///
+    /// If the file cannot be deleted; the app then stays mounted.
+    pub async fn remove(self: &Arc<Self>, name: &str) -> anyhow::Result<bool> {
+        let _commit = self.commit.lock().await;
+        let this = self.clone();
+        let owned_name = name.to_owned();
+        let had_file = tokio::task::spawn_blocking(move || {
+            let removed = this.store.remove(&owned_name);
+            this.cache.forget(&owned_name);
+            removed
+        })
+        .await??;
+        let was_mounted = self.registry.remove(name).is_some();
+        if had_file || was_mounted {
+            tracing::info!(app = name, "removed");
+        }
+        Ok(had_file || was_mounted)
+    }
+}
+
+fn log_mounted(app: &App) {
+    tracing::info!(
+        app = %app.name(),
+        bytes = app.size(),
+        sha256 = %&app.version().sha256[..12],
+        compiled = ?app.compiled(),
+        load_ms = app.load_time().as_millis() as u64,
+        "mounted"
+    );
+}
+
+fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
