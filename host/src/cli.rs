@@ -1,10 +1,46 @@
-//! What every command-line entry point shares: log setup, signal handling, and
+//! The command line: the `wasmount` commands, log setup, signal handling, and
 //! bind-then-serve for `wasmount serve` (also used by the demo in `examples/`).
 
+use crate::client::{self, DeployArgs, RemoveArgs, ServerArgs};
 use crate::config::ServeArgs;
 use anyhow::Context as _;
+use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
+
+/// Host many WebAssembly web apps (wasi:http components) in one server.
+#[derive(Debug, Parser)]
+#[command(name = "wasmount", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve every NAME.wasm of a folder at /NAME/, plus the admin API.
+    Serve(ServeArgs),
+    /// Upload a component to a running server (adds or replaces the app).
+    Deploy(DeployArgs),
+    /// List the apps of a running server.
+    Apps(ServerArgs),
+    /// Remove an app from a running server.
+    Remove(RemoveArgs),
+}
+
+/// The whole `wasmount` program: parses the command line and runs the command.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    block_on_main(async move {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Deploy(args) => client::deploy(args).await,
+            Command::Apps(args) => client::list(args).await,
+            Command::Remove(args) => client::remove(args).await,
+        }
+    })
+}
 
 /// The environment variable holding the log filter (`info`, `wasmount=debug`, …).
 pub const LOG_ENV: &str = "WASMOUNT_LOG";

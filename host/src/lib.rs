@@ -10,6 +10,7 @@ pub mod admin;
 pub mod app;
 pub mod cache;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod deploy;
 pub mod engine;

@@ -139,6 +139,17 @@ impl TestServer {
         self.task.take().expect("server task").await?
     }
 
+    /// Shuts down gracefully and hands back the apps folder, to restart on it.
+    pub async fn stop_keeping_apps(mut self) -> tempfile::TempDir {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let task = self.task.take().expect("server task");
+        task.await.expect("server task").expect("server ran");
+        let placeholder = tempfile::tempdir().expect("creating a temp folder");
+        std::mem::replace(&mut self.apps_dir, placeholder)
+    }
+
     /// Starts a graceful shutdown without waiting; returns the server task.
     pub fn begin_shutdown(&mut self) -> JoinHandle<anyhow::Result<()>> {
         if let Some(shutdown) = self.shutdown.take() {
@@ -219,4 +230,126 @@ pub async fn try_send(
         headers: parts.headers,
         body,
     })
+}
+
+/// The admin token test servers are started with.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+impl TestServer {
+    /// Serves `apps` with the admin API open to [`ADMIN_TOKEN`], after `configure`.
+    pub async fn start_admin(apps: &[(&str, &str)], configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(apps, |config| {
+            config.admin_token = Some(ADMIN_TOKEN.to_owned());
+            configure(config);
+        })
+        .await
+    }
+
+    /// An admin API call with the right token.
+    pub async fn admin(&self, method: Method, path: &str, body: impl Into<Bytes>) -> TestResponse {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        self.send(method, path, body, &[("authorization", &auth)])
+            .await
+    }
+
+    /// The file names in the apps folder, sorted (the cache folder excluded).
+    pub fn stored_files(&self) -> Vec<String> {
+        list_files(self.apps_path())
+    }
+}
+
+/// The file names in `dir`, sorted, without the `.cache` folder.
+pub fn list_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("reading the apps folder")
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != ".cache")
+        .collect();
+    names.sort();
+    names
+}
+
+/// The body as JSON; panics with the body if it is not.
+pub fn json(response: &TestResponse) -> serde_json::Value {
+    serde_json::from_slice(&response.body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", response.text()))
+}
+
+/// Lowercase hex SHA-256 of a file.
+pub fn sha256_of(path: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(std::fs::read(path).expect("reading a guest"));
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A `wasmount` process (the real program), for tests that signal, kill or restart it.
+pub struct ServerProcess {
+    /// The child process.
+    pub child: std::process::Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Runs `BIN serve --listen 127.0.0.1:0 ARGS…` and waits for its ready line. Integration
+    /// tests pass `env!("CARGO_BIN_EXE_wasmount-under-test")` as `bin`.
+    pub fn start(bin: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(bin)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(envs.iter().copied())
+            .env("WASMOUNT_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting the server");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            let Some(Ok(line)) = lines.next() else {
+                panic!("the server exited before listening");
+            };
+            if let Some(at) = line.find("listening on http://") {
+                let rest = &line[at + "listening on http://".len()..];
+                let addr = rest.split('/').next().unwrap().parse().expect("an address");
+                // Keep draining stderr so the server never blocks on a full pipe.
+                std::thread::spawn(move || lines.for_each(drop));
+                return Self { child, addr };
+            }
+        }
+        panic!("no `listening on` line within 60 s");
+    }
+
+    /// Sends a signal (`TERM`, `KILL`, …) with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit, at most `deadline`.
+    pub fn wait(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if started.elapsed() > deadline {
+                let _ = self.child.kill();
+                panic!("the server did not exit within {deadline:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,194 @@
+//! The `wasmount` program as a user runs it: flags, the ready line, health, SIGTERM, errors,
+//! and the `deploy` / `apps` / `remove` client commands.
+
+use std::process::Command;
+use std::time::Duration;
+use wasmount_tests::{ADMIN_TOKEN, ServerProcess, guests, try_send};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wasmount-under-test");
+
+fn run_client(args: &[&str], server: &ServerProcess, token: Option<&str>) -> std::process::Output {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env("WASMOUNT_SERVER", format!("http://{}", server.addr))
+        .env_remove("WASMOUNT_ADMIN_TOKEN");
+    if let Some(token) = token {
+        command.env("WASMOUNT_ADMIN_TOKEN", token);
+    }
+    command.output().expect("running the client")
+}
+
+async fn get(server: &ServerProcess, path: &str) -> (http::StatusCode, String) {
+    let response = try_send(
+        server.addr,
+        http::Method::GET,
+        path,
+        bytes::Bytes::new(),
+        &[],
+    )
+    .await
+    .expect("request");
+    (response.status, response.text())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_prints_its_real_port_answers_health_and_stops_on_sigterm() {
+    let apps = tempfile::tempdir().unwrap();
+    std::fs::write(apps.path().join("junk.wasm"), b"not wasm").unwrap();
+    let mut server = ServerProcess::start(BIN, &["--apps", apps.path().to_str().unwrap()], &[]);
+    assert_ne!(server.addr.port(), 0, "the real port is printed");
+    let (status, body) = get(&server, "/_wasmount/health").await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with(r#"{"status":"ok""#), "{body}");
+    server.signal("TERM");
+    let exit = server.wait(Duration::from_secs(15));
+    assert!(exit.success(), "graceful exit after SIGTERM: {exit}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn environment_variables_set_the_flags() {
+    let apps = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(
+        BIN,
+        &[],
+        &[
+            ("WASMOUNT_APPS", apps.path().to_str().unwrap()),
+            ("WASMOUNT_BASE_PATH", "/visualizations/"),
+        ],
+    );
+    assert_eq!(get(&server, "/visualizations/").await.0, 200);
+    assert_eq!(get(&server, "/").await.0, 404);
+}
+
+#[test]
+fn help_documents_every_flag_with_its_environment_variable() {
+    let output = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for (flag, env) in [
+        ("--apps", "WASMOUNT_APPS"),
+        ("--listen", "WASMOUNT_LISTEN"),
+        ("--base-path", "WASMOUNT_BASE_PATH"),
+        ("--request-timeout", "WASMOUNT_REQUEST_TIMEOUT"),
+        ("--shutdown-timeout", "WASMOUNT_SHUTDOWN_TIMEOUT"),
+        ("--header-read-timeout", "WASMOUNT_HEADER_READ_TIMEOUT"),
+        ("--max-instances", "WASMOUNT_MAX_INSTANCES"),
+        ("--max-memory-mib", "WASMOUNT_MAX_MEMORY_MIB"),
+        ("--admin-token", "WASMOUNT_ADMIN_TOKEN"),
+        ("--admin-token-file", "WASMOUNT_ADMIN_TOKEN_FILE"),
+        ("--public-app-list", "WASMOUNT_PUBLIC_APP_LIST"),
+        ("--max-upload", "WASMOUNT_MAX_UPLOAD"),
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+        assert!(
+            help.contains(&format!("env: {env}")),
+            "{env} missing from --help:\n{help}"
+        );
+    }
+    assert!(help.contains("127.0.0.1:8080"), "default address shown");
+}
+
+#[test]
+fn bad_settings_exit_non_zero_with_a_clear_message() {
+    let run = |args: &[&str]| {
+        let output = Command::new(BIN).args(args).output().unwrap();
+        assert!(!output.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let missing = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--apps",
+        "/no/such/apps/folder",
+    ]);
+    assert!(
+        missing.contains("reading apps folder /no/such/apps/folder"),
+        "{missing}"
+    );
+    let bad_base = run(&["serve", "--listen", "127.0.0.1:0", "--base-path", "/a/../b"]);
+    assert!(
+        bad_base.contains("base path `/a/../b` is invalid"),
+        "{bad_base}"
+    );
+    let bad_timeout = run(&["serve", "--request-timeout", "soon"]);
+    assert!(bad_timeout.contains("--request-timeout"), "{bad_timeout}");
+    let short_token = run(&["serve", "--listen", "127.0.0.1:0", "--admin-token", "short"]);
+    assert!(
+        short_token.contains("at least 16 characters"),
+        "{short_token}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_apps_and_remove_drive_a_running_server() {
+    let apps = tempfile::tempdir().unwrap();
+    let token_file = apps
+        .path()
+        .join("..")
+        .join(format!("token-{}", std::process::id()));
+    std::fs::write(&token_file, format!("{ADMIN_TOKEN}\n")).unwrap();
+    let server = ServerProcess::start(
+        BIN,
+        &[
+            "--apps",
+            apps.path().to_str().unwrap(),
+            "--admin-token-file",
+            token_file.to_str().unwrap(),
+        ],
+        &[],
+    );
+
+    let deployed = run_client(
+        &["deploy", guests::HELLO, "--name", "greeter"],
+        &server,
+        Some(ADMIN_TOKEN),
+    );
+    let stdout = String::from_utf8_lossy(&deployed.stdout);
+    assert!(
+        deployed.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
+    assert!(stdout.starts_with("deployed greeter:"), "{stdout}");
+    assert!(stdout.contains("/greeter/"), "{stdout}");
+    assert_eq!(get(&server, "/greeter/").await.0, 200);
+
+    let listed = run_client(&["apps"], &server, Some(ADMIN_TOKEN));
+    let table = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success());
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("greeter") && l.contains("serving") && l.contains("upload")),
+        "{table}"
+    );
+
+    let refused = run_client(
+        &["deploy", guests::HELLO, "--name", "x"],
+        &server,
+        Some("wrong-token-wrong-token"),
+    );
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("wrong admin token"), "{message}");
+    let not_wasm = run_client(
+        &["deploy", token_file.to_str().unwrap(), "--name", "x"],
+        &server,
+        Some(ADMIN_TOKEN),
+    );
+    assert!(!not_wasm.status.success());
+    assert!(String::from_utf8_lossy(&not_wasm.stderr).contains("400 Bad Request"));
+
+    let removed = run_client(&["remove", "greeter"], &server, Some(ADMIN_TOKEN));
+    assert!(removed.status.success());
+    assert_eq!(get(&server, "/greeter/").await.0, 404);
+    let again = run_client(&["remove", "greeter"], &server, Some(ADMIN_TOKEN));
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no app named `greeter`"));
+    let _ = std::fs::remove_file(token_file);
+}
