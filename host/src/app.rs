@@ -128,8 +128,8 @@ pub fn precheck(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
 }
 
 impl App {
-    /// Validates and compiles `bytes` as app `name`; also returns the component so the caller
-    /// can cache it. CPU-heavy: call it off the async runtime (e.g. in `spawn_blocking`).
+    /// Validates and compiles `bytes` (whose hash is `version`) as app `name`; also returns
+    /// the component so the caller can cache it. CPU-heavy: call it off the async runtime.
     ///
     /// # Errors
     ///
@@ -138,6 +138,7 @@ impl App {
         engine: &WasmEngine,
         name: &str,
         bytes: &[u8],
+        version: Version,
         source: Source,
     ) -> Result<(Self, Component), LoadError> {
         precheck(name, bytes)?;
@@ -148,7 +149,7 @@ impl App {
             engine,
             name,
             &component,
-            Version::of(bytes),
+            version,
             source,
             Compiled::Fresh,
             started,

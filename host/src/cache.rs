@@ -85,6 +85,22 @@ impl CompiledCache {
         }
     }
 
+    /// The cached artifact for content `version`, whatever app it was compiled for (copies
+    /// of one component share one artifact). Blocking.
+    pub fn load_by_content(&self, engine: &Engine, version: &Version) -> Option<Component> {
+        let artifact = self
+            .dir
+            .join(artifact_name(&version.sha256, &self.engine_key));
+        if !artifact.exists() {
+            return None;
+        }
+        deserialize_own_artifact(engine, &artifact)
+            .inspect_err(|error| {
+                tracing::warn!("ignoring cached artifact {}: {error:#}", artifact.display())
+            })
+            .ok()
+    }
+
     /// Records `component` as the compiled form of app file `app_path` (version `version`).
     /// Blocking. Failures only cost a recompile later, so they are logged, not returned.
     pub fn save(&self, name: &str, app_path: &Path, version: &Version, component: &Component) {
@@ -100,7 +116,7 @@ impl CompiledCache {
         version: &Version,
         component: &Component,
     ) -> anyhow::Result<()> {
-        let artifact = format!("{}-{}.cwasm", version.sha256, self.engine_key);
+        let artifact = artifact_name(&version.sha256, &self.engine_key);
         let artifact_path = self.dir.join(&artifact);
         if !artifact_path.exists() {
             let bytes = component.serialize().map_err(anyhow::Error::from)?;
@@ -151,6 +167,10 @@ impl CompiledCache {
             let _ = std::fs::remove_file(self.dir.join(artifact));
         }
     }
+}
+
+fn artifact_name(sha256: &str, engine_key: &str) -> String {
+    format!("{sha256}-{engine_key}.cwasm")
 }
 
 /// Size and modification time (ns since the epoch) of a file.

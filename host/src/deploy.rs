@@ -2,7 +2,7 @@
 //! swap. Start-up, uploads (and the folder watcher) all go through here, so they behave alike:
 //! a bad version never replaces a good one, and nothing half-written is ever mounted.
 
-use crate::app::{self, App, LoadError, Source};
+use crate::app::{self, App, LoadError, Source, Version};
 use crate::cache::CompiledCache;
 use crate::engine::WasmEngine;
 use crate::registry::{Failure, LoadOutcome, Registry};
@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use tokio::sync::{Mutex, Semaphore};
+use wasmtime::component::Component;
 
 /// Why a deployment was refused. Nothing stored or serving changed.
 #[derive(Debug, thiserror::Error)]
@@ -179,11 +180,33 @@ impl Deployer {
     fn compile_file(&self, file: &AppFile) -> Result<Arc<App>, String> {
         let bytes = std::fs::read(&file.path)
             .map_err(|e| format!("reading {}: {e}", file.path.display()))?;
-        let (app, component) = App::compile(&self.engine, &file.name, &bytes, Source::Folder)
+        let (app, component) = self
+            .load_bytes(&file.name, &bytes, Source::Folder)
             .map_err(|e| e.to_string())?;
         self.cache
             .save(&file.name, &file.path, app.version(), &component);
         Ok(Arc::new(app))
+    }
+
+    /// Validates `bytes` as app `name` and compiles it, or takes the artifact from the cache
+    /// when this exact content was compiled before (under any name). Blocking.
+    fn load_bytes(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        source: Source,
+    ) -> Result<(App, Component), LoadError> {
+        app::precheck(name, bytes)?;
+        let version = Version::of(bytes);
+        let started = Instant::now();
+        match self.cache.load_by_content(self.engine.engine(), &version) {
+            Some(component) => {
+                let app =
+                    App::from_cache(&self.engine, name, &component, version, source, started)?;
+                Ok((app, component))
+            }
+            None => App::compile(&self.engine, name, bytes, version, source),
+        }
     }
 
     /// Validates and compiles `bytes` as app `name`, stores it durably, and swaps it in.
@@ -198,12 +221,11 @@ impl Deployer {
         name: &str,
         bytes: Bytes,
     ) -> Result<Deployed, DeployError> {
-        app::precheck(name, &bytes)?;
         let this = self.clone();
         let owned_name = name.to_owned();
         let compile_bytes = bytes.clone();
         let (app, component) = tokio::task::spawn_blocking(move || {
-            App::compile(&this.engine, &owned_name, &compile_bytes, Source::Upload)
+            this.load_bytes(&owned_name, &compile_bytes, Source::Upload)
         })
         .await
         .map_err(|panic| DeployError::Store(anyhow::anyhow!("compiling panicked: {panic}")))??;
