@@ -2,7 +2,7 @@
 //! everything (wasm, component, imports, the `wasi:http/incoming-handler` export) before the
 //! app can be mounted, so a bad file never goes live.
 
-use crate::engine::WasmEngine;
+use crate::engine::Tier;
 use crate::router::{MAX_APP_NAME_LEN, is_valid_app_name};
 use crate::sandbox::HostState;
 use serde::Serialize;
@@ -63,10 +63,13 @@ pub enum Source {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compiled {
-    /// Compiled now.
+    /// Compiled now by the optimizing compiler (Cranelift).
     Fresh,
     /// Loaded from the host's own compiled cache.
     Cache,
+    /// Compiled now by the baseline compiler (Winch): quick to produce, slower to run; the
+    /// optimized version replaces it as soon as it is ready.
+    Baseline,
 }
 
 /// What identifies one version of an app's component.
@@ -135,25 +138,18 @@ impl App {
     ///
     /// A [`LoadError`] saying what is wrong; nothing is mounted.
     pub fn compile(
-        engine: &WasmEngine,
+        tier: &Tier,
         name: &str,
         bytes: &[u8],
         version: Version,
         source: Source,
+        compiled: Compiled,
     ) -> Result<(Self, Component), LoadError> {
         precheck(name, bytes)?;
         let started = Instant::now();
         let component =
-            Component::new(engine.engine(), bytes).map_err(|e| LoadError::Invalid(e.into()))?;
-        let app = Self::link(
-            engine,
-            name,
-            &component,
-            version,
-            source,
-            Compiled::Fresh,
-            started,
-        )?;
+            Component::new(tier.engine(), bytes).map_err(|e| LoadError::Invalid(e.into()))?;
+        let app = Self::link(tier, name, &component, version, source, compiled, started)?;
         Ok((app, component))
     }
 
@@ -163,7 +159,7 @@ impl App {
     ///
     /// [`LoadError::Incompatible`] if the host cannot serve it.
     pub fn from_cache(
-        engine: &WasmEngine,
+        tier: &Tier,
         name: &str,
         component: &Component,
         version: Version,
@@ -171,7 +167,7 @@ impl App {
         started: Instant,
     ) -> Result<Self, LoadError> {
         Self::link(
-            engine,
+            tier,
             name,
             component,
             version,
@@ -182,7 +178,7 @@ impl App {
     }
 
     fn link(
-        engine: &WasmEngine,
+        tier: &Tier,
         name: &str,
         component: &Component,
         version: Version,
@@ -190,7 +186,7 @@ impl App {
         compiled: Compiled,
         started: Instant,
     ) -> Result<Self, LoadError> {
-        let instance_pre = engine
+        let instance_pre = tier
             .linker()
             .instantiate_pre(component)
             .map_err(|e| LoadError::Incompatible(e.into()))?;

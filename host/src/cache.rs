@@ -85,6 +85,13 @@ impl CompiledCache {
         }
     }
 
+    /// Whether an artifact for content `version` exists.
+    pub fn has_content(&self, version: &Version) -> bool {
+        self.dir
+            .join(artifact_name(&version.sha256, &self.engine_key))
+            .exists()
+    }
+
     /// The cached artifact for content `version`, whatever app it was compiled for (copies
     /// of one component share one artifact). Blocking.
     pub fn load_by_content(&self, engine: &Engine, version: &Version) -> Option<Component> {

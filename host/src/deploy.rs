@@ -2,7 +2,7 @@
 //! swap. Start-up, uploads (and the folder watcher) all go through here, so they behave alike:
 //! a bad version never replaces a good one, and nothing half-written is ever mounted.
 
-use crate::app::{self, App, LoadError, Source, Version};
+use crate::app::{self, App, Compiled, LoadError, Source, Version};
 use crate::cache::CompiledCache;
 use crate::engine::WasmEngine;
 use crate::registry::{Failure, LoadOutcome, Registry};
@@ -130,7 +130,7 @@ impl Deployer {
             .cache
             .load(self.engine.engine(), &file.name, &file.path)?;
         App::from_cache(
-            &self.engine,
+            self.engine.optimized(),
             &file.name,
             &component,
             version,
@@ -188,8 +188,9 @@ impl Deployer {
         Ok(Arc::new(app))
     }
 
-    /// Validates `bytes` as app `name` and compiles it, or takes the artifact from the cache
-    /// when this exact content was compiled before (under any name). Blocking.
+    /// Validates `bytes` as app `name` and compiles it with the optimizing compiler, or takes
+    /// the artifact from the cache when this exact content was compiled before (under any
+    /// name). Blocking.
     fn load_bytes(
         &self,
         name: &str,
@@ -199,14 +200,80 @@ impl Deployer {
         app::precheck(name, bytes)?;
         let version = Version::of(bytes);
         let started = Instant::now();
-        match self.cache.load_by_content(self.engine.engine(), &version) {
+        let tier = self.engine.optimized();
+        match self.cache.load_by_content(tier.engine(), &version) {
             Some(component) => {
-                let app =
-                    App::from_cache(&self.engine, name, &component, version, source, started)?;
+                let app = App::from_cache(tier, name, &component, version, source, started)?;
                 Ok((app, component))
             }
-            None => App::compile(&self.engine, name, bytes, version, source),
+            None => App::compile(tier, name, bytes, version, source, Compiled::Fresh),
         }
+    }
+
+    /// The quickest way to a serving app for an upload: the cache, else the baseline compiler
+    /// (the optimized build follows in the background), else the optimizing one. Returns the
+    /// component when it is the optimized one, to be cached. Blocking.
+    fn load_upload(&self, name: &str, bytes: &[u8]) -> Result<(App, Option<Component>), LoadError> {
+        app::precheck(name, bytes)?;
+        let version = Version::of(bytes);
+        if let Some(baseline) = self.engine.baseline()
+            && !self.cache.has_content(&version)
+        {
+            match App::compile(
+                baseline,
+                name,
+                bytes,
+                version,
+                Source::Upload,
+                Compiled::Baseline,
+            ) {
+                Ok((app, _)) => return Ok((app, None)),
+                // Refusals that do not depend on the compiler are final.
+                Err(error @ LoadError::Incompatible(_)) => return Err(error),
+                Err(error) => {
+                    tracing::debug!(
+                        app = name,
+                        "baseline compiler declined, using Cranelift: {error}"
+                    );
+                }
+            }
+        }
+        let (app, component) = self.load_bytes(name, bytes, Source::Upload)?;
+        Ok((app, Some(component)))
+    }
+
+    /// Compiles the optimized version of a baseline-compiled upload, caches it, and swaps it
+    /// in if that upload is still the one serving.
+    fn upgrade_in_background(self: &Arc<Self>, baseline: Arc<App>, bytes: Bytes) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _slot = this.compile_slots.acquire().await;
+            let compiler = this.clone();
+            let name = baseline.name().clone();
+            let optimized = tokio::task::spawn_blocking(move || {
+                let loaded = compiler.load_bytes(&name, &bytes, Source::Upload);
+                if let Ok((app, component)) = &loaded {
+                    let path = compiler.store.app_path(&name);
+                    compiler.cache.save(&name, &path, app.version(), component);
+                }
+                loaded
+            })
+            .await;
+            match optimized {
+                Ok(Ok((app, _))) => {
+                    let app = Arc::new(app);
+                    if this.registry.replace_if_current(&baseline, app.clone()) {
+                        log_mounted(&app);
+                    }
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(app = %baseline.name(), "optimized build failed, keeping the baseline one: {error}");
+                }
+                Err(panic) => {
+                    tracing::error!(app = %baseline.name(), "optimized build panicked: {panic}")
+                }
+            }
+        });
     }
 
     /// Validates and compiles `bytes` as app `name`, stores it durably, and swaps it in.
@@ -224,16 +291,18 @@ impl Deployer {
         let this = self.clone();
         let owned_name = name.to_owned();
         let compile_bytes = bytes.clone();
-        let (app, component) = tokio::task::spawn_blocking(move || {
-            this.load_bytes(&owned_name, &compile_bytes, Source::Upload)
-        })
-        .await
-        .map_err(|panic| DeployError::Store(anyhow::anyhow!("compiling panicked: {panic}")))??;
+        let (app, component) =
+            tokio::task::spawn_blocking(move || this.load_upload(&owned_name, &compile_bytes))
+                .await
+                .map_err(|panic| {
+                    DeployError::Store(anyhow::anyhow!("compiling panicked: {panic}"))
+                })??;
         let app = Arc::new(app);
 
         let commit = self.commit.lock().await;
         let this = self.clone();
         let owned_name = name.to_owned();
+        let bytes_for_upgrade = bytes.clone();
         tokio::task::spawn_blocking(move || this.store.install(&owned_name, &bytes))
             .await
             .map_err(|panic| DeployError::Store(anyhow::anyhow!("storing panicked: {panic}")))?
@@ -241,14 +310,19 @@ impl Deployer {
         let previous = self.registry.insert(app.clone());
         drop(commit);
 
-        // The cache only saves a recompile later: fill it off the response path.
-        let this = self.clone();
-        let owned_name = name.to_owned();
-        let version = app.version().clone();
-        tokio::task::spawn_blocking(move || {
-            let path = this.store.app_path(&owned_name);
-            this.cache.save(&owned_name, &path, &version, &component);
-        });
+        match component {
+            // The cache only saves a recompile later: fill it off the response path.
+            Some(component) => {
+                let this = self.clone();
+                let owned_name = name.to_owned();
+                let version = app.version().clone();
+                tokio::task::spawn_blocking(move || {
+                    let path = this.store.app_path(&owned_name);
+                    this.cache.save(&owned_name, &path, &version, &component);
+                });
+            }
+            None => self.upgrade_in_background(app.clone(), bytes_for_upgrade),
+        }
         log_mounted(&app);
         Ok(Deployed {
             app,

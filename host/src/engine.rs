@@ -1,5 +1,7 @@
-//! The one wasmtime `Engine` of the process: pooling allocator, epoch ticker, and the linker
-//! holding every host interface a guest may import.
+//! The wasmtime engines of the process, with their pooling allocators, epoch tickers and the
+//! linkers holding every host interface a guest may import: the optimizing tier (Cranelift),
+//! which serves apps in the long run, and a baseline tier (Winch), which compiles several
+//! times faster so a new upload can answer while Cranelift is still working on it.
 
 use crate::config::EngineConfig;
 use crate::sandbox::HostState;
@@ -7,7 +9,9 @@ use anyhow::Context as _;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::Linker;
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy,
+};
 
 /// How often the epoch advances: the granularity of timeouts and of guest yields to tokio.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -22,21 +26,15 @@ const CORE_INSTANCES_PER_INSTANCE: u32 = 10;
 const MEMORIES_PER_INSTANCE: u32 = 2;
 const TABLES_PER_INSTANCE: u32 = 4;
 
-/// The engine, and the linker shared by every app. Cheap to clone.
+/// One engine and the linker for it.
 #[derive(Clone)]
-pub struct WasmEngine {
+pub struct Tier {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
 }
 
-impl WasmEngine {
-    /// Builds the engine, links WASI p2 and wasi:http, and starts the epoch ticker thread
-    /// (which ends by itself once the engine is dropped).
-    ///
-    /// # Errors
-    ///
-    /// If wasmtime refuses the configuration (e.g. the host cannot reserve the pool).
-    pub fn new(settings: &EngineConfig) -> anyhow::Result<Self> {
+impl Tier {
+    fn new(settings: &EngineConfig, strategy: Strategy) -> anyhow::Result<Self> {
         let mut pool = PoolingAllocationConfig::new();
         let instances = settings.max_instances;
         pool.total_component_instances(instances)
@@ -52,6 +50,7 @@ impl WasmEngine {
 
         let mut config = Config::new();
         config
+            .strategy(strategy)
             .wasm_component_model(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
@@ -66,7 +65,6 @@ impl WasmEngine {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking wasi:http")?;
-
         start_epoch_ticker(&engine);
         Ok(Self {
             engine,
@@ -79,9 +77,57 @@ impl WasmEngine {
         &self.engine
     }
 
-    /// The linker every app is instantiated with.
+    /// The linker apps of this tier are instantiated with.
     pub fn linker(&self) -> &Linker<HostState> {
         &self.linker
+    }
+}
+
+/// The engines apps run on. Cheap to clone.
+#[derive(Clone)]
+pub struct WasmEngine {
+    optimized: Tier,
+    baseline: Option<Tier>,
+}
+
+impl WasmEngine {
+    /// Builds the optimizing engine and, where the platform supports it, the baseline one;
+    /// links WASI p2 and wasi:http into each and starts their epoch tickers (threads that end
+    /// by themselves once their engine is dropped).
+    ///
+    /// # Errors
+    ///
+    /// If wasmtime refuses the optimizing configuration (e.g. the pool cannot be reserved).
+    pub fn new(settings: &EngineConfig) -> anyhow::Result<Self> {
+        let optimized = Tier::new(settings, Strategy::Cranelift)?;
+        let baseline = match Tier::new(settings, Strategy::Winch) {
+            Ok(tier) => Some(tier),
+            Err(error) => {
+                tracing::info!(
+                    "no baseline compiler, uploads compile with Cranelift only: {error:#}"
+                );
+                None
+            }
+        };
+        Ok(Self {
+            optimized,
+            baseline,
+        })
+    }
+
+    /// The optimizing tier (Cranelift): what apps run on in the long run, and what is cached.
+    pub fn optimized(&self) -> &Tier {
+        &self.optimized
+    }
+
+    /// The baseline tier (Winch), if available.
+    pub fn baseline(&self) -> Option<&Tier> {
+        self.baseline.as_ref()
+    }
+
+    /// The optimizing engine.
+    pub fn engine(&self) -> &Engine {
+        self.optimized.engine()
     }
 }
 

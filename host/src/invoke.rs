@@ -3,7 +3,6 @@
 //! into a status for the client without touching other requests or apps.
 
 use crate::app::App;
-use crate::engine::WasmEngine;
 use crate::respond::{self, Body};
 use crate::sandbox::new_store;
 use bytes::Bytes;
@@ -41,7 +40,6 @@ pub struct Forwarding<'a> {
 
 /// Serves `request` with a fresh instance of `app`, within `timeout` (response body included).
 pub async fn invoke(
-    engine: &WasmEngine,
     app: Arc<App>,
     request: Request<Incoming>,
     forwarding: Forwarding<'_>,
@@ -52,7 +50,8 @@ pub async fn invoke(
         Err(message) => return respond::text(StatusCode::BAD_REQUEST, message),
     };
     let deadline = Instant::now() + timeout;
-    let mut store = new_store(engine.engine(), app.name());
+    // The store must come from the engine the app was compiled for (baseline or optimized).
+    let mut store = new_store(app.pre().engine(), app.name());
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let resources = {
         let mut http = store.data_mut().http();

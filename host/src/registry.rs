@@ -120,6 +120,23 @@ impl Registry {
         });
     }
 
+    /// Swaps in `new` if `current` is still what is mounted under its name (one atomic step);
+    /// returns whether it did. Used to upgrade a version without undoing a newer deployment.
+    pub fn replace_if_current(&self, current: &Arc<App>, new: Arc<App>) -> bool {
+        let name = current.name().clone();
+        let is_current = |table: &Table| matches!(table.get(&name), Some(Entry::Ready(app)) if Arc::ptr_eq(app, current));
+        let mut replaced = false;
+        self.apps.rcu(|table| {
+            let mut table = Table::clone(table);
+            replaced = is_current(&table);
+            if replaced {
+                table.insert(name.clone(), Entry::Ready(new.clone()));
+            }
+            table
+        });
+        replaced
+    }
+
     /// Unmounts `name`, returning what was mounted.
     pub fn remove(&self, name: &str) -> Option<Entry> {
         self.clear_failure(name);

@@ -153,15 +153,7 @@ impl Shared {
                     peer,
                     local: self.local,
                 };
-                let engine = self.deployer.engine();
-                invoke(
-                    engine,
-                    app,
-                    request,
-                    forwarding,
-                    self.config.request_timeout,
-                )
-                .await
+                invoke(app, request, forwarding, self.config.request_timeout).await
             }
             Route::AddTrailingSlash { name } => {
                 if self.deployer.registry().get(name).is_none() {
