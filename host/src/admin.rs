@@ -125,6 +125,8 @@ struct AppInfo {
     compiled: Option<crate::app::Compiled>,
     #[serde(skip_serializing_if = "Option::is_none")]
     loaded_at: Option<String>,
+    /// Versions that went live since the server started.
+    deploys: u64,
     /// The last failed load, also while an older version keeps serving.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -133,7 +135,13 @@ struct AppInfo {
 }
 
 impl AppInfo {
-    fn new(base_path: &str, name: &str, entry: Option<&Entry>, failure: Option<Failure>) -> Self {
+    fn new(
+        base_path: &str,
+        name: &str,
+        entry: Option<&Entry>,
+        failure: Option<Failure>,
+        deploys: u64,
+    ) -> Self {
         let mut info = Self {
             name: name.to_owned(),
             route: format!("{}/", router::mount_prefix(base_path, name)),
@@ -143,6 +151,7 @@ impl AppInfo {
             source: failure.as_ref().map(|f| f.source),
             compiled: None,
             loaded_at: None,
+            deploys,
             failed_at: failure.as_ref().map(|f| timestamp(f.at)),
             error: failure.map(|f| f.reason),
         };
@@ -175,11 +184,25 @@ fn list(ctx: &AdminContext<'_>) -> Response<Body> {
     let mut apps: Vec<AppInfo> = registry
         .list()
         .iter()
-        .map(|(name, entry)| AppInfo::new(ctx.base_path, name, Some(entry), registry.failure(name)))
+        .map(|(name, entry)| {
+            AppInfo::new(
+                ctx.base_path,
+                name,
+                Some(entry),
+                registry.failure(name),
+                registry.deploys(name),
+            )
+        })
         .collect();
     for (name, failure) in registry.failures() {
         if registry.get(&name).is_none() {
-            apps.push(AppInfo::new(ctx.base_path, &name, None, Some(failure)));
+            apps.push(AppInfo::new(
+                ctx.base_path,
+                &name,
+                None,
+                Some(failure),
+                registry.deploys(&name),
+            ));
         }
     }
     apps.sort_by(|a, b| a.name.cmp(&b.name));
@@ -195,7 +218,13 @@ fn inspect(ctx: &AdminContext<'_>, name: &str) -> Response<Body> {
     }
     json(
         StatusCode::OK,
-        &AppInfo::new(ctx.base_path, name, entry.as_ref(), failure),
+        &AppInfo::new(
+            ctx.base_path,
+            name,
+            entry.as_ref(),
+            failure,
+            registry.deploys(name),
+        ),
     )
 }
 
@@ -211,7 +240,8 @@ async fn upload(ctx: &AdminContext<'_>, name: &str, request: Request<Incoming>) 
     };
     match ctx.deployer.deploy_upload(name, bytes).await {
         Ok(deployed) => {
-            let mut info = AppInfo::new(ctx.base_path, name, None, None);
+            let deploys = ctx.deployer.registry().deploys(name);
+            let mut info = AppInfo::new(ctx.base_path, name, None, None, deploys);
             info.state = "serving";
             info.fill_from(&deployed.app);
             let status = if deployed.replaced {

@@ -20,6 +20,9 @@ pub struct Cli {
 enum Command {
     /// Serve every NAME.wasm of a folder at /NAME/, plus the admin API.
     Serve(ServeArgs),
+    /// `serve` for app developers: watches and reloads, creates the apps folder if needed,
+    /// and shows a broken build's reason on the app's responses (`x-wasmount-error`).
+    Dev(ServeArgs),
     /// Upload a component to a running server (adds or replaces the app).
     Deploy(DeployArgs),
     /// List the apps of a running server.
@@ -35,6 +38,7 @@ pub fn main() -> std::process::ExitCode {
     block_on_main(async move {
         match cli.command {
             Command::Serve(args) => serve(args).await,
+            Command::Dev(args) => dev(args).await,
             Command::Deploy(args) => client::deploy(args).await,
             Command::Apps(args) => client::list(args).await,
             Command::Remove(args) => client::remove(args).await,
@@ -63,6 +67,25 @@ pub fn init_logging() {
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listen = args.listen;
     let config = args.into_config()?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    crate::server::run(listener, config, shutdown_signal()).await
+}
+
+/// `wasmount dev`: `serve` with watching on, the apps folder created if missing, and build
+/// errors surfaced on responses.
+///
+/// # Errors
+///
+/// As [`serve`].
+pub async fn dev(args: ServeArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.apps)
+        .with_context(|| format!("creating apps folder {}", args.apps.display()))?;
+    let listen = args.listen;
+    let mut config = args.into_config()?;
+    config.watch = true;
+    config.dev = true;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;

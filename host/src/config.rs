@@ -47,6 +47,14 @@ pub struct Config {
     pub public_app_list: bool,
     /// The largest component the admin API accepts, in bytes.
     pub max_upload: u64,
+    /// Reload apps when their files change.
+    pub watch: bool,
+    /// Apps whose component lives outside the apps folder: (name, file), reloaded when
+    /// watching.
+    pub external_apps: Vec<(String, PathBuf)>,
+    /// Developer mode: a broken build's reason is added to the app's responses as
+    /// `x-wasmount-error`.
+    pub dev: bool,
 }
 
 /// Settings of the wasmtime engine, fixed for the life of the process.
@@ -80,6 +88,9 @@ impl Config {
             admin_token: None,
             public_app_list: false,
             max_upload: DEFAULT_MAX_UPLOAD_BYTES,
+            watch: false,
+            external_apps: Vec::new(),
+            dev: false,
         }
     }
 }
@@ -158,10 +169,33 @@ pub struct ServeArgs {
     )]
     pub max_upload: bytesize::ByteSize,
 
+    /// Watch the apps folder (and --app files): a new NAME.wasm is mounted, a changed one
+    /// replaced, a deleted one unmounted; a broken build keeps the previous version serving.
+    #[arg(long, env = "WASMOUNT_WATCH")]
+    pub watch: bool,
+
+    /// Also mount the component at PATH as app NAME without copying it (repeatable), e.g.
+    /// `--app viz=target/wasm32-wasip2/release/viz.wasm`; reloaded on change with --watch.
+    #[arg(long = "app", env = "WASMOUNT_APP", value_name = "NAME=PATH", value_parser = parse_external_app, value_delimiter = ',')]
+    pub external_apps: Vec<(String, PathBuf)>,
+
     /// Largest linear memory one guest may grow to, in MiB.
     #[arg(long, env = "WASMOUNT_MAX_MEMORY_MIB", default_value_t = DEFAULT_MAX_MEMORY_BYTES >> 20,
           value_name = "MIB")]
     pub max_memory_mib: u64,
+}
+
+/// Parses `NAME=PATH` for `--app`.
+fn parse_external_app(value: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = value
+        .split_once('=')
+        .ok_or_else(|| format!("`{value}` is not NAME=PATH"))?;
+    if !crate::router::is_valid_app_name(name) {
+        return Err(format!(
+            "app name `{name}` is invalid: use lowercase letters, digits and `-`"
+        ));
+    }
+    Ok((name.to_owned(), PathBuf::from(path)))
 }
 
 impl ServeArgs {
@@ -208,6 +242,9 @@ impl ServeArgs {
             admin_token,
             public_app_list: self.public_app_list,
             max_upload: self.max_upload.as_u64(),
+            watch: self.watch,
+            external_apps: self.external_apps,
+            dev: false,
         })
     }
 }

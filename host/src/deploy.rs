@@ -5,12 +5,12 @@
 use crate::app::{self, App, Compiled, LoadError, Source, Version};
 use crate::cache::CompiledCache;
 use crate::engine::WasmEngine;
-use crate::registry::{Failure, LoadOutcome, Registry};
+use crate::registry::{Entry, Failure, LoadOutcome, Registry};
 use crate::store::{AppFile, AppStore};
 use anyhow::Context as _;
 use bytes::Bytes;
 use futures::{FutureExt as _, StreamExt as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use tokio::sync::{Mutex, Semaphore};
@@ -33,6 +33,21 @@ pub struct Deployed {
     pub app: Arc<App>,
     /// Whether it replaced a mounted version.
     pub replaced: bool,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reload {
+    /// A new app was mounted.
+    Added,
+    /// A new version replaced the serving one.
+    Replaced,
+    /// The file holds the content already serving (or was already gone): nothing to do.
+    Unchanged,
+    /// The new version is broken: the previous one (if any) keeps serving.
+    Failed,
+    /// The file was deleted: the app is unmounted.
+    Removed,
 }
 
 /// Loads, stores and mounts apps.
@@ -210,23 +225,21 @@ impl Deployer {
         }
     }
 
-    /// The quickest way to a serving app for an upload: the cache, else the baseline compiler
+    /// The quickest way to a serving app for a new version: the cache, else the baseline compiler
     /// (the optimized build follows in the background), else the optimizing one. Returns the
     /// component when it is the optimized one, to be cached. Blocking.
-    fn load_upload(&self, name: &str, bytes: &[u8]) -> Result<(App, Option<Component>), LoadError> {
+    fn load_quick(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        source: Source,
+    ) -> Result<(App, Option<Component>), LoadError> {
         app::precheck(name, bytes)?;
         let version = Version::of(bytes);
         if let Some(baseline) = self.engine.baseline()
             && !self.cache.has_content(&version)
         {
-            match App::compile(
-                baseline,
-                name,
-                bytes,
-                version,
-                Source::Upload,
-                Compiled::Baseline,
-            ) {
+            match App::compile(baseline, name, bytes, version, source, Compiled::Baseline) {
                 Ok((app, _)) => return Ok((app, None)),
                 // Refusals that do not depend on the compiler are final.
                 Err(error @ LoadError::Incompatible(_)) => return Err(error),
@@ -238,22 +251,22 @@ impl Deployer {
                 }
             }
         }
-        let (app, component) = self.load_bytes(name, bytes, Source::Upload)?;
+        let (app, component) = self.load_bytes(name, bytes, source)?;
         Ok((app, Some(component)))
     }
 
-    /// Compiles the optimized version of a baseline-compiled upload, caches it, and swaps it
-    /// in if that upload is still the one serving.
-    fn upgrade_in_background(self: &Arc<Self>, baseline: Arc<App>, bytes: Bytes) {
+    /// Compiles the optimized version of a baseline-compiled app, caches it (as the build of
+    /// the file at `path`), and swaps it in if that version is still the one serving.
+    fn upgrade_in_background(self: &Arc<Self>, baseline: Arc<App>, bytes: Bytes, path: PathBuf) {
         let this = self.clone();
         tokio::spawn(async move {
             let _slot = this.compile_slots.acquire().await;
             let compiler = this.clone();
             let name = baseline.name().clone();
+            let source = baseline.source();
             let optimized = tokio::task::spawn_blocking(move || {
-                let loaded = compiler.load_bytes(&name, &bytes, Source::Upload);
+                let loaded = compiler.load_bytes(&name, &bytes, source);
                 if let Ok((app, component)) = &loaded {
-                    let path = compiler.store.app_path(&name);
                     compiler.cache.save(&name, &path, app.version(), component);
                 }
                 loaded
@@ -291,12 +304,11 @@ impl Deployer {
         let this = self.clone();
         let owned_name = name.to_owned();
         let compile_bytes = bytes.clone();
-        let (app, component) =
-            tokio::task::spawn_blocking(move || this.load_upload(&owned_name, &compile_bytes))
-                .await
-                .map_err(|panic| {
-                    DeployError::Store(anyhow::anyhow!("compiling panicked: {panic}"))
-                })??;
+        let (app, component) = tokio::task::spawn_blocking(move || {
+            this.load_quick(&owned_name, &compile_bytes, Source::Upload)
+        })
+        .await
+        .map_err(|panic| DeployError::Store(anyhow::anyhow!("compiling panicked: {panic}")))??;
         let app = Arc::new(app);
 
         let commit = self.commit.lock().await;
@@ -321,13 +333,112 @@ impl Deployer {
                     this.cache.save(&owned_name, &path, &version, &component);
                 });
             }
-            None => self.upgrade_in_background(app.clone(), bytes_for_upgrade),
+            None => {
+                let path = self.store.app_path(name);
+                self.upgrade_in_background(app.clone(), bytes_for_upgrade, path);
+            }
         }
         log_mounted(&app);
         Ok(Deployed {
             app,
             replaced: previous.is_some(),
         })
+    }
+
+    /// Mounts apps whose files live outside the apps folder (a build's output, in dev mode):
+    /// routable at once, compiled (or taken from the cache) in the background.
+    pub fn mount_external(self: &Arc<Self>, apps: &[(String, PathBuf)]) {
+        for (name, path) in apps {
+            self.compile_in_background(AppFile {
+                name: name.clone(),
+                path: path.clone(),
+            });
+        }
+    }
+
+    /// Loads app `name` again from `path` after the file changed, unless it holds the content
+    /// already serving. A new version goes live like an upload (baseline first, optimized
+    /// after); a broken one is recorded and logged, and the serving version stays.
+    pub async fn reload_file(self: &Arc<Self>, name: &str, path: &Path) -> Reload {
+        let bytes = match tokio::fs::read(path).await {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return self.unmount(name);
+            }
+            Err(error) => {
+                return self.reload_failed(name, format!("reading {}: {error}", path.display()));
+            }
+        };
+        let version = Version::of(&bytes);
+        if let Some(Entry::Ready(current)) = self.registry.get(name)
+            && current.version().sha256 == version.sha256
+        {
+            return Reload::Unchanged;
+        }
+        let this = self.clone();
+        let owned_name = name.to_owned();
+        let compile_bytes = bytes.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            this.load_quick(&owned_name, &compile_bytes, Source::Folder)
+        })
+        .await;
+        let (app, component) = match loaded {
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err(error)) => return self.reload_failed(name, error.to_string()),
+            Err(panic) => return self.reload_failed(name, format!("compiling panicked: {panic}")),
+        };
+        let app = Arc::new(app);
+        let replaced = self.registry.insert(app.clone()).is_some();
+        log_mounted(&app);
+        match component {
+            Some(component) => {
+                let this = self.clone();
+                let (owned_name, owned_path) = (name.to_owned(), path.to_owned());
+                tokio::task::spawn_blocking(move || {
+                    this.cache
+                        .save(&owned_name, &owned_path, app.version(), &component);
+                });
+            }
+            None => self.upgrade_in_background(app, bytes, path.to_owned()),
+        }
+        if replaced {
+            Reload::Replaced
+        } else {
+            Reload::Added
+        }
+    }
+
+    fn reload_failed(&self, name: &str, reason: String) -> Reload {
+        let serving = self.registry.get(name).is_some();
+        if serving {
+            tracing::warn!(
+                app = name,
+                "new build not loaded, still serving the previous one: {reason}"
+            );
+        } else {
+            tracing::warn!(app = name, "not mounted: {reason}");
+        }
+        self.registry.record_failure(
+            name.into(),
+            Failure {
+                reason,
+                source: Source::Folder,
+                at: SystemTime::now(),
+            },
+        );
+        Reload::Failed
+    }
+
+    /// Unmounts app `name` whose file is gone (nothing to delete).
+    fn unmount(&self, name: &str) -> Reload {
+        self.cache.forget(name);
+        match self.registry.remove(name) {
+            Some(_) => {
+                tracing::info!(app = name, "file removed: unmounted");
+                Reload::Removed
+            }
+            None => Reload::Unchanged,
+        }
     }
 
     /// Unmounts app `name` and deletes its file. Returns whether there was anything to remove.

@@ -22,3 +22,4 @@ pub mod router;
 pub mod sandbox;
 pub mod server;
 pub mod store;
+pub mod watch;

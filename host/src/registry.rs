@@ -66,6 +66,9 @@ type Table = BTreeMap<Arc<str>, Entry>;
 pub struct Registry {
     apps: ArcSwap<Table>,
     failures: Mutex<BTreeMap<Arc<str>, Failure>>,
+    /// How many versions of each name went live since start (upgrades of one version to its
+    /// optimized build do not count).
+    deploys: Mutex<BTreeMap<Arc<str>, u64>>,
     next_loading_id: AtomicU64,
 }
 
@@ -84,6 +87,7 @@ impl Registry {
     /// what it replaced.
     pub fn insert(&self, app: Arc<App>) -> Option<Entry> {
         self.clear_failure(app.name());
+        self.count_deploy(app.name());
         self.swap(app.name().clone(), Some(Entry::Ready(app)))
     }
 
@@ -108,9 +112,12 @@ impl Registry {
             self.record_failure(name.clone(), failure.clone());
         }
         let replacement = outcome.ok().map(Entry::Ready);
+        let mut mounted = false;
         self.apps.rcu(|table| {
             let mut table = Table::clone(table);
+            mounted = false;
             if is_placeholder(table.get(name)) {
+                mounted = replacement.is_some();
                 match &replacement {
                     Some(entry) => table.insert(name.clone(), entry.clone()),
                     None => table.remove(name),
@@ -118,6 +125,10 @@ impl Registry {
             }
             table
         });
+        if mounted {
+            self.clear_failure(name);
+            self.count_deploy(name);
+        }
     }
 
     /// Swaps in `new` if `current` is still what is mounted under its name (one atomic step);
@@ -153,6 +164,20 @@ impl Registry {
             table
         });
         previous.get(&name).cloned()
+    }
+
+    fn count_deploy(&self, name: &Arc<str>) {
+        *self
+            .deploys
+            .lock()
+            .unwrap()
+            .entry(name.clone())
+            .or_default() += 1;
+    }
+
+    /// How many versions of `name` went live since start.
+    pub fn deploys(&self, name: &str) -> u64 {
+        self.deploys.lock().unwrap().get(name).copied().unwrap_or(0)
     }
 
     /// Records that loading `name` failed (the mounted version, if any, is untouched).

@@ -23,6 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// Response header carrying the reason a newer build of the app failed (dev mode).
+pub const X_WASMOUNT_ERROR: &str = "x-wasmount-error";
+const MAX_ERROR_HEADER_CHARS: usize = 1024;
+
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -54,6 +58,10 @@ pub async fn run_with_engine(
 ) -> anyhow::Result<()> {
     let deployer = Deployer::open(engine, &config.apps_dir)?;
     deployer.mount_folder().await?;
+    deployer.mount_external(&config.external_apps);
+    if config.watch {
+        crate::watch::spawn(deployer.clone(), &config.apps_dir, &config.external_apps)?;
+    }
     let local = listener
         .local_addr()
         .context("reading the listening address")?;
@@ -153,7 +161,12 @@ impl Shared {
                     peer,
                     local: self.local,
                 };
-                invoke(app, request, forwarding, self.config.request_timeout).await
+                let mut response =
+                    invoke(app, request, forwarding, self.config.request_timeout).await;
+                if self.config.dev {
+                    self.show_build_error(name, &mut response);
+                }
+                response
             }
             Route::AddTrailingSlash { name } => {
                 if self.deployer.registry().get(name).is_none() {
@@ -170,6 +183,29 @@ impl Shared {
             Route::Index => method_not_allowed(),
             Route::Reserved(endpoint) => self.reserved(endpoint, request).await,
             Route::NotFound => respond::text(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    /// In dev mode, tells the developer on every response of an app whose latest build failed
+    /// (the previous build is what answered). A header, not a banner in the body: it reaches
+    /// the browser's network panel and `curl -i` without altering what the app sent.
+    fn show_build_error(&self, name: &str, response: &mut Response<Body>) {
+        if let Some(failure) = self.deployer.registry().failure(name) {
+            let reason: String = failure
+                .reason
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_graphic() || c == ' ' {
+                        c
+                    } else {
+                        ' '
+                    }
+                })
+                .take(MAX_ERROR_HEADER_CHARS)
+                .collect();
+            if let Ok(value) = http::HeaderValue::from_str(&reason) {
+                response.headers_mut().insert(X_WASMOUNT_ERROR, value);
+            }
         }
     }
 

@@ -1,0 +1,139 @@
+//! Hot reload: watches the apps folder (and, in dev mode, build outputs elsewhere) and sends
+//! every settled change through the deployer's one load-validate-swap path. Events are
+//! debounced per app (editors and compilers write in bursts and via temp files), and a file
+//! holding the content already serving changes nothing.
+
+use crate::deploy::{Deployer, Reload};
+use crate::router::is_valid_app_name;
+use crate::store::APP_EXTENSION;
+use anyhow::Context as _;
+use notify::{RecursiveMode, Watcher as _};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Quiet time after the last event of a file before it is loaded: long enough for a burst of
+/// writes or an editor's temp-file-and-rename to settle, short enough to feel instant.
+pub const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// Which app a changed path belongs to.
+#[derive(Debug, Clone)]
+struct Targets {
+    apps_dir: PathBuf,
+    /// External file → app name.
+    external: HashMap<PathBuf, String>,
+}
+
+impl Targets {
+    fn app_for(&self, path: &Path) -> Option<String> {
+        if let Some(name) = self.external.get(path) {
+            return Some(name.clone());
+        }
+        if path.parent()? != self.apps_dir
+            || path.extension().and_then(|e| e.to_str()) != Some(APP_EXTENSION)
+        {
+            return None;
+        }
+        let name = path.file_stem()?.to_str()?;
+        // Temp files (`.tmp-…`) and other names are not apps.
+        is_valid_app_name(name).then(|| name.to_owned())
+    }
+
+    fn path_of(&self, name: &str) -> PathBuf {
+        self.external
+            .iter()
+            .find(|(_, external)| external.as_str() == name)
+            .map(|(path, _)| path.clone())
+            .unwrap_or_else(|| self.apps_dir.join(format!("{name}.{APP_EXTENSION}")))
+    }
+}
+
+/// Starts watching `apps_dir` and the `external` app files; runs until the process ends.
+///
+/// # Errors
+///
+/// If a folder cannot be watched (missing, or out of inotify watches).
+pub fn spawn(
+    deployer: Arc<Deployer>,
+    apps_dir: &Path,
+    external: &[(String, PathBuf)],
+) -> anyhow::Result<()> {
+    let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let targets = Targets {
+        apps_dir: absolute(apps_dir),
+        external: external
+            .iter()
+            .map(|(name, path)| (absolute(path), name.clone()))
+            .collect(),
+    };
+    let (events, mut changed) = mpsc::unbounded_channel::<PathBuf>();
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(event) => event.paths.into_iter().for_each(|path| {
+                let _ = events.send(path);
+            }),
+            Err(error) => tracing::warn!("file watcher: {error}"),
+        })
+        .context("starting the file watcher")?;
+    // Watch folders, not files: builds and editors replace files by renaming over them.
+    let mut folders: Vec<PathBuf> = vec![targets.apps_dir.clone()];
+    for path in targets.external.keys() {
+        let parent = path.parent().map(Path::to_owned).unwrap_or_default();
+        std::fs::create_dir_all(&parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+        if !folders.contains(&parent) {
+            folders.push(parent);
+        }
+    }
+    for folder in &folders {
+        watcher
+            .watch(folder, RecursiveMode::NonRecursive)
+            .with_context(|| format!("watching {}", folder.display()))?;
+        tracing::info!("watching {} for changes", folder.display());
+    }
+
+    tokio::spawn(async move {
+        let _watcher = watcher; // lives as long as this task
+        let mut pending: HashMap<String, Instant> = HashMap::new();
+        loop {
+            let next_due = pending.values().min().copied();
+            tokio::select! {
+                event = changed.recv() => match event {
+                    Some(path) => {
+                        if let Some(name) = targets.app_for(&path) {
+                            pending.insert(name, Instant::now() + DEBOUNCE);
+                        }
+                    }
+                    None => break,
+                },
+                () = sleep_until(next_due) => {
+                    let now = Instant::now();
+                    let due: Vec<String> = pending
+                        .iter()
+                        .filter(|(_, at)| **at <= now)
+                        .map(|(name, _)| name.clone())
+                        .collect();
+                    for name in due {
+                        pending.remove(&name);
+                        // One at a time: a later change of an app never overtakes an earlier one.
+                        let outcome = deployer.reload_file(&name, &targets.path_of(&name)).await;
+                        if outcome != Reload::Unchanged {
+                            tracing::debug!(app = %name, ?outcome, "reloaded");
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

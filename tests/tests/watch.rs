@@ -1,0 +1,222 @@
+//! Hot reload with real file-system events in a temp folder: add, change, break (the old
+//! version keeps serving, the error is visible), fix, remove, rename, a burst of writes, an
+//! editor-style save, and a build output outside the apps folder.
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use wasmount_tests::{TestServer, guests, json, sha256_of};
+
+const SETTLE: Duration = Duration::from_secs(20);
+
+/// Polls `check` until it returns `Some`, failing after [`SETTLE`].
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < SETTLE, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn watched_server(apps: &[(&str, &str)]) -> TestServer {
+    TestServer::start_admin(apps, |config| config.watch = true).await
+}
+
+async fn info(server: &TestServer, name: &str) -> serde_json::Value {
+    json(
+        &server
+            .admin(
+                Method::GET,
+                &format!("/_wasmount/apps/{name}"),
+                Bytes::new(),
+            )
+            .await,
+    )
+}
+
+/// `Some(())` when `path` answers 200 with `needle` in the body.
+async fn serves(server: &TestServer, path: &str, needle: &str) -> Option<()> {
+    let response = server.get(path).await;
+    (response.status == StatusCode::OK && response.text().contains(needle)).then_some(())
+}
+
+fn write(dir: &Path, file: &str, source: &str) {
+    std::fs::write(dir.join(file), std::fs::read(source).unwrap()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn add_change_break_fix_and_remove_an_app_by_saving_files() {
+    let server = watched_server(&[]).await;
+    let dir = server.apps_path().to_owned();
+
+    write(&dir, "app.wasm", guests::HELLO);
+    eventually("the new app is mounted", || {
+        serves(&server, "/app/", "Hello from wasmount!")
+    })
+    .await;
+
+    write(&dir, "app.wasm", guests::ECHO);
+    eventually("the change is live", || {
+        serves(&server, "/app/", r#""method":"GET""#)
+    })
+    .await;
+
+    let hello = std::fs::read(guests::HELLO).unwrap();
+    std::fs::write(dir.join("app.wasm"), &hello[..hello.len() / 3]).unwrap();
+    let broken = eventually("the broken build is reported", || async {
+        let app = info(&server, "app").await;
+        app.get("error").is_some().then_some(app)
+    })
+    .await;
+    assert_eq!(
+        broken["state"], "serving",
+        "the previous version keeps serving: {broken}"
+    );
+    assert_eq!(broken["sha256"], sha256_of(guests::ECHO));
+    assert!(
+        broken["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid component"),
+        "{broken}"
+    );
+    assert!(
+        serves(&server, "/app/", r#""method":"GET""#)
+            .await
+            .is_some(),
+        "old version answers"
+    );
+
+    write(&dir, "app.wasm", guests::HELLO);
+    eventually("the fixed build is live", || {
+        serves(&server, "/app/", "Hello from wasmount!")
+    })
+    .await;
+    assert!(
+        info(&server, "app").await.get("error").is_none(),
+        "the error is cleared"
+    );
+
+    std::fs::remove_file(dir.join("app.wasm")).unwrap();
+    eventually("the app is unmounted", || async {
+        (server.get("/app/").await.status == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn renames_and_editor_style_saves_are_followed() {
+    let server = watched_server(&[("first", guests::HELLO)]).await;
+    let dir = server.apps_path().to_owned();
+
+    std::fs::rename(dir.join("first.wasm"), dir.join("second.wasm")).unwrap();
+    eventually("the renamed app moves", || async {
+        let gone = server.get("/first/").await.status == StatusCode::NOT_FOUND;
+        (gone
+            && serves(&server, "/second/", "Hello from wasmount!")
+                .await
+                .is_some())
+        .then_some(())
+    })
+    .await;
+
+    // An editor writes a temp file next to the target, then renames it over the target.
+    write(&dir, ".second.wasm.swp", guests::VIZ);
+    std::fs::rename(dir.join(".second.wasm.swp"), dir.join("second.wasm")).unwrap();
+    eventually("the saved file is live", || {
+        serves(&server, "/second/", "Plot a table")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_writes_ends_in_one_reload_of_the_final_content() {
+    let server = watched_server(&[("app", guests::HELLO)]).await;
+    let dir = server.apps_path().to_owned();
+    let before = info(&server, "app").await["deploys"].as_u64().unwrap();
+
+    let versions = [guests::ECHO, guests::HELLO, guests::TRAP];
+    for i in 0..19 {
+        write(&dir, "app.wasm", versions[i % versions.len()]);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    write(&dir, "app.wasm", guests::VIZ);
+    eventually("the final content is live", || {
+        serves(&server, "/app/", "Plot a table")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // nothing else may follow
+    let after = info(&server, "app").await;
+    assert_eq!(after["sha256"], sha256_of(guests::VIZ));
+    assert_eq!(
+        after["deploys"].as_u64().unwrap(),
+        before + 1,
+        "exactly one reload: {after}"
+    );
+
+    // Saving the same content again changes nothing.
+    write(&dir, "app.wasm", guests::VIZ);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        info(&server, "app").await["deploys"].as_u64().unwrap(),
+        before + 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_build_output_outside_the_folder_is_followed_and_dev_mode_shows_build_errors() {
+    let build = tempfile::tempdir().unwrap();
+    let output = build.path().join("release").join("viz.wasm");
+    std::fs::create_dir_all(output.parent().unwrap()).unwrap();
+    std::fs::copy(guests::HELLO, &output).unwrap();
+    let server = TestServer::start_admin(&[], |config| {
+        config.watch = true;
+        config.dev = true;
+        config.external_apps = vec![("viz".into(), output.clone())];
+    })
+    .await;
+    eventually("the external app is mounted", || {
+        serves(&server, "/viz/", "Hello from wasmount!")
+    })
+    .await;
+
+    // A compiler writes its output in place.
+    std::fs::copy(guests::VIZ, &output).unwrap();
+    eventually("the rebuilt app is live", || {
+        serves(&server, "/viz/", "Plot a table")
+    })
+    .await;
+    assert!(
+        !server.apps_path().join("viz.wasm").exists(),
+        "nothing is copied into the store"
+    );
+
+    std::fs::write(&output, b"\0asm\x01\0\0\0").unwrap();
+    let response = eventually("the build error is shown", || async {
+        let response = server.get("/viz/").await;
+        response
+            .headers
+            .contains_key("x-wasmount-error")
+            .then_some(response)
+    })
+    .await;
+    assert_eq!(
+        response.status,
+        StatusCode::OK,
+        "the previous build answers"
+    );
+    assert!(response.text().contains("Plot a table"));
+    assert!(
+        response
+            .header("x-wasmount-error")
+            .contains("core WebAssembly module")
+    );
+}
