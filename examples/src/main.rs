@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         .about("Serve the demo apps, built from source")
         .mut_arg("apps", |arg| arg.default_value(DEMO_APPS_DIR));
     let args = ServeArgs::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
-    cli::init_logging();
+    cli::init_logging(false);
     cli::block_on_main(async move {
         install_demo_apps(&args.apps)?;
         cli::serve(args).await

@@ -34,7 +34,7 @@ enum Command {
 /// The whole `wasmount` program: parses the command line and runs the command.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(matches!(cli.command, Command::Dev(_)));
     block_on_main(async move {
         match cli.command {
             Command::Serve(args) => serve(args).await,
@@ -50,13 +50,19 @@ pub fn main() -> std::process::ExitCode {
 pub const LOG_ENV: &str = "WASMOUNT_LOG";
 
 /// Logs to stderr, filtered by `WASMOUNT_LOG` (default `info`), coloured only on a terminal.
-pub fn init_logging() {
+/// `friendly` (dev mode) drops module paths and uses the compact layout, for a developer
+/// watching reloads rather than an operator collecting logs.
+pub fn init_logging(friendly: bool) {
     let filter = EnvFilter::try_from_env(LOG_ENV).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if friendly {
+        builder.compact().with_target(false).init();
+    } else {
+        builder.init();
+    }
 }
 
 /// Binds `args.listen` and serves until SIGINT or SIGTERM, then shuts down gracefully.
