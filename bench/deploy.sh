@@ -6,25 +6,13 @@
 #   2. restart with 1,000 mounted apps (copies of hello) → time until all are routable, and the
 #      latency of the first request after it;
 #   3. RSS per idle mounted app (1,000 apps vs 1 app, both idle after start).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$(pwd)
+source "$(dirname "$0")/common.sh"
 TOKEN=bench-admin-token-0123456789
 APPS=${APPS:-1000}
 
-rustup target add wasm32-wasip2 >/dev/null
-cargo build --release -q -p wasmount -p wasmount-bench
-(cd guests && cargo build --release -q --locked --target wasm32-wasip2 -p hello -p viz --target-dir "$root/target/guests")
-hello="$root/target/guests/wasm32-wasip2/release/hello.wasm"
-viz="$root/target/guests/wasm32-wasip2/release/viz.wasm"
-wasmount="$root/target/release/wasmount"
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+hello="$guests/hello.wasm"
+viz="$guests/viz.wasm"
 now_ms() { date +%s%3N; }
-rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # Starts a server on $1 (apps folder) and $2 (port), logging to $3; sets $pid. Waits for ready.
 start_server() {

@@ -8,14 +8,11 @@
 #   - `wasmtime serve -Scli` 48 on the same hello component;
 # then server CPU per request and wasmount's RSS with 1 and with 50 apps mounted, and prints
 # the ratios the foundation issue targets.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$(pwd)
+BENCH_GUESTS=hello source "$(dirname "$0")/common.sh"
 DURATION=${DURATION:-5}
 WASMTIME_VERSION=48.0.8
 PORT_WASMOUNT=18081 PORT_NATIVE=18082 PORT_WASMTIME=18083 PORT_MANY=18084
 
-rustup target add wasm32-wasip2 >/dev/null
 if ! command -v wrk >/dev/null; then
   echo "installing wrk (Debian package)" >&2
   apt-get update -qq && apt-get install -y -qq wrk >/dev/null
@@ -27,21 +24,7 @@ if ! "$wasmtime_bin" --version 2>/dev/null | grep -q "$WASMTIME_VERSION"; then
   wasmtime_bin="$HOME/.cargo/bin/wasmtime"
 fi
 
-cargo build --release -q -p wasmount -p wasmount-bench
-(cd guests && cargo build --release -q --locked --target wasm32-wasip2 -p hello --target-dir "$root/target/guests")
-hello="$root/target/guests/wasm32-wasip2/release/hello.wasm"
-wasmount="$root/target/release/wasmount"
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-wait_for() { # url
-  for _ in $(seq 1 300); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
-  echo "server at $1 did not come up" >&2; exit 1
-}
-rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+hello="$guests/hello.wasm"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 mkdir -p "$work/one" "$work/many"

@@ -5,43 +5,9 @@
 //! from the start of the upload). `bench/deploy.sh` runs it against a fresh server.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode};
+use hyper::{Method, StatusCode};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
-
-async fn request(
-    addr: &str,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Bytes,
-) -> (StatusCode, String) {
-    let stream = TcpStream::connect(addr)
-        .await
-        .expect("connecting to the server");
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
-    tokio::spawn(connection);
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr)
-        .header("authorization", format!("Bearer {token}"))
-        .body(Full::new(body))
-        .expect("a request");
-    let response = sender.send_request(request).await.expect("a response");
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("a body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
+use wasmount_bench::request;
 
 #[tokio::main]
 async fn main() {

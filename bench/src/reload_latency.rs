@@ -6,35 +6,9 @@
 //! closed until the new version is serving and answers `GET /NAME/` with 200.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::{Request, StatusCode};
+use hyper::{Method, StatusCode};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
-
-async fn get(addr: &str, path: &str, token: &str) -> (StatusCode, String) {
-    let stream = TcpStream::connect(addr)
-        .await
-        .expect("connecting to the server");
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
-    tokio::spawn(connection);
-    let request = Request::get(path)
-        .header("host", addr)
-        .header("authorization", format!("Bearer {token}"))
-        .body(Empty::<Bytes>::new())
-        .expect("a request");
-    let response = sender.send_request(request).await.expect("a response");
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("a body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
+use wasmount_bench::request;
 
 /// `component` with a custom section appended: same behaviour, different bytes.
 fn unique_build(component: &[u8], round: usize) -> Vec<u8> {
@@ -76,7 +50,14 @@ async fn main() {
         std::fs::write(file, &build).expect("writing the build"); // open, write, close
         let closed = Instant::now();
         loop {
-            let (_, info) = get(addr, &format!("/_wasmount/apps/{name}"), token).await;
+            let (_, info) = request(
+                addr,
+                Method::GET,
+                &format!("/_wasmount/apps/{name}"),
+                token,
+                Bytes::new(),
+            )
+            .await;
             if info.contains(&expected) {
                 break;
             }
@@ -86,7 +67,8 @@ async fn main() {
             );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let (status, _) = get(addr, &format!("/{name}/"), token).await;
+        let (status, _) =
+            request(addr, Method::GET, &format!("/{name}/"), token, Bytes::new()).await;
         assert_eq!(status, StatusCode::OK, "the new version answers");
         let elapsed = closed.elapsed().as_secs_f64() * 1000.0;
         times.push(elapsed);
