@@ -87,16 +87,19 @@ pub async fn invoke(
     .await;
 
     let (response, unfinished_guest) = match first {
-        Ok(response) => (response, Some(guest)),
+        Ok(Ok(response)) => (response, Some(guest)),
+        // The response sender was dropped with the guest's resources: it is ending without a
+        // response (returned early, or trapped).
+        Ok(Err(_)) => return failure_response(&app, guest.await, timeout),
         // The guest finished first (often all of it in one poll); it may have set a response
         // on its way out.
         Err(outcome) => match receiver.try_recv() {
-            Ok(response) => (Ok(response), None),
+            Ok(response) => (response, None),
             Err(_) => return failure_response(&app, outcome, timeout),
         },
     };
     match response {
-        Ok(Ok(response)) => response.map(|inner| {
+        Ok(response) => response.map(|inner| {
             GuestDrivenBody {
                 inner,
                 guest: unfinished_guest,
@@ -104,18 +107,13 @@ pub async fn invoke(
             }
             .boxed_unsync()
         }),
-        Ok(Err(code)) => {
+        Err(code) => {
             tracing::warn!(app = %app.name(), "app answered with an error: {code:?}");
             respond::text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format_args!("app `{}` failed to handle the request", app.name()),
             )
         }
-        // The response sender was dropped with the store: the guest ended without a response.
-        Err(_) => match unfinished_guest {
-            Some(guest) => failure_response(&app, guest.await, timeout),
-            None => failure_response(&app, Ok(Ok(())), timeout),
-        },
     }
 }
 
