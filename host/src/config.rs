@@ -23,6 +23,12 @@ pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
 pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 512 << 20;
 /// The largest component the admin API accepts.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 50 << 20;
+/// The largest request head (request line and headers) accepted; beyond it clients get 431.
+pub const DEFAULT_MAX_HEADER_BYTES: u64 = 64 << 10;
+/// The smallest request-head limit the HTTP parser supports.
+pub const MIN_HEADER_BYTES: u64 = 8 << 10;
+/// Open client connections at once; more wait to be accepted.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// How long a client may take to send the request headers (slowloris guard).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -39,6 +45,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// How long a client may take to send the request headers.
     pub header_read_timeout: Duration,
+    /// The largest request head accepted, in bytes (431 beyond).
+    pub max_header_bytes: u64,
+    /// Open client connections at once.
+    pub max_connections: usize,
     /// Settings of the one wasmtime engine.
     pub engine: EngineConfig,
     /// The admin API's bearer token; `None` closes the API (every call gets 403).
@@ -84,6 +94,8 @@ impl Config {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             engine: EngineConfig::default(),
             admin_token: None,
             public_app_list: false,
@@ -131,6 +143,21 @@ pub struct ServeArgs {
     #[arg(long, env = "WASMOUNT_HEADER_READ_TIMEOUT", value_parser = humantime::parse_duration,
           default_value = "10s", value_name = "DURATION")]
     pub header_read_timeout: Duration,
+
+    /// Largest request head (request line and headers) accepted, at least 8KiB; larger ones
+    /// get 431. At most 100 headers are accepted either way.
+    #[arg(
+        long,
+        env = "WASMOUNT_MAX_HEADER_SIZE",
+        default_value = "64KiB",
+        value_name = "SIZE"
+    )]
+    pub max_header_size: bytesize::ByteSize,
+
+    /// Client connections open at once; further ones wait to be accepted.
+    #[arg(long, env = "WASMOUNT_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_name = "N")]
+    pub max_connections: usize,
 
     /// Guest instances that may run at once over all apps; beyond it requests get 503.
     #[arg(long, env = "WASMOUNT_MAX_INSTANCES", default_value_t = DEFAULT_MAX_INSTANCES,
@@ -208,6 +235,15 @@ impl ServeArgs {
         let base_path = normalize_base_path(&self.base_path).map_err(anyhow::Error::msg)?;
         anyhow::ensure!(self.max_instances > 0, "--max-instances must be at least 1");
         anyhow::ensure!(
+            self.max_connections > 0,
+            "--max-connections must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_header_size.as_u64() >= MIN_HEADER_BYTES,
+            "--max-header-size is {}, minimum is 8KiB",
+            self.max_header_size
+        );
+        anyhow::ensure!(
             self.max_memory_mib > 0,
             "--max-memory-mib must be at least 1"
         );
@@ -235,6 +271,8 @@ impl ServeArgs {
             request_timeout: self.request_timeout,
             shutdown_timeout: self.shutdown_timeout,
             header_read_timeout: self.header_read_timeout,
+            max_header_bytes: self.max_header_size.as_u64(),
+            max_connections: self.max_connections,
             engine: EngineConfig {
                 max_instances: self.max_instances,
                 max_memory_bytes: self.max_memory_mib << 20,

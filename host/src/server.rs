@@ -99,13 +99,22 @@ async fn serve_connections(
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let config = &shared.config;
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(shared.config.header_read_timeout)
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(usize::try_from(config.max_header_bytes).unwrap_or(usize::MAX))
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
+    let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        // At the connection cap, stop accepting until one closes (the kernel backlog holds
+        // the rest).
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit.expect("never closed"),
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -128,6 +137,7 @@ async fn serve_connections(
             if let Err(error) = connection.await {
                 tracing::debug!(%peer, "connection ended: {error}");
             }
+            drop(permit);
         });
     }
     drop(listener);

@@ -82,6 +82,10 @@ fn help_documents_every_flag_with_its_environment_variable() {
         ("--admin-token-file", "WASMOUNT_ADMIN_TOKEN_FILE"),
         ("--public-app-list", "WASMOUNT_PUBLIC_APP_LIST"),
         ("--max-upload", "WASMOUNT_MAX_UPLOAD"),
+        ("--max-header-size", "WASMOUNT_MAX_HEADER_SIZE"),
+        ("--max-connections", "WASMOUNT_MAX_CONNECTIONS"),
+        ("--watch", "WASMOUNT_WATCH"),
+        ("--app", "WASMOUNT_APP"),
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
         assert!(

@@ -292,3 +292,50 @@ async fn guests_get_no_environment_no_files_and_no_outgoing_http() {
     let connected = tokio::time::timeout(Duration::from_millis(200), target.accept()).await;
     assert!(connected.is_err(), "the guest must not reach the network");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_and_oversized_request_heads_are_cut_off() {
+    let server = TestServer::start_with(&[("hello", guests::HELLO)], |config| {
+        config.header_read_timeout = Duration::from_millis(300);
+        config.max_header_bytes = 16 << 10;
+    })
+    .await;
+    let big = "x".repeat(20_000);
+    let oversized = server
+        .send(Method::GET, "/hello/", Bytes::new(), &[("x-big", &big)])
+        .await;
+    assert_eq!(
+        oversized.status,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+
+    let names: Vec<String> = (0..150).map(|i| format!("x-h{i}")).collect();
+    let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "1")).collect();
+    let too_many = server
+        .send(Method::GET, "/hello/", Bytes::new(), &many)
+        .await;
+    assert_eq!(too_many.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+
+    // Slowloris: a client that starts a request head and never finishes it is disconnected.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET /hello/ HTTP/1.1\r\nhost: x\r\nx-slow: 1")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest))
+        .await
+        .expect("the server closes a slow client's connection")
+        .ok();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        server.get("/hello/").await.status,
+        StatusCode::OK,
+        "others are still served"
+    );
+}
