@@ -9,7 +9,7 @@ use std::path::PathBuf;
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().expect("tests/ has a parent");
-    let built = build_guests::build_guests(root, &["hello", "echo", "trap", "viz"]);
+    let built = build_guests::build_guests(root, &["hello", "echo", "trap", "viz", "hostile"]);
     let constants: String = built
         .iter()
         .map(|(name, path)| {

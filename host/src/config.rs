@@ -19,8 +19,10 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many guest instances may run at once, over all apps (pooling allocator slots).
 pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
-/// The largest linear memory one guest may grow to.
+/// The largest linear memory one guest may grow to (the pool's hard cap per memory).
 pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 512 << 20;
+/// The linear memory one instance may use, all its memories together.
+pub const DEFAULT_INSTANCE_MEMORY_BYTES: u64 = 128 << 20;
 /// The largest component the admin API accepts.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 50 << 20;
 /// The largest request head (request line and headers) accepted; beyond it clients get 431.
@@ -41,6 +43,8 @@ pub struct Config {
     pub base_path: String,
     /// Deadline for one guest request, response body included.
     pub request_timeout: Duration,
+    /// Linear memory one instance may use, all its memories together, in bytes.
+    pub instance_memory_bytes: u64,
     /// How long in-flight requests may take to finish once shutdown starts.
     pub shutdown_timeout: Duration,
     /// How long a client may take to send the request headers.
@@ -92,6 +96,7 @@ impl Config {
             apps_dir: apps_dir.into(),
             base_path: String::new(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            instance_memory_bytes: DEFAULT_INSTANCE_MEMORY_BYTES,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
@@ -133,6 +138,16 @@ pub struct ServeArgs {
     #[arg(long, env = "WASMOUNT_REQUEST_TIMEOUT", value_parser = humantime::parse_duration,
           default_value = "30s", value_name = "DURATION")]
     pub request_timeout: Duration,
+
+    /// Linear memory one guest instance may use, all its memories together (e.g. `128MiB`);
+    /// a guest that needs more fails that request with 500.
+    #[arg(
+        long,
+        env = "WASMOUNT_MEMORY",
+        default_value = "128MiB",
+        value_name = "SIZE"
+    )]
+    pub memory: bytesize::ByteSize,
 
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     #[arg(long, env = "WASMOUNT_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration,
@@ -269,6 +284,7 @@ impl ServeArgs {
             apps_dir: self.apps,
             base_path,
             request_timeout: self.request_timeout,
+            instance_memory_bytes: self.memory.as_u64(),
             shutdown_timeout: self.shutdown_timeout,
             header_read_timeout: self.header_read_timeout,
             max_header_bytes: self.max_header_size.as_u64(),

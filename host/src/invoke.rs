@@ -4,7 +4,7 @@
 
 use crate::app::App;
 use crate::respond::{self, Body};
-use crate::sandbox::new_store;
+use crate::sandbox::{InstanceLimits, new_store};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
 use http_body_util::BodyExt;
@@ -38,20 +38,22 @@ pub struct Forwarding<'a> {
     pub local: SocketAddr,
 }
 
-/// Serves `request` with a fresh instance of `app`, within `timeout` (response body included).
+/// Serves `request` with a fresh instance of `app`, within `limits` (the deadline covers the
+/// response body too).
 pub async fn invoke(
     app: Arc<App>,
     request: Request<Incoming>,
     forwarding: Forwarding<'_>,
-    timeout: Duration,
+    limits: &InstanceLimits,
 ) -> Response<Body> {
+    let timeout = limits.timeout;
     let request = match rewrite_for_guest(request, &forwarding) {
         Ok(request) => request,
         Err(message) => return respond::text(StatusCode::BAD_REQUEST, message),
     };
     let deadline = Instant::now() + timeout;
     // The store must come from the engine the app was compiled for (baseline or optimized).
-    let mut store = new_store(app.pre().engine(), app.name());
+    let mut store = new_store(app.pre().engine(), app.name(), limits, deadline.into_std());
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let resources = {
         let mut http = store.data_mut().http();
@@ -104,6 +106,7 @@ pub async fn invoke(
                 inner,
                 guest: unfinished_guest,
                 app: app.name().clone(),
+                failed: false,
             }
             .boxed_unsync()
         }),
@@ -129,6 +132,10 @@ struct GuestDrivenBody {
     inner: Body,
     guest: Option<GuestFuture>,
     app: Arc<str>,
+    /// The guest failed (trapped, or overran the deadline) after the headers went out: the
+    /// body must end in an error, so the client sees a cut connection rather than a short
+    /// body that looks complete.
+    failed: bool,
 }
 
 impl GuestDrivenBody {
@@ -137,7 +144,7 @@ impl GuestDrivenBody {
             && let Poll::Ready(outcome) = guest.as_mut().poll(cx)
         {
             self.guest = None;
-            log_late_failure(&self.app, outcome);
+            self.failed = log_late_failure(&self.app, outcome);
         }
     }
 }
@@ -152,11 +159,14 @@ impl hyper::body::Body for GuestDrivenBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
         this.poll_guest(cx);
+        if this.failed {
+            return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpResponseIncomplete)));
+        }
         Pin::new(&mut this.inner).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        !self.failed && self.guest.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -168,18 +178,39 @@ impl Drop for GuestDrivenBody {
     fn drop(&mut self) {
         if let Some(guest) = self.guest.take() {
             let app = self.app.clone();
-            tokio::spawn(async move { log_late_failure(&app, guest.await) });
+            tokio::spawn(async move {
+                log_late_failure(&app, guest.await);
+            });
         }
     }
 }
 
-/// A failure after the response started: the client sees a cut connection; we log why.
-fn log_late_failure(app: &str, outcome: GuestOutcome) {
+/// Logs a failure after the response started (the client sees a cut connection); returns
+/// whether it was one.
+fn log_late_failure(app: &str, outcome: GuestOutcome) -> bool {
     match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(app, "app failed after responding: {error:?}"),
-        Err(_) => tracing::warn!(app, "app overran the request deadline while responding"),
+        Ok(Ok(())) => false,
+        Ok(Err(error)) if is_deadline(&error) => {
+            tracing::warn!(app, "app overran the request deadline while responding");
+            true
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(app, "app failed after responding: {error:?}");
+            true
+        }
+        Err(_) => {
+            tracing::warn!(app, "app overran the request deadline while responding");
+            true
+        }
     }
+}
+
+/// Whether the guest was stopped by its deadline (an epoch interrupt, see `new_store`).
+fn is_deadline(error: &wasmtime::Error) -> bool {
+    matches!(
+        error.downcast_ref::<wasmtime::Trap>(),
+        Some(wasmtime::Trap::Interrupt)
+    )
 }
 
 fn failure_response(app: &App, outcome: GuestOutcome, timeout: Duration) -> Response<Body> {
@@ -192,6 +223,7 @@ fn failure_response(app: &App, outcome: GuestOutcome, timeout: Duration) -> Resp
                 format_args!("app `{name}` returned without a response"),
             )
         }
+        Ok(Err(error)) if is_deadline(&error) => timed_out(app, timeout),
         Ok(Err(error)) if error.is::<wasmtime::PoolConcurrencyLimitError>() => {
             tracing::warn!(app = %name, "no instance slot free: {error:#}");
             respond::unavailable("server busy: too many requests running at once", 1)

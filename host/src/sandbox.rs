@@ -1,10 +1,12 @@
 //! The per-request `Store`: an empty WASI context (no args, env, files or sockets), wasi:http
-//! with outgoing requests denied, guest output to the log, and the epoch deadline.
+//! with outgoing requests denied, guest output to the log, a memory budget for the whole
+//! instance, and the epoch deadline.
 
 use crate::guest_log::{GuestLog, Stream};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{
@@ -18,6 +20,59 @@ pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     outbound: DenyOutbound,
+    memory: MemoryBudget,
+}
+
+/// What one request may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceLimits {
+    /// Wall-clock deadline for the whole request, response body included.
+    pub timeout: Duration,
+    /// Linear memory of the whole instance, all its memories together, in bytes.
+    pub memory_bytes: u64,
+}
+
+/// Counts every linear memory of an instance against one budget (wasmtime's own limits are
+/// per memory; a component has several). A refused growth makes `memory.grow` fail, which the
+/// guest sees as out-of-memory.
+struct MemoryBudget {
+    limit: usize,
+    used: usize,
+}
+
+/// Table elements one table may hold: generous for real programs (large C# or Python guests
+/// use tens of thousands), small enough that tables cannot be used to exhaust host memory.
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+impl ResourceLimiter for MemoryBudget {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let growth = desired.saturating_sub(current);
+        if self.used.saturating_add(growth) > self.limit {
+            tracing::debug!(
+                limit = self.limit,
+                used = self.used,
+                growth,
+                "memory growth refused"
+            );
+            return Ok(false);
+        }
+        self.used += growth;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
 }
 
 impl WasiView for HostState {
@@ -64,10 +119,18 @@ impl WasiHttpHooks for DenyOutbound {
     }
 }
 
-/// A fresh store for one request to app `app`: nothing granted but stdout/stderr to the log.
-/// The guest yields to the async runtime at every epoch tick, so a busy guest never holds a
-/// worker thread and the request deadline (a tokio timeout) can always fire.
-pub fn new_store(engine: &Engine, app: &Arc<str>) -> Store<HostState> {
+/// A fresh store for one request to app `app`: nothing granted but stdout/stderr to the log,
+/// memory bounded by `limits`. At every epoch tick the guest yields to the async runtime, so
+/// a busy guest never holds a worker thread; once `deadline` has passed, the next tick traps
+/// it instead ([`Trap::Interrupt`](wasmtime::Trap::Interrupt)). The check is here, in the
+/// guest's own ticks, because a guest that never waits keeps its worker thread busy, and a
+/// busy worker runs tokio's timers late.
+pub fn new_store(
+    engine: &Engine,
+    app: &Arc<str>,
+    limits: &InstanceLimits,
+    deadline: Instant,
+) -> Store<HostState> {
     let wasi = WasiCtx::builder()
         .stdout(GuestLog::new(app.clone(), Stream::Stdout))
         .stderr(GuestLog::new(app.clone(), Stream::Stderr))
@@ -77,9 +140,20 @@ pub fn new_store(engine: &Engine, app: &Arc<str>) -> Store<HostState> {
         wasi,
         http: WasiHttpCtx::new(),
         outbound: DenyOutbound,
+        memory: MemoryBudget {
+            limit: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+            used: 0,
+        },
     };
     let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.memory);
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+    store.epoch_deadline_callback(move |_| {
+        Ok(if Instant::now() >= deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
     store
 }

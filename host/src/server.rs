@@ -10,6 +10,7 @@ use crate::invoke::{Forwarding, invoke};
 use crate::registry::Entry;
 use crate::respond::{self, Body};
 use crate::router::{self, Route};
+use crate::sandbox::InstanceLimits;
 use anyhow::Context as _;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -171,8 +172,11 @@ impl Shared {
                     peer,
                     local: self.local,
                 };
-                let mut response =
-                    invoke(app, request, forwarding, self.config.request_timeout).await;
+                let limits = InstanceLimits {
+                    timeout: self.config.request_timeout,
+                    memory_bytes: self.config.instance_memory_bytes,
+                };
+                let mut response = invoke(app, request, forwarding, &limits).await;
                 if self.config.dev {
                     self.show_build_error(name, &mut response);
                 }

@@ -141,7 +141,13 @@ async fn renames_and_editor_style_saves_are_followed() {
 async fn a_burst_of_writes_ends_in_one_reload_of_the_final_content() {
     let server = watched_server(&[("app", guests::HELLO)]).await;
     let dir = server.apps_path().to_owned();
+    assert_eq!(
+        server.get("/app/").await.status,
+        StatusCode::OK,
+        "loaded before the burst"
+    );
     let before = info(&server, "app").await["deploys"].as_u64().unwrap();
+    assert_eq!(before, 1);
 
     let versions = [guests::ECHO, guests::HELLO, guests::TRAP];
     for i in 0..19 {

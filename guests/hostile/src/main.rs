@@ -1,0 +1,74 @@
+//! A hostile guest for tests: each path misbehaves in one way a host must survive.
+//!
+//! - `/loop`: spins forever before responding;
+//! - `/loop-after-headers`: sends headers and a first chunk, then spins forever;
+//! - `/alloc`: allocates memory until it runs out;
+//! - `/recurse`: recurses until the stack is exhausted;
+//! - `/headers`: answers with 10,000 headers;
+//! - `/big-header`: answers with one 1 MiB header;
+//! - anything else: `ok`, so tests can show the app itself still answers.
+
+use futures_lite::stream;
+use wstd::http::body::Bytes;
+use wstd::http::{Body, Error, Request, Response};
+
+#[wstd::http_server]
+async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
+    match request.uri().path() {
+        "/loop" => spin(),
+        "/loop-after-headers" => {
+            let mut sent = false;
+            let chunks = stream::poll_fn(move |_| {
+                if !sent {
+                    sent = true;
+                    return std::task::Poll::Ready(Some(Bytes::from_static(b"first chunk\n")));
+                }
+                spin()
+            });
+            Ok(Response::new(Body::from_stream(chunks)))
+        }
+        "/alloc" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "/recurse" => Ok(Response::new(format!("{}\n", recurse(u64::MAX)).into())),
+        "/headers" => {
+            let mut response = Response::new(Body::empty());
+            for i in 0..10_000 {
+                response.headers_mut().append(
+                    format!("x-flood-{i}").parse::<wstd::http::HeaderName>()?,
+                    "flood".parse()?,
+                );
+            }
+            Ok(response)
+        }
+        "/big-header" => {
+            let mut response = Response::new(Body::empty());
+            response
+                .headers_mut()
+                .insert("x-big", "x".repeat(1 << 20).parse()?);
+            Ok(response)
+        }
+        _ => Ok(Response::new("ok\n".into())),
+    }
+}
+
+fn spin() -> ! {
+    let mut counter: u64 = 0;
+    loop {
+        counter = std::hint::black_box(counter.wrapping_add(1));
+    }
+}
+
+fn recurse(depth: u64) -> u64 {
+    if std::hint::black_box(depth) == 0 {
+        return 0;
+    }
+    let mut frame = [0u8; 256];
+    frame[0] = depth as u8;
+    std::hint::black_box(&mut frame);
+    recurse(depth - 1) + u64::from(frame[0])
+}
