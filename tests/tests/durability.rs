@@ -113,15 +113,6 @@ async fn acknowledged_uploads_survive_kill_9_at_random_moments() {
         }
 
         server = start(apps.path());
-        let leftovers: Vec<_> = list_files(apps.path())
-            .into_iter()
-            .chain(list_files(&apps.path().join(".cache")))
-            .filter(|file| file.starts_with(".tmp-"))
-            .collect();
-        assert!(
-            leftovers.is_empty(),
-            "round {round} (seed {seed}): temp files survived: {leftovers:?}"
-        );
         for app in list_files(apps.path()) {
             let name = app.trim_end_matches(".wasm");
             // Waits for a background compile if the cache had not been written yet.
@@ -162,6 +153,16 @@ async fn acknowledged_uploads_survive_kill_9_at_random_moments() {
                 "round {round} (seed {seed}): {name} serves {served}, expected one of {allowed:?}"
             );
         }
+        // Checked once every app serves: until then the new server may be writing its cache.
+        let leftovers: Vec<_> = list_files(apps.path())
+            .into_iter()
+            .chain(list_files(&apps.path().join(".cache")))
+            .filter(|file| file.starts_with(".tmp-"))
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "round {round} (seed {seed}): temp files survived: {leftovers:?}"
+        );
         for name in &must_exist {
             assert!(
                 apps.path().join(format!("{name}.wasm")).exists(),
