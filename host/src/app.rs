@@ -3,6 +3,7 @@
 //! app can be mounted, so a bad file never goes live.
 
 use crate::engine::Tier;
+use crate::manifest::Manifest;
 use crate::router::{MAX_APP_NAME_LEN, is_valid_app_name};
 use crate::sandbox::HostState;
 use serde::Serialize;
@@ -47,6 +48,9 @@ pub enum LoadError {
     /// It imports something the host does not provide, or lacks `wasi:http/incoming-handler`.
     #[error("component cannot be served: {0:#}")]
     Incompatible(anyhow::Error),
+    /// Its manifest (`NAME.toml`) is invalid.
+    #[error("invalid manifest: {0}")]
+    Manifest(String),
 }
 
 /// How the current version of an app got mounted.
@@ -96,10 +100,29 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The app already runs as many requests as its manifest allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the app is at its limit of concurrent requests")]
+pub struct AtCapacity;
+
+/// Where a version comes from: its content, how it arrived, and its settings.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The component's hash and size.
+    pub version: Version,
+    /// How it arrived.
+    pub source: Source,
+    /// Its checked settings.
+    pub manifest: Arc<Manifest>,
+}
+
 /// A validated, compiled app, ready to instantiate for each request.
 pub struct App {
     name: Arc<str>,
     pre: ProxyPre<HostState>,
+    manifest: Arc<Manifest>,
+    /// Admission for `limits.max_concurrent_requests`, when the manifest sets it.
+    concurrency: Option<Arc<tokio::sync::Semaphore>>,
     version: Version,
     source: Source,
     compiled: Compiled,
@@ -141,15 +164,14 @@ impl App {
         tier: &Tier,
         name: &str,
         bytes: &[u8],
-        version: Version,
-        source: Source,
+        origin: Origin,
         compiled: Compiled,
     ) -> Result<(Self, Component), LoadError> {
         precheck(name, bytes)?;
         let started = Instant::now();
         let component =
             Component::new(tier.engine(), bytes).map_err(|e| LoadError::Invalid(e.into()))?;
-        let app = Self::link(tier, name, &component, version, source, compiled, started)?;
+        let app = Self::link(tier, name, &component, origin, compiled, started)?;
         Ok((app, component))
     }
 
@@ -162,27 +184,17 @@ impl App {
         tier: &Tier,
         name: &str,
         component: &Component,
-        version: Version,
-        source: Source,
+        origin: Origin,
         started: Instant,
     ) -> Result<Self, LoadError> {
-        Self::link(
-            tier,
-            name,
-            component,
-            version,
-            source,
-            Compiled::Cache,
-            started,
-        )
+        Self::link(tier, name, component, origin, Compiled::Cache, started)
     }
 
     fn link(
         tier: &Tier,
         name: &str,
         component: &Component,
-        version: Version,
-        source: Source,
+        origin: Origin,
         compiled: Compiled,
         started: Instant,
     ) -> Result<Self, LoadError> {
@@ -191,11 +203,17 @@ impl App {
             .instantiate_pre(component)
             .map_err(|e| LoadError::Incompatible(e.into()))?;
         let pre = ProxyPre::new(instance_pre).map_err(|e| LoadError::Incompatible(e.into()))?;
+        let concurrency = origin
+            .manifest
+            .max_concurrent_requests
+            .map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize)));
         Ok(Self {
             name: name.into(),
             pre,
-            version,
-            source,
+            manifest: origin.manifest,
+            concurrency,
+            version: origin.version,
+            source: origin.source,
             compiled,
             loaded_at: SystemTime::now(),
             load_time: started.elapsed(),
@@ -210,6 +228,28 @@ impl App {
     /// The pre-instantiated component.
     pub fn pre(&self) -> &ProxyPre<HostState> {
         &self.pre
+    }
+
+    /// The app's settings.
+    pub fn manifest(&self) -> &Arc<Manifest> {
+        &self.manifest
+    }
+
+    /// A slot to run one more request, if the app's concurrency limit allows it; `Ok(None)`
+    /// when the app has no limit. The slot is held until the permit is dropped.
+    ///
+    /// # Errors
+    ///
+    /// When the limit is reached.
+    pub fn admit(&self) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, AtCapacity> {
+        match &self.concurrency {
+            None => Ok(None),
+            Some(slots) => slots
+                .clone()
+                .try_acquire_owned()
+                .map(Some)
+                .map_err(|_| AtCapacity),
+        }
     }
 
     /// The component's hash and size.

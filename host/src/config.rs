@@ -23,6 +23,8 @@ pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
 pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 512 << 20;
 /// The linear memory one instance may use, all its memories together.
 pub const DEFAULT_INSTANCE_MEMORY_BYTES: u64 = 128 << 20;
+/// The largest request body an app receives.
+pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 10 << 20;
 /// The largest component the admin API accepts.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 50 << 20;
 /// The largest request head (request line and headers) accepted; beyond it clients get 431.
@@ -45,6 +47,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Linear memory one instance may use, all its memories together, in bytes.
     pub instance_memory_bytes: u64,
+    /// The largest request body an app receives, in bytes (413 beyond).
+    pub max_request_body: u64,
     /// How long in-flight requests may take to finish once shutdown starts.
     pub shutdown_timeout: Duration,
     /// How long a client may take to send the request headers.
@@ -97,6 +101,7 @@ impl Config {
             base_path: String::new(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             instance_memory_bytes: DEFAULT_INSTANCE_MEMORY_BYTES,
+            max_request_body: DEFAULT_MAX_REQUEST_BODY_BYTES,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
@@ -148,6 +153,16 @@ pub struct ServeArgs {
         value_name = "SIZE"
     )]
     pub memory: bytesize::ByteSize,
+
+    /// Largest request body an app receives (e.g. `10MiB`); larger ones get 413, decided from
+    /// `content-length` or while streaming. An app's manifest may set its own.
+    #[arg(
+        long,
+        env = "WASMOUNT_MAX_REQUEST_BODY",
+        default_value = "10MiB",
+        value_name = "SIZE"
+    )]
+    pub max_request_body: bytesize::ByteSize,
 
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     #[arg(long, env = "WASMOUNT_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration,
@@ -285,6 +300,7 @@ impl ServeArgs {
             base_path,
             request_timeout: self.request_timeout,
             instance_memory_bytes: self.memory.as_u64(),
+            max_request_body: self.max_request_body.as_u64(),
             shutdown_timeout: self.shutdown_timeout,
             header_read_timeout: self.header_read_timeout,
             max_header_bytes: self.max_header_size.as_u64(),

@@ -2,9 +2,10 @@
 //! swap. Start-up, uploads (and the folder watcher) all go through here, so they behave alike:
 //! a bad version never replaces a good one, and nothing half-written is ever mounted.
 
-use crate::app::{self, App, Compiled, LoadError, Source, Version};
+use crate::app::{self, App, Compiled, LoadError, Origin, Source, Version};
 use crate::cache::CompiledCache;
 use crate::engine::WasmEngine;
+use crate::manifest::Manifest;
 use crate::registry::{Entry, Failure, LoadOutcome, Registry};
 use crate::store::{AppFile, AppStore};
 use anyhow::Context as _;
@@ -141,18 +142,31 @@ impl Deployer {
 
     fn load_cached(&self, file: &AppFile) -> Option<App> {
         let started = Instant::now();
+        // An invalid manifest is reported by the background load that follows a miss.
+        let manifest = self.manifest_for(&file.path).ok()?;
         let (component, version) = self
             .cache
             .load(self.engine.engine(), &file.name, &file.path)?;
+        let origin = Origin {
+            version,
+            source: Source::Folder,
+            manifest,
+        };
         App::from_cache(
             self.engine.optimized(),
             &file.name,
             &component,
-            version,
-            Source::Folder,
+            origin,
             started,
         )
         .ok()
+    }
+
+    /// The settings of the app whose component is at `wasm_path` (`NAME.toml` beside it).
+    fn manifest_for(&self, wasm_path: &Path) -> Result<Arc<Manifest>, LoadError> {
+        Manifest::read_beside(wasm_path, self.store.dir())
+            .map(Arc::new)
+            .map_err(LoadError::Manifest)
     }
 
     /// Mounts a placeholder for `file` and compiles it in the background.
@@ -195,8 +209,9 @@ impl Deployer {
     fn compile_file(&self, file: &AppFile) -> Result<Arc<App>, String> {
         let bytes = std::fs::read(&file.path)
             .map_err(|e| format!("reading {}: {e}", file.path.display()))?;
+        let manifest = self.manifest_for(&file.path).map_err(|e| e.to_string())?;
         let (app, component) = self
-            .load_bytes(&file.name, &bytes, Source::Folder)
+            .load_bytes(&file.name, &bytes, Source::Folder, manifest)
             .map_err(|e| e.to_string())?;
         self.cache
             .save(&file.name, &file.path, app.version(), &component);
@@ -211,17 +226,24 @@ impl Deployer {
         name: &str,
         bytes: &[u8],
         source: Source,
+        manifest: Arc<Manifest>,
     ) -> Result<(App, Component), LoadError> {
         app::precheck(name, bytes)?;
         let version = Version::of(bytes);
         let started = Instant::now();
         let tier = self.engine.optimized();
-        match self.cache.load_by_content(tier.engine(), &version) {
+        let cached = self.cache.load_by_content(tier.engine(), &version);
+        let origin = Origin {
+            version,
+            source,
+            manifest,
+        };
+        match cached {
             Some(component) => {
-                let app = App::from_cache(tier, name, &component, version, source, started)?;
+                let app = App::from_cache(tier, name, &component, origin, started)?;
                 Ok((app, component))
             }
-            None => App::compile(tier, name, bytes, version, source, Compiled::Fresh),
+            None => App::compile(tier, name, bytes, origin, Compiled::Fresh),
         }
     }
 
@@ -233,13 +255,19 @@ impl Deployer {
         name: &str,
         bytes: &[u8],
         source: Source,
+        manifest: Arc<Manifest>,
     ) -> Result<(App, Option<Component>), LoadError> {
         app::precheck(name, bytes)?;
         let version = Version::of(bytes);
         if let Some(baseline) = self.engine.baseline()
             && !self.cache.has_content(&version)
         {
-            match App::compile(baseline, name, bytes, version, source, Compiled::Baseline) {
+            let origin = Origin {
+                version,
+                source,
+                manifest: manifest.clone(),
+            };
+            match App::compile(baseline, name, bytes, origin, Compiled::Baseline) {
                 Ok((app, _)) => return Ok((app, None)),
                 // Refusals that do not depend on the compiler are final.
                 Err(error @ LoadError::Incompatible(_)) => return Err(error),
@@ -251,8 +279,29 @@ impl Deployer {
                 }
             }
         }
-        let (app, component) = self.load_bytes(name, bytes, source)?;
+        let (app, component) = self.load_bytes(name, bytes, source, manifest)?;
         Ok((app, Some(component)))
+    }
+
+    /// After a version went live: cache its optimized build (which only saves a recompile
+    /// later), or, if it was compiled by the baseline compiler, build the optimized one.
+    fn finish_in_background(
+        self: &Arc<Self>,
+        app: Arc<App>,
+        optimized: Option<Component>,
+        bytes: Bytes,
+        path: PathBuf,
+    ) {
+        match optimized {
+            Some(component) => {
+                let this = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    this.cache
+                        .save(app.name(), &path, app.version(), &component);
+                });
+            }
+            None => self.upgrade_in_background(app, bytes, path),
+        }
     }
 
     /// Compiles the optimized version of a baseline-compiled app, caches it (as the build of
@@ -263,9 +312,9 @@ impl Deployer {
             let _slot = this.compile_slots.acquire().await;
             let compiler = this.clone();
             let name = baseline.name().clone();
-            let source = baseline.source();
+            let (source, manifest) = (baseline.source(), baseline.manifest().clone());
             let optimized = tokio::task::spawn_blocking(move || {
-                let loaded = compiler.load_bytes(&name, &bytes, source);
+                let loaded = compiler.load_bytes(&name, &bytes, source, manifest);
                 if let Ok((app, component)) = &loaded {
                     compiler.cache.save(&name, &path, app.version(), component);
                 }
@@ -301,11 +350,12 @@ impl Deployer {
         name: &str,
         bytes: Bytes,
     ) -> Result<Deployed, DeployError> {
+        let manifest = self.manifest_for(&self.store.app_path(name))?;
         let this = self.clone();
         let owned_name = name.to_owned();
         let compile_bytes = bytes.clone();
         let (app, component) = tokio::task::spawn_blocking(move || {
-            this.load_quick(&owned_name, &compile_bytes, Source::Upload)
+            this.load_quick(&owned_name, &compile_bytes, Source::Upload, manifest)
         })
         .await
         .map_err(|panic| DeployError::Store(anyhow::anyhow!("compiling panicked: {panic}")))??;
@@ -322,23 +372,9 @@ impl Deployer {
         let previous = self.registry.insert(app.clone());
         drop(commit);
 
-        match component {
-            // The cache only saves a recompile later: fill it off the response path.
-            Some(component) => {
-                let this = self.clone();
-                let owned_name = name.to_owned();
-                let version = app.version().clone();
-                tokio::task::spawn_blocking(move || {
-                    let path = this.store.app_path(&owned_name);
-                    this.cache.save(&owned_name, &path, &version, &component);
-                });
-            }
-            None => {
-                let path = self.store.app_path(name);
-                self.upgrade_in_background(app.clone(), bytes_for_upgrade, path);
-            }
-        }
         log_mounted(&app);
+        let path = self.store.app_path(name);
+        self.finish_in_background(app.clone(), component, bytes_for_upgrade, path);
         Ok(Deployed {
             app,
             replaced: previous.is_some(),
@@ -369,9 +405,14 @@ impl Deployer {
                 return self.reload_failed(name, format!("reading {}: {error}", path.display()));
             }
         };
+        let manifest = match self.manifest_for(path) {
+            Ok(manifest) => manifest,
+            Err(error) => return self.reload_failed(name, error.to_string()),
+        };
         let version = Version::of(&bytes);
         if let Some(Entry::Ready(current)) = self.registry.get(name)
             && current.version().sha256 == version.sha256
+            && current.manifest() == &manifest
         {
             return Reload::Unchanged;
         }
@@ -379,7 +420,7 @@ impl Deployer {
         let owned_name = name.to_owned();
         let compile_bytes = bytes.clone();
         let loaded = tokio::task::spawn_blocking(move || {
-            this.load_quick(&owned_name, &compile_bytes, Source::Folder)
+            this.load_quick(&owned_name, &compile_bytes, Source::Folder, manifest)
         })
         .await;
         let (app, component) = match loaded {
@@ -390,17 +431,7 @@ impl Deployer {
         let app = Arc::new(app);
         let replaced = self.registry.insert(app.clone()).is_some();
         log_mounted(&app);
-        match component {
-            Some(component) => {
-                let this = self.clone();
-                let (owned_name, owned_path) = (name.to_owned(), path.to_owned());
-                tokio::task::spawn_blocking(move || {
-                    this.cache
-                        .save(&owned_name, &owned_path, app.version(), &component);
-                });
-            }
-            None => self.upgrade_in_background(app, bytes, path.to_owned()),
-        }
+        self.finish_in_background(app, component, bytes, path.to_owned());
         if replaced {
             Reload::Replaced
         } else {

@@ -13,6 +13,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -36,24 +37,46 @@ pub struct Forwarding<'a> {
     pub peer: SocketAddr,
     /// The address the client connected to, used as `host` when the client sent none.
     pub local: SocketAddr,
+    /// The server's base path, passed to the guest as `WASMOUNT_BASE_PATH`.
+    pub base_path: &'a str,
 }
 
 /// Serves `request` with a fresh instance of `app`, within `limits` (the deadline covers the
-/// response body too).
+/// response body too). `admission`, the app's concurrency slot if it has a limit, is held
+/// until the guest is done.
 pub async fn invoke(
     app: Arc<App>,
     request: Request<Incoming>,
     forwarding: Forwarding<'_>,
     limits: &InstanceLimits,
+    admission: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Response<Body> {
     let timeout = limits.timeout;
+    let body_limit = limits.max_request_body;
+    if let Some(length) = content_length(&request)
+        && length > body_limit
+    {
+        return body_too_large(length.to_string(), body_limit);
+    }
+    let overflowed = Arc::new(AtomicBool::new(false));
+    let request = request.map(|body| LimitedBody {
+        inner: body,
+        remaining: body_limit,
+        limit: body_limit,
+        overflowed: overflowed.clone(),
+    });
     let request = match rewrite_for_guest(request, &forwarding) {
         Ok(request) => request,
         Err(message) => return respond::text(StatusCode::BAD_REQUEST, message),
     };
     let deadline = Instant::now() + timeout;
-    // The store must come from the engine the app was compiled for (baseline or optimized).
-    let mut store = new_store(app.pre().engine(), app.name(), limits, deadline.into_std());
+    let mut store = match new_store(&app, forwarding.base_path, limits, deadline.into_std()) {
+        Ok(store) => store,
+        Err(error) => {
+            tracing::error!(app = %app.name(), "preparing the sandbox: {error:#}");
+            return respond::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
+    };
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let resources = {
         let mut http = store.data_mut().http();
@@ -73,6 +96,7 @@ pub async fn invoke(
     // cross-thread wake-up. The deadline bounds all of it, body included.
     let guest_app = app.clone();
     let mut guest: GuestFuture = Box::pin(tokio::time::timeout_at(deadline, async move {
+        let _admission = admission;
         let proxy = guest_app.pre().instantiate_async(&mut store).await?;
         proxy
             .wasi_http_incoming_handler()
@@ -88,7 +112,14 @@ pub async fn invoke(
     })
     .await;
 
-    let (response, unfinished_guest) = match first {
+    let response = match first {
+        // A body over the limit fails the guest's read; the client is told why.
+        _ if overflowed.load(Ordering::Relaxed) => {
+            return body_too_large(format!("more than {body_limit}"), body_limit);
+        }
+        first => first,
+    };
+    let (response, unfinished_guest) = match response {
         Ok(Ok(response)) => (response, Some(guest)),
         // The response sender was dropped with the guest's resources: it is ending without a
         // response (returned early, or trapped).
@@ -117,6 +148,68 @@ pub async fn invoke(
                 format_args!("app `{}` failed to handle the request", app.name()),
             )
         }
+    }
+}
+
+fn content_length<B>(request: &Request<B>) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn body_too_large(size: String, limit: u64) -> Response<Body> {
+    respond::text(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format_args!("request body is {size} bytes, limit is {limit} bytes (max_request_body)"),
+    )
+}
+
+/// A request body that fails, and says so, once more than `limit` bytes have come.
+struct LimitedBody {
+    inner: Incoming,
+    remaining: u64,
+    limit: u64,
+    overflowed: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for LimitedBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let Some(data) = frame.data_ref() {
+            match this.remaining.checked_sub(data.len() as u64) {
+                Some(remaining) => this.remaining = remaining,
+                None => {
+                    this.overflowed.store(true, Ordering::Relaxed);
+                    let error = wasmtime_wasi_http::Error::HttpRequestBodySize(Some(this.limit));
+                    return Poll::Ready(Some(Err(error)));
+                }
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -305,6 +398,7 @@ mod tests {
             rest: "/plot",
             peer: "127.0.0.9:5000".parse().unwrap(),
             local: "127.0.0.1:8080".parse().unwrap(),
+            base_path: "",
         };
         let rewritten = rewrite_for_guest(request, &forwarding).unwrap();
         assert_eq!(rewritten.uri(), "/plot?x=1&y=2");

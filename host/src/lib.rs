@@ -16,6 +16,7 @@ pub mod deploy;
 pub mod engine;
 pub mod guest_log;
 pub mod invoke;
+pub mod manifest;
 pub mod registry;
 pub mod respond;
 pub mod router;

@@ -2,12 +2,14 @@
 //! with outgoing requests denied, guest output to the log, a memory budget for the whole
 //! instance, and the epoch deadline.
 
+use crate::app::App;
 use crate::guest_log::{GuestLog, Stream};
-use std::sync::Arc;
+use crate::manifest::FILES_GUEST_PATH;
+use anyhow::Context as _;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{
     Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
@@ -30,6 +32,8 @@ pub struct InstanceLimits {
     pub timeout: Duration,
     /// Linear memory of the whole instance, all its memories together, in bytes.
     pub memory_bytes: u64,
+    /// Largest request body, in bytes.
+    pub max_request_body: u64,
 }
 
 /// Counts every linear memory of an instance against one budget (wasmtime's own limits are
@@ -119,22 +123,37 @@ impl WasiHttpHooks for DenyOutbound {
     }
 }
 
-/// A fresh store for one request to app `app`: nothing granted but stdout/stderr to the log,
+/// A fresh store for one request to `app`: stdout/stderr to the log, the environment and
+/// files its manifest grants (plus `WASMOUNT_APP` and `WASMOUNT_BASE_PATH`), nothing else;
 /// memory bounded by `limits`. At every epoch tick the guest yields to the async runtime, so
 /// a busy guest never holds a worker thread; once `deadline` has passed, the next tick traps
 /// it instead ([`Trap::Interrupt`](wasmtime::Trap::Interrupt)). The check is here, in the
 /// guest's own ticks, because a guest that never waits keeps its worker thread busy, and a
 /// busy worker runs tokio's timers late.
 pub fn new_store(
-    engine: &Engine,
-    app: &Arc<str>,
+    app: &App,
+    base_path: &str,
     limits: &InstanceLimits,
     deadline: Instant,
-) -> Store<HostState> {
-    let wasi = WasiCtx::builder()
-        .stdout(GuestLog::new(app.clone(), Stream::Stdout))
-        .stderr(GuestLog::new(app.clone(), Stream::Stderr))
-        .build();
+) -> anyhow::Result<Store<HostState>> {
+    let name = app.name();
+    let manifest = app.manifest();
+    let mut wasi = WasiCtx::builder();
+    wasi.stdout(GuestLog::new(name.clone(), Stream::Stdout))
+        .stderr(GuestLog::new(name.clone(), Stream::Stderr))
+        .env("WASMOUNT_APP", name.as_ref())
+        .env("WASMOUNT_BASE_PATH", base_path);
+    for (key, value) in &manifest.environment {
+        wasi.env(key, value);
+    }
+    if let Some(files) = &manifest.files {
+        // Read-only, and cap-std underneath: `..`, absolute paths and symlinks leading out of
+        // the folder are refused by the WASI implementation itself.
+        wasi.preopened_dir(files, FILES_GUEST_PATH, FsPerms::ReadOnly)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("granting {}", files.display()))?;
+    }
+    let wasi = wasi.build();
     let state = HostState {
         table: ResourceTable::new(),
         wasi,
@@ -145,7 +164,8 @@ pub fn new_store(
             used: 0,
         },
     };
-    let mut store = Store::new(engine, state);
+    // The store must come from the engine the app was compiled for (baseline or optimized).
+    let mut store = Store::new(app.pre().engine(), state);
     store.limiter(|state| &mut state.memory);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
@@ -155,5 +175,5 @@ pub fn new_store(
             UpdateDeadline::Yield(1)
         })
     });
-    store
+    Ok(store)
 }

@@ -165,18 +165,34 @@ impl Shared {
                     },
                     None => return no_such_app(name),
                 };
+                let admitted = match app.admit() {
+                    Ok(permit) => permit,
+                    Err(crate::app::AtCapacity) => {
+                        return respond::unavailable(
+                            format_args!("app `{name}` is at its limit of concurrent requests"),
+                            1,
+                        );
+                    }
+                };
                 let prefix = router::mount_prefix(base, name);
                 let forwarding = Forwarding {
                     prefix: &prefix,
                     rest,
                     peer,
                     local: self.local,
+                    base_path: base,
                 };
+                let manifest = app.manifest();
                 let limits = InstanceLimits {
-                    timeout: self.config.request_timeout,
-                    memory_bytes: self.config.instance_memory_bytes,
+                    timeout: manifest
+                        .request_timeout
+                        .unwrap_or(self.config.request_timeout),
+                    memory_bytes: manifest.memory.unwrap_or(self.config.instance_memory_bytes),
+                    max_request_body: manifest
+                        .max_request_body
+                        .unwrap_or(self.config.max_request_body),
                 };
-                let mut response = invoke(app, request, forwarding, &limits).await;
+                let mut response = invoke(app, request, forwarding, &limits, admitted).await;
                 if self.config.dev {
                     self.show_build_error(name, &mut response);
                 }

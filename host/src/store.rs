@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 /// The file extension of an app component.
 pub const APP_EXTENSION: &str = "wasm";
+/// The file extension of an app's manifest, beside its component.
+pub const MANIFEST_EXTENSION: &str = "toml";
 /// Prefix of temp files; never a valid app name, so never mounted.
 pub const TEMP_PREFIX: &str = ".tmp-";
 /// Folder, inside the apps folder, of the host's own compiled artifacts.

@@ -5,7 +5,7 @@
 
 use crate::deploy::{Deployer, Reload};
 use crate::router::is_valid_app_name;
-use crate::store::APP_EXTENSION;
+use crate::store::{APP_EXTENSION, MANIFEST_EXTENSION};
 use anyhow::Context as _;
 use notify::{RecursiveMode, Watcher as _};
 use std::collections::HashMap;
@@ -32,8 +32,15 @@ impl Targets {
         if let Some(name) = self.external.get(path) {
             return Some(name.clone());
         }
+        // A component, or its manifest (`NAME.toml`), which re-applies the app's settings.
+        let extension = path.extension().and_then(|e| e.to_str());
+        if let Some(wasm) = self.external.get(&path.with_extension(APP_EXTENSION))
+            && extension == Some(MANIFEST_EXTENSION)
+        {
+            return Some(wasm.clone());
+        }
         if path.parent()? != self.apps_dir
-            || path.extension().and_then(|e| e.to_str()) != Some(APP_EXTENSION)
+            || !matches!(extension, Some(APP_EXTENSION | MANIFEST_EXTENSION))
         {
             return None;
         }

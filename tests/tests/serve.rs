@@ -279,7 +279,11 @@ async fn a_guest_that_overruns_the_request_timeout_gets_504() {
 #[tokio::test(flavor = "multi_thread")]
 async fn guests_get_no_environment_no_files_and_no_outgoing_http() {
     let server = TestServer::start(&[("echo", guests::ECHO)]).await;
-    assert_eq!(server.get("/echo/env").await.text(), "0 variables\n");
+    assert_eq!(
+        server.get("/echo/env").await.text(),
+        "2 variables\nWASMOUNT_APP=echo\nWASMOUNT_BASE_PATH=",
+        "only what the host grants"
+    );
     assert!(server.get("/echo/fs").await.text().starts_with("no files:"));
 
     // A real listener the guest tries to reach: the request is refused before any connection.

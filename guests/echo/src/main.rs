@@ -5,7 +5,8 @@
 //! - `/stream?bytes=N` streams N bytes (`0123456789` repeated) in 64 KiB chunks;
 //! - `/log?msg=TEXT` prints TEXT to stdout and stderr first;
 //! - `/env`, `/fs` and `/fetch?url=URL` report what the sandbox grants: the environment, the
-//!   files at `/`, and the outcome of an outgoing request.
+//!   files at `/`, and the outcome of an outgoing request;
+//! - `/read?path=P` and `/write?path=P` try to read or create a file.
 
 use futures_lite::stream;
 use wasmount_sdk::form::Form;
@@ -37,6 +38,18 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
             Ok(entries) => response::text(format!("listed {} entries\n", entries.count())),
             Err(error) => response::text(format!("no files: {error}\n")),
         }),
+        "/read" => Ok(
+            match std::fs::read_to_string(query.get("path").unwrap_or("")) {
+                Ok(text) => response::text(format!("read: {text}")),
+                Err(error) => response::text(format!("refused: {error}\n")),
+            },
+        ),
+        "/write" => Ok(
+            match std::fs::write(query.get("path").unwrap_or(""), b"written") {
+                Ok(()) => response::text("wrote\n"),
+                Err(error) => response::text(format!("refused: {error}\n")),
+            },
+        ),
         "/fetch" => {
             let url = query.get("url").unwrap_or("").to_owned();
             let request = Request::get(url.as_str()).body(Body::empty())?;

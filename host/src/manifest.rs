@@ -1,0 +1,203 @@
+//! The optional app manifest, `NAME.toml` beside `NAME.wasm`: what the app is granted and
+//! what it may use. Unknown keys are errors, so a typo never passes silently.
+//!
+//! ```toml
+//! environment = { TITLE = "Expression heatmap" }
+//! files = "heatmap-data"            # folder in the apps folder, read-only at /data
+//! [limits]
+//! memory = "128MiB"                 # whole instance, all memories together
+//! request_timeout = "30s"           # wall clock, body included
+//! max_concurrent_requests = 64      # beyond it: 503 with retry-after
+//! max_request_body = "10MiB"        # beyond it: 413
+//! ```
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+/// The folder where a manifest's `files` are granted inside the guest.
+pub const FILES_GUEST_PATH: &str = "/data";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestFile {
+    route: Option<String>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+    files: Option<String>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    limits: LimitsFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    memory: Option<String>,
+    request_timeout: Option<String>,
+    max_concurrent_requests: Option<u32>,
+    max_request_body: Option<String>,
+}
+
+/// An app's settings, checked and resolved. Every limit left out falls back to the server's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// Environment variables the guest sees (besides `WASMOUNT_APP` and `WASMOUNT_BASE_PATH`).
+    pub environment: Vec<(String, String)>,
+    /// The host folder granted read-only at [`FILES_GUEST_PATH`].
+    pub files: Option<PathBuf>,
+    /// Linear memory of one instance, in bytes.
+    pub memory: Option<u64>,
+    /// Deadline of one request.
+    pub request_timeout: Option<Duration>,
+    /// Requests of this app running at once.
+    pub max_concurrent_requests: Option<u32>,
+    /// Largest request body, in bytes.
+    pub max_request_body: Option<u64>,
+}
+
+impl Manifest {
+    /// Parses a manifest; `apps_dir` is where `files` folders live.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the key and what is wrong with it.
+    pub fn parse(text: &str, apps_dir: &Path) -> Result<Self, String> {
+        let file: ManifestFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        if file.route.is_some() {
+            return Err("`route` is not supported yet: apps are mounted at /NAME/".into());
+        }
+        if !file.allowed_outbound_hosts.is_empty() {
+            return Err(
+                "`allowed_outbound_hosts` is not supported yet: outgoing HTTP is refused".into(),
+            );
+        }
+        for name in file.environment.keys() {
+            if name.is_empty() || name.contains('=') || name.starts_with("WASMOUNT_") {
+                return Err(format!(
+                    "environment variable `{name}` is not allowed (empty, contains `=`, or \
+                     uses the reserved WASMOUNT_ prefix)"
+                ));
+            }
+        }
+        let files = file
+            .files
+            .map(|folder| files_folder(&folder, apps_dir))
+            .transpose()?;
+        let size = |key: &str, value: Option<String>| -> Result<Option<u64>, String> {
+            value
+                .map(|v| {
+                    v.parse::<bytesize::ByteSize>()
+                        .map(|b| b.as_u64())
+                        .map_err(|e| format!("limits.{key} = `{v}`: {e}"))
+                })
+                .transpose()
+        };
+        let limits = file.limits;
+        let request_timeout = limits
+            .request_timeout
+            .map(|v| {
+                humantime::parse_duration(&v)
+                    .map_err(|e| format!("limits.request_timeout = `{v}`: {e}"))
+            })
+            .transpose()?;
+        if limits.max_concurrent_requests == Some(0) {
+            return Err("limits.max_concurrent_requests must be at least 1".into());
+        }
+        Ok(Self {
+            environment: file.environment.into_iter().collect(),
+            files,
+            memory: size("memory", limits.memory)?,
+            request_timeout,
+            max_concurrent_requests: limits.max_concurrent_requests,
+            max_request_body: size("max_request_body", limits.max_request_body)?,
+        })
+    }
+
+    /// Reads the manifest beside the component at `wasm_path` (`NAME.toml`), if there is one.
+    ///
+    /// # Errors
+    ///
+    /// If it exists but cannot be read or is invalid.
+    pub fn read_beside(wasm_path: &Path, apps_dir: &Path) -> Result<Self, String> {
+        let path = wasm_path.with_extension(crate::store::MANIFEST_EXTENSION);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                Self::parse(&text, apps_dir).map_err(|e| format!("{}: {e}", path.display()))
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(error) => Err(format!("reading {}: {error}", path.display())),
+        }
+    }
+}
+
+/// `files` must name a folder inside the apps folder: relative, no `..`, existing.
+fn files_folder(folder: &str, apps_dir: &Path) -> Result<PathBuf, String> {
+    let relative = Path::new(folder);
+    let plain = relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)));
+    if folder.is_empty() || !plain || folder.starts_with('.') {
+        return Err(format!(
+            "files = `{folder}`: must be a folder inside the apps folder (relative, no `..`, \
+             not hidden)"
+        ));
+    }
+    let path = apps_dir.join(relative);
+    if !path.is_dir() {
+        return Err(format!(
+            "files = `{folder}`: no such folder in {}",
+            apps_dir.display()
+        ));
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_manifest_resolves() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        let manifest = Manifest::parse(
+            r#"
+            environment = { TITLE = "Heatmap" }
+            files = "data"
+            [limits]
+            memory = "64MiB"
+            request_timeout = "2s"
+            max_concurrent_requests = 4
+            max_request_body = "1MiB"
+            "#,
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(
+            manifest.environment,
+            [("TITLE".to_owned(), "Heatmap".to_owned())]
+        );
+        assert_eq!(manifest.files, Some(dir.path().join("data")));
+        assert_eq!(manifest.memory, Some(64 << 20));
+        assert_eq!(manifest.request_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(manifest.max_concurrent_requests, Some(4));
+        assert_eq!(manifest.max_request_body, Some(1 << 20));
+    }
+
+    #[test]
+    fn mistakes_are_errors_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = |text: &str| Manifest::parse(text, dir.path()).unwrap_err();
+        assert!(error("enviroment = {}").contains("enviroment"));
+        assert!(error("[limits]\nmemory = \"lots\"").contains("limits.memory"));
+        assert!(error("[limits]\nrequest_timeout = \"soon\"").contains("limits.request_timeout"));
+        assert!(error("files = \"../etc\"").contains("files"));
+        assert!(error("files = \"/etc\"").contains("files"));
+        assert!(error("files = \"missing\"").contains("no such folder"));
+        assert!(error("environment = { WASMOUNT_APP = \"x\" }").contains("reserved"));
+        assert!(error("route = \"/x\"").contains("not supported yet"));
+    }
+}

@@ -1,0 +1,218 @@
+//! App manifests (`NAME.toml`): granted environment and files, per-app limits, and refusals
+//! of bad manifests that change nothing.
+
+use bytes::Bytes;
+use futures::future::join_all;
+use http::{Method, StatusCode};
+use std::time::{Duration, Instant};
+use wasmount_tests::{TestServer, guests, json, try_send};
+
+/// A server with `echo` and the given `echo.toml`; `prepare` may add files first.
+async fn echo_with(manifest: &str, prepare: impl FnOnce(&std::path::Path)) -> TestServer {
+    let apps = tempfile::tempdir().unwrap();
+    std::fs::copy(guests::ECHO, apps.path().join("echo.wasm")).unwrap();
+    std::fs::write(apps.path().join("echo.toml"), manifest).unwrap();
+    prepare(apps.path());
+    let server = TestServer::start_in(apps, |config| {
+        config.admin_token = Some(wasmount_tests::ADMIN_TOKEN.into());
+        config.watch = true;
+    })
+    .await;
+    assert_eq!(
+        server.get("/echo/").await.status,
+        StatusCode::OK,
+        "echo loads"
+    );
+    server
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_environment_is_the_manifests_plus_the_hosts_two_and_follows_edits() {
+    let server = echo_with("environment = { TITLE = \"Expression heatmap\" }", |_| {}).await;
+    let env = server.get("/echo/env").await.text();
+    assert!(env.starts_with("3 variables\n"), "{env}");
+    assert!(
+        env.contains("TITLE=Expression heatmap") && env.contains("WASMOUNT_APP=echo"),
+        "{env}"
+    );
+
+    // Editing the manifest alone re-applies it (the component is unchanged).
+    std::fs::write(
+        server.apps_path().join("echo.toml"),
+        "environment = { TITLE = \"Scatter\" }",
+    )
+    .unwrap();
+    let started = Instant::now();
+    while !server
+        .get("/echo/env")
+        .await
+        .text()
+        .contains("TITLE=Scatter")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the manifest change never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_are_the_apps_own_folder_read_only_with_no_way_out() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "secret").unwrap();
+    let secret = outside.path().join("secret.txt");
+    let server = echo_with("files = \"echo-data\"", |apps| {
+        std::fs::create_dir(apps.join("echo-data")).unwrap();
+        std::fs::write(apps.join("echo-data/table.tsv"), "gene\tA\n").unwrap();
+        std::os::unix::fs::symlink(&secret, apps.join("echo-data/escape")).unwrap();
+    })
+    .await;
+    assert_eq!(
+        server.get("/echo/read?path=/data/table.tsv").await.text(),
+        "read: gene\tA\n"
+    );
+    for path in [
+        "/data/../echo.wasm",
+        "/data/escape",
+        "/etc/hostname",
+        &secret.display().to_string(),
+    ] {
+        let text = server.get(&format!("/echo/read?path={path}")).await.text();
+        assert!(text.starts_with("refused:"), "{path}: {text}");
+    }
+    let write = server.get("/echo/write?path=/data/new.txt").await.text();
+    assert!(write.starts_with("refused:"), "{write}");
+    assert!(!server.apps_path().join("echo-data/new.txt").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn per_app_limits_apply_timeout_body_size_and_concurrency() {
+    let server = echo_with(
+        "[limits]\nrequest_timeout = \"300ms\"\nmax_request_body = \"1KiB\"\nmax_concurrent_requests = 1\n",
+        |_| {},
+    )
+    .await;
+    let started = Instant::now();
+    assert_eq!(
+        server.get("/echo/?sleep_ms=3000").await.status,
+        StatusCode::GATEWAY_TIMEOUT
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let declared = server
+        .send(Method::POST, "/echo/", vec![b'x'; 2048], &[])
+        .await;
+    assert_eq!(
+        declared.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        declared.text()
+    );
+    assert_eq!(
+        server
+            .send(Method::POST, "/echo/", vec![b'x'; 512], &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Without a content-length, the limit is enforced while the body streams in.
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(
+        hyper_util::rt::TokioIo::new(tokio::net::TcpStream::connect(server.addr).await.unwrap()),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let chunks =
+        futures::stream::iter((0..4).map(|_| {
+            Ok::<_, std::io::Error>(hyper::body::Frame::data(Bytes::from(vec![b'y'; 700])))
+        }));
+    let request = http::Request::post("/echo/")
+        .header("host", server.addr.to_string())
+        .body(http_body_util::StreamBody::new(chunks))
+        .unwrap();
+    let streamed = sender.send_request(request).await.unwrap();
+    assert_eq!(streamed.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    let addr = server.addr;
+    let slow =
+        (0..3).map(|_| try_send(addr, Method::GET, "/echo/?sleep_ms=200", Bytes::new(), &[]));
+    let statuses: Vec<StatusCode> = join_all(slow)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status)
+        .collect();
+    assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
+    assert!(
+        statuses.contains(&StatusCode::SERVICE_UNAVAILABLE),
+        "{statuses:?}"
+    );
+    let busy =
+        (0..2).map(|_| try_send(addr, Method::GET, "/echo/?sleep_ms=200", Bytes::new(), &[]));
+    let refused = join_all(busy)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .find(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
+        .expect("one of two concurrent requests is refused");
+    assert_eq!(refused.header("retry-after"), "1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_manifest_is_refused_and_changes_nothing() {
+    let server = echo_with("environment = { TITLE = \"ok\" }", |_| {}).await;
+    std::fs::write(
+        server.apps_path().join("echo.toml"),
+        "enviroment = { TITLE = \"typo\" }",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let info = loop {
+        let info = json(
+            &server
+                .admin(Method::GET, "/_wasmount/apps/echo", Bytes::new())
+                .await,
+        );
+        if info.get("error").is_some() {
+            break info;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the bad manifest was never reported"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        info["error"].as_str().unwrap().contains("enviroment"),
+        "{info}"
+    );
+    assert!(
+        server.get("/echo/env").await.text().contains("TITLE=ok"),
+        "old settings still apply"
+    );
+
+    // An upload next to the bad manifest is refused with 422 and nothing changes.
+    let upload = server
+        .admin(
+            Method::PUT,
+            "/_wasmount/apps/echo",
+            std::fs::read(guests::ECHO).unwrap(),
+        )
+        .await;
+    assert_eq!(
+        upload.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        upload.text()
+    );
+    assert!(
+        json(&upload)["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid manifest")
+    );
+}
