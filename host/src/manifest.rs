@@ -4,6 +4,7 @@
 //! ```toml
 //! environment = { TITLE = "Expression heatmap" }
 //! files = "heatmap-data"            # folder in the apps folder, read-only at /data
+//! allowed_outbound_hosts = ["https://data.example.org:443"]   # default: none
 //! [limits]
 //! memory = "128MiB"                 # whole instance, all memories together
 //! request_timeout = "30s"           # wall clock, body included
@@ -48,6 +49,8 @@ pub struct Manifest {
     pub environment: Vec<(String, String)>,
     /// The host folder granted read-only at [`FILES_GUEST_PATH`].
     pub files: Option<PathBuf>,
+    /// Where the app may send HTTP requests; empty: nowhere.
+    pub allowed_outbound_hosts: Vec<OutboundHost>,
     /// Linear memory of one instance, in bytes.
     pub memory: Option<u64>,
     /// Deadline of one request.
@@ -69,11 +72,11 @@ impl Manifest {
         if file.route.is_some() {
             return Err("`route` is not supported yet: apps are mounted at /NAME/".into());
         }
-        if !file.allowed_outbound_hosts.is_empty() {
-            return Err(
-                "`allowed_outbound_hosts` is not supported yet: outgoing HTTP is refused".into(),
-            );
-        }
+        let allowed_outbound_hosts = file
+            .allowed_outbound_hosts
+            .iter()
+            .map(|entry| OutboundHost::parse(entry))
+            .collect::<Result<Vec<_>, _>>()?;
         for name in file.environment.keys() {
             if name.is_empty() || name.contains('=') || name.starts_with("WASMOUNT_") {
                 return Err(format!(
@@ -109,6 +112,7 @@ impl Manifest {
         Ok(Self {
             environment: file.environment.into_iter().collect(),
             files,
+            allowed_outbound_hosts,
             memory: size("memory", limits.memory)?,
             request_timeout,
             max_concurrent_requests: limits.max_concurrent_requests,
@@ -130,6 +134,60 @@ impl Manifest {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(error) => Err(format!("reading {}: {error}", path.display())),
         }
+    }
+}
+
+/// One allowed destination for outgoing HTTP: scheme, host and port, all exact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundHost {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The host name or address, lowercase.
+    pub host: String,
+    /// The port (the scheme's default when left out).
+    pub port: u16,
+}
+
+impl OutboundHost {
+    /// Parses `scheme://host[:port]`.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the entry.
+    pub fn parse(entry: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("allowed_outbound_hosts entry `{entry}`: {why}");
+        let uri: http::Uri = entry.parse().map_err(|_| bad("not a URL"))?;
+        let scheme = uri
+            .scheme_str()
+            .ok_or_else(|| bad("needs a scheme, e.g. https://"))?;
+        let default_port = match scheme {
+            "http" => 80,
+            "https" => 443,
+            _ => return Err(bad("the scheme must be http or https")),
+        };
+        if uri
+            .path_and_query()
+            .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
+        {
+            return Err(bad("give scheme, host and port only, no path"));
+        }
+        let authority = uri.authority().ok_or_else(|| bad("needs a host"))?;
+        Ok(Self {
+            scheme: scheme.to_owned(),
+            host: authority.host().to_ascii_lowercase(),
+            port: authority.port_u16().unwrap_or(default_port),
+        })
+    }
+
+    /// Whether a request to `uri` goes to this destination.
+    pub fn allows(&self, uri: &http::Uri) -> bool {
+        let scheme = uri.scheme_str().unwrap_or("https");
+        let default_port = if scheme == "http" { 80 } else { 443 };
+        scheme == self.scheme
+            && uri
+                .host()
+                .is_some_and(|h| h.eq_ignore_ascii_case(&self.host))
+            && uri.port_u16().unwrap_or(default_port) == self.port
     }
 }
 
@@ -199,5 +257,20 @@ mod tests {
         assert!(error("files = \"missing\"").contains("no such folder"));
         assert!(error("environment = { WASMOUNT_APP = \"x\" }").contains("reserved"));
         assert!(error("route = \"/x\"").contains("not supported yet"));
+        assert!(error("allowed_outbound_hosts = [\"ftp://x\"]").contains("http or https"));
+        assert!(error("allowed_outbound_hosts = [\"data.org\"]").contains("scheme"));
+    }
+
+    #[test]
+    fn outbound_hosts_match_scheme_host_and_port_exactly() {
+        let host = OutboundHost::parse("https://Data.Example.org").unwrap();
+        assert_eq!(host.port, 443);
+        assert!(host.allows(&"https://data.example.org/x?y".parse().unwrap()));
+        assert!(host.allows(&"https://data.example.org:443/".parse().unwrap()));
+        assert!(!host.allows(&"http://data.example.org/".parse().unwrap()));
+        assert!(!host.allows(&"https://data.example.org:8443/".parse().unwrap()));
+        assert!(!host.allows(&"https://evil.org/".parse().unwrap()));
+        let local = OutboundHost::parse("http://127.0.0.1:8080").unwrap();
+        assert!(local.allows(&"http://127.0.0.1:8080/data.tsv".parse().unwrap()));
     }
 }

@@ -1,11 +1,12 @@
-//! The per-request `Store`: an empty WASI context (no args, env, files or sockets), wasi:http
-//! with outgoing requests denied, guest output to the log, a memory budget for the whole
+//! The per-request `Store`: a WASI context holding only what the app's manifest grants,
+//! wasi:http with outgoing requests limited to its allow-list, guest output to the log, a memory budget for the whole
 //! instance, and the epoch deadline.
 
 use crate::app::App;
 use crate::guest_log::{GuestLog, Stream};
-use crate::manifest::FILES_GUEST_PATH;
+use crate::manifest::{FILES_GUEST_PATH, Manifest};
 use anyhow::Context as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
@@ -21,7 +22,7 @@ pub struct HostState {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    outbound: DenyOutbound,
+    outbound: OutboundPolicy,
     memory: MemoryBudget,
 }
 
@@ -98,28 +99,48 @@ impl WasiHttpView for HostState {
     }
 }
 
-/// Outgoing HTTP policy: nothing is allowed.
-struct DenyOutbound;
+/// Outgoing HTTP policy: only to the app's allow-list (scheme, host and port), refused
+/// before any connection is made otherwise.
+struct OutboundPolicy {
+    app: Arc<str>,
+    manifest: Arc<Manifest>,
+}
 
-impl WasiHttpHooks for DenyOutbound {
+type ResponseFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<HyperOutgoingBody>,
+                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                ),
+                HttpError,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for OutboundPolicy {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
-        _options: Option<RequestOptions>,
+        options: Option<RequestOptions>,
         _response_errors: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<HyperOutgoingBody>,
-                        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-                    ),
-                    HttpError,
-                >,
-            > + Send,
-    > {
-        tracing::debug!(uri = %request.uri(), "outgoing request denied");
-        Box::new(async { Err(HttpError::HttpRequestDenied) })
+    ) -> ResponseFuture {
+        let allowed = self
+            .manifest
+            .allowed_outbound_hosts
+            .iter()
+            .any(|host| host.allows(request.uri()));
+        if !allowed {
+            tracing::info!(app = %self.app, uri = %request.uri(), "outgoing request refused: not in allowed_outbound_hosts");
+            return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(http_body_util::BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+            ))
+        })
     }
 }
 
@@ -158,7 +179,10 @@ pub fn new_store(
         table: ResourceTable::new(),
         wasi,
         http: WasiHttpCtx::new(),
-        outbound: DenyOutbound,
+        outbound: OutboundPolicy {
+            app: name.clone(),
+            manifest: manifest.clone(),
+        },
         memory: MemoryBudget {
             limit: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
             used: 0,

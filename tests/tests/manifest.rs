@@ -216,3 +216,64 @@ async fn a_bad_manifest_is_refused_and_changes_nothing() {
             .contains("invalid manifest")
     );
 }
+
+/// A plain HTTP server on 127.0.0.1 answering every request with `body`; counts connections.
+async fn data_server(
+    body: &'static str,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let service = hyper::service::service_fn(move |_request| async move {
+                Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                    Bytes::from(body),
+                )))
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    (addr, connections)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outgoing_http_reaches_allowed_hosts_only() {
+    let (allowed, allowed_hits) = data_server("gene\tA\n").await;
+    let (other, other_hits) = data_server("never").await;
+    let server = echo_with(
+        &format!("allowed_outbound_hosts = [\"http://{allowed}\"]"),
+        |_| {},
+    )
+    .await;
+
+    let fetched = server
+        .get(&format!("/echo/fetch?url=http://{allowed}/data.tsv"))
+        .await
+        .text();
+    assert_eq!(fetched, "fetched: 200 OK\n");
+    assert_eq!(allowed_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    for url in [
+        format!("http://{other}/"),                      // another port
+        format!("https://{allowed}/"),                   // another scheme
+        format!("http://localhost:{}/", allowed.port()), // another host name
+    ] {
+        let refused = server.get(&format!("/echo/fetch?url={url}")).await.text();
+        assert!(refused.starts_with("refused:"), "{url}: {refused}");
+    }
+    assert_eq!(
+        other_hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no connection was made"
+    );
+    assert_eq!(allowed_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
