@@ -49,6 +49,9 @@ pub struct Config {
     pub instance_memory_bytes: u64,
     /// The largest request body an app receives, in bytes (413 beyond).
     pub max_request_body: u64,
+    /// Requests one app may run at once (503 beyond), unless its manifest says otherwise;
+    /// `None`: bounded only by `max_instances` over all apps.
+    pub max_concurrent_requests: Option<u32>,
     /// How long in-flight requests may take to finish once shutdown starts.
     pub shutdown_timeout: Duration,
     /// How long a client may take to send the request headers.
@@ -102,6 +105,7 @@ impl Config {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             instance_memory_bytes: DEFAULT_INSTANCE_MEMORY_BYTES,
             max_request_body: DEFAULT_MAX_REQUEST_BODY_BYTES,
+            max_concurrent_requests: None,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
@@ -163,6 +167,11 @@ pub struct ServeArgs {
         value_name = "SIZE"
     )]
     pub max_request_body: bytesize::ByteSize,
+
+    /// Requests one app may run at once (beyond: 503 with retry-after), unless its manifest
+    /// sets `max_concurrent_requests`. Default: only --max-instances bounds them, over all apps.
+    #[arg(long, env = "WASMOUNT_MAX_CONCURRENT_REQUESTS", value_name = "N")]
+    pub max_concurrent_requests: Option<u32>,
 
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     #[arg(long, env = "WASMOUNT_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration,
@@ -301,6 +310,7 @@ impl ServeArgs {
             request_timeout: self.request_timeout,
             instance_memory_bytes: self.memory.as_u64(),
             max_request_body: self.max_request_body.as_u64(),
+            max_concurrent_requests: self.max_concurrent_requests,
             shutdown_timeout: self.shutdown_timeout,
             header_read_timeout: self.header_read_timeout,
             max_header_bytes: self.max_header_size.as_u64(),

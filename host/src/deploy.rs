@@ -61,6 +61,8 @@ pub struct Deployer {
     commit: Mutex<()>,
     /// Bounds background compilations: each already uses every core.
     compile_slots: Semaphore,
+    /// Concurrent requests per app when its manifest does not say.
+    default_max_concurrent: Option<u32>,
 }
 
 impl Deployer {
@@ -69,11 +71,18 @@ impl Deployer {
     /// # Errors
     ///
     /// If the folder cannot be opened.
-    pub fn open(engine: WasmEngine, apps_dir: &Path) -> anyhow::Result<Arc<Self>> {
+    /// `default_max_concurrent` applies to apps whose manifest sets no
+    /// `max_concurrent_requests`.
+    pub fn open(
+        engine: WasmEngine,
+        apps_dir: &Path,
+        default_max_concurrent: Option<u32>,
+    ) -> anyhow::Result<Arc<Self>> {
         let store = AppStore::open(apps_dir)?;
         let cache = CompiledCache::new(store.cache_dir(), engine.engine());
         Ok(Arc::new(Self {
             engine,
+            default_max_concurrent,
             registry: Registry::new(),
             store,
             cache,
@@ -164,9 +173,12 @@ impl Deployer {
 
     /// The settings of the app whose component is at `wasm_path` (`NAME.toml` beside it).
     fn manifest_for(&self, wasm_path: &Path) -> Result<Arc<Manifest>, LoadError> {
-        Manifest::read_beside(wasm_path, self.store.dir())
-            .map(Arc::new)
-            .map_err(LoadError::Manifest)
+        let mut manifest =
+            Manifest::read_beside(wasm_path, self.store.dir()).map_err(LoadError::Manifest)?;
+        if manifest.max_concurrent_requests.is_none() {
+            manifest.max_concurrent_requests = self.default_max_concurrent;
+        }
+        Ok(Arc::new(manifest))
     }
 
     /// Mounts a placeholder for `file` and compiles it in the background.

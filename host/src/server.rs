@@ -57,7 +57,7 @@ pub async fn run_with_engine(
     engine: WasmEngine,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let deployer = Deployer::open(engine, &config.apps_dir)?;
+    let deployer = Deployer::open(engine, &config.apps_dir, config.max_concurrent_requests)?;
     deployer.mount_folder().await?;
     deployer.mount_external(&config.external_apps);
     if config.watch {

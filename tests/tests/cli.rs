@@ -85,6 +85,12 @@ fn help_documents_every_flag_with_its_environment_variable() {
         ("--max-header-size", "WASMOUNT_MAX_HEADER_SIZE"),
         ("--max-connections", "WASMOUNT_MAX_CONNECTIONS"),
         ("--watch", "WASMOUNT_WATCH"),
+        ("--memory", "WASMOUNT_MEMORY"),
+        ("--max-request-body", "WASMOUNT_MAX_REQUEST_BODY"),
+        (
+            "--max-concurrent-requests",
+            "WASMOUNT_MAX_CONCURRENT_REQUESTS",
+        ),
         ("--app", "WASMOUNT_APP"),
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");

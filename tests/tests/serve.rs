@@ -343,3 +343,58 @@ async fn slow_and_oversized_request_heads_are_cut_off() {
         "others are still served"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_keep_alive_connections_are_closed() {
+    let server = TestServer::start_with(&[("hello", guests::HELLO)], |config| {
+        config.header_read_timeout = Duration::from_millis(300);
+    })
+    .await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut client = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    client
+        .write_all(b"GET /_wasmount/health HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buffer = vec![0u8; 4096];
+    let read = client.read(&mut buffer).await.unwrap();
+    assert!(buffer[..read].starts_with(b"HTTP/1.1 200"));
+    // Then the client keeps the connection open and sends nothing.
+    let started = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buffer)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "an idle connection is closed: {closed:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_wide_concurrency_limit_applies_per_app() {
+    let server = TestServer::start_with(
+        &[("echo", guests::ECHO), ("hello", guests::HELLO)],
+        |config| {
+            config.max_concurrent_requests = Some(1);
+        },
+    )
+    .await;
+    assert_eq!(server.get("/echo/").await.status, StatusCode::OK);
+    let addr = server.addr;
+    let slow =
+        (0..2).map(|_| try_send(addr, Method::GET, "/echo/?sleep_ms=300", Bytes::new(), &[]));
+    let (statuses, hello) = tokio::join!(join_all(slow), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        server.get("/hello/").await.status
+    });
+    let mut statuses: Vec<u16> = statuses
+        .into_iter()
+        .map(|r| r.unwrap().status.as_u16())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 503], "one echo request at a time");
+    assert_eq!(hello, StatusCode::OK, "the limit is per app");
+}
