@@ -158,7 +158,7 @@ impl AppInfo {
         match entry {
             Some(Entry::Ready(app)) => {
                 info.state = "serving";
-                info.fill_from(app);
+                info.fill_from(app, base_path);
             }
             Some(Entry::Loading(_)) => info.state = "loading",
             None => {}
@@ -166,7 +166,8 @@ impl AppInfo {
         info
     }
 
-    fn fill_from(&mut self, app: &App) {
+    fn fill_from(&mut self, app: &App, base_path: &str) {
+        self.route = format!("{}/", app.prefix(base_path));
         self.sha256 = Some(app.version().sha256.clone());
         self.size = Some(app.size());
         self.source = Some(app.source());
@@ -243,7 +244,7 @@ async fn upload(ctx: &AdminContext<'_>, name: &str, request: Request<Incoming>) 
             let deploys = ctx.deployer.registry().deploys(name);
             let mut info = AppInfo::new(ctx.base_path, name, None, None, deploys);
             info.state = "serving";
-            info.fill_from(&deployed.app);
+            info.fill_from(&deployed.app, ctx.base_path);
             let status = if deployed.replaced {
                 StatusCode::OK
             } else {

@@ -230,6 +230,14 @@ impl App {
         &self.pre
     }
 
+    /// Where the app is mounted under `base`: its manifest's route, else `/NAME`.
+    pub fn prefix(&self, base: &str) -> String {
+        match &self.manifest.route {
+            Some(route) => format!("{base}{route}"),
+            None => crate::router::mount_prefix(base, &self.name),
+        }
+    }
+
     /// The app's settings.
     pub fn manifest(&self) -> &Arc<Manifest> {
         &self.manifest

@@ -2,6 +2,7 @@
 //! what it may use. Unknown keys are errors, so a typo never passes silently.
 //!
 //! ```toml
+//! route = "/custom"                 # default /NAME
 //! environment = { TITLE = "Expression heatmap" }
 //! files = "heatmap-data"            # folder in the apps folder, read-only at /data
 //! allowed_outbound_hosts = ["https://data.example.org:443"]   # default: none
@@ -45,6 +46,8 @@ struct LimitsFile {
 /// An app's settings, checked and resolved. Every limit left out falls back to the server's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
+    /// Where the app is mounted instead of `/NAME` (normalized, no trailing slash).
+    pub route: Option<String>,
     /// Environment variables the guest sees (besides `WASMOUNT_APP` and `WASMOUNT_BASE_PATH`).
     pub environment: Vec<(String, String)>,
     /// The host folder granted read-only at [`FILES_GUEST_PATH`].
@@ -69,9 +72,10 @@ impl Manifest {
     /// A message naming the key and what is wrong with it.
     pub fn parse(text: &str, apps_dir: &Path) -> Result<Self, String> {
         let file: ManifestFile = toml::from_str(text).map_err(|e| e.to_string())?;
-        if file.route.is_some() {
-            return Err("`route` is not supported yet: apps are mounted at /NAME/".into());
-        }
+        let route = file
+            .route
+            .map(|route| crate::router::normalize_route(&route))
+            .transpose()?;
         let allowed_outbound_hosts = file
             .allowed_outbound_hosts
             .iter()
@@ -110,6 +114,7 @@ impl Manifest {
             return Err("limits.max_concurrent_requests must be at least 1".into());
         }
         Ok(Self {
+            route,
             environment: file.environment.into_iter().collect(),
             files,
             allowed_outbound_hosts,
@@ -256,7 +261,7 @@ mod tests {
         assert!(error("files = \"/etc\"").contains("files"));
         assert!(error("files = \"missing\"").contains("no such folder"));
         assert!(error("environment = { WASMOUNT_APP = \"x\" }").contains("reserved"));
-        assert!(error("route = \"/x\"").contains("not supported yet"));
+        assert!(error("route = \"/_wasmount/x\"").contains("reserved"));
         assert!(error("allowed_outbound_hosts = [\"ftp://x\"]").contains("http or https"));
         assert!(error("allowed_outbound_hosts = [\"data.org\"]").contains("scheme"));
     }

@@ -65,6 +65,8 @@ type Table = BTreeMap<Arc<str>, Entry>;
 #[derive(Default)]
 pub struct Registry {
     apps: ArcSwap<Table>,
+    /// `(route, name)` of serving apps whose manifest sets a custom route, rebuilt on swaps.
+    routes: ArcSwap<Vec<(String, Arc<str>)>>,
     failures: Mutex<BTreeMap<Arc<str>, Failure>>,
     /// How many versions of each name went live since start (upgrades of one version to its
     /// optimized build do not count).
@@ -125,6 +127,7 @@ impl Registry {
             }
             table
         });
+        self.rebuild_routes();
         if mounted {
             self.clear_failure(name);
             self.count_deploy(name);
@@ -145,6 +148,7 @@ impl Registry {
             }
             table
         });
+        self.rebuild_routes();
         replaced
     }
 
@@ -163,7 +167,27 @@ impl Registry {
             };
             table
         });
+        self.rebuild_routes();
         previous.get(&name).cloned()
+    }
+
+    /// Recomputes the custom-route table from the serving apps (names in order, so when two
+    /// apps claim one route the first name wins, consistently).
+    fn rebuild_routes(&self) {
+        let table = self.apps.load();
+        let routes = table
+            .iter()
+            .filter_map(|(name, entry)| match entry {
+                Entry::Ready(app) => app.manifest().route.clone().map(|r| (r, name.clone())),
+                Entry::Loading(_) => None,
+            })
+            .collect();
+        self.routes.store(Arc::new(routes));
+    }
+
+    /// `(route, name)` of the serving apps with a custom route.
+    pub fn custom_routes(&self) -> Arc<Vec<(String, Arc<str>)>> {
+        self.routes.load_full()
     }
 
     fn count_deploy(&self, name: &Arc<str>) {

@@ -103,6 +103,53 @@ pub fn mount_prefix(base: &str, name: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// Checks and normalizes a custom route from a manifest: `"viz/heat/"` → `"/viz/heat"`.
+///
+/// # Errors
+///
+/// An empty route, one under the reserved prefix, or a segment that is empty, `.`/`..`, or
+/// has characters outside `[A-Za-z0-9._~-]`.
+pub fn normalize_route(raw: &str) -> Result<String, String> {
+    let route = normalize_base_path(raw).map_err(|_| {
+        format!("route `{raw}` is invalid: segments must be non-empty and use [A-Za-z0-9._~-]")
+    })?;
+    if route.is_empty() {
+        return Err(format!("route `{raw}` is invalid: it cannot be the root"));
+    }
+    if route == RESERVED_PREFIX || route.starts_with(&format!("{RESERVED_PREFIX}/")) {
+        return Err(format!("route `{raw}` is reserved for the server"));
+    }
+    Ok(route)
+}
+
+/// Resolves `path` against apps with custom routes, longest route first. `routes` are
+/// `(route, app name)` with routes already including the base path.
+pub fn resolve_custom<'a, 'r>(
+    routes: &'r [(String, std::sync::Arc<str>)],
+    path: &'a str,
+) -> Option<Route<'a>>
+where
+    'r: 'a,
+{
+    let mut best: Option<(&'r str, &'r str)> = None;
+    for (route, name) in routes {
+        let matches = path == route
+            || path
+                .strip_prefix(route.as_str())
+                .is_some_and(|rest| rest.starts_with('/'));
+        if matches && best.is_none_or(|(longest, _)| route.len() > longest.len()) {
+            best = Some((route.as_str(), name.as_ref()));
+        }
+    }
+    let (route, name) = best?;
+    let rest = &path[route.len()..];
+    Some(if rest.is_empty() {
+        Route::AddTrailingSlash { name }
+    } else {
+        Route::App { name, rest }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +207,37 @@ mod tests {
             Route::Reserved("/health")
         );
         assert_eq!(mount_prefix(base, "heatmap"), "/visualizations/heatmap");
+    }
+
+    #[test]
+    fn custom_routes_match_longest_first_on_segment_boundaries() {
+        let routes: Vec<(String, std::sync::Arc<str>)> = vec![
+            ("/viz".into(), "outer".into()),
+            ("/viz/heat".into(), "heat".into()),
+        ];
+        assert_eq!(
+            resolve_custom(&routes, "/viz/heat/x"),
+            Some(Route::App {
+                name: "heat",
+                rest: "/x"
+            })
+        );
+        assert_eq!(
+            resolve_custom(&routes, "/viz/heatmap/"),
+            Some(Route::App {
+                name: "outer",
+                rest: "/heatmap/"
+            })
+        );
+        assert_eq!(
+            resolve_custom(&routes, "/viz/heat"),
+            Some(Route::AddTrailingSlash { name: "heat" })
+        );
+        assert_eq!(resolve_custom(&routes, "/vizzy/"), None);
+        assert_eq!(normalize_route("viz/heat/").unwrap(), "/viz/heat");
+        assert!(normalize_route("/").is_err());
+        assert!(normalize_route("/_wasmount/x").is_err());
+        assert!(normalize_route("/a/../b").is_err());
     }
 
     #[test]

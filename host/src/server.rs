@@ -156,7 +156,14 @@ impl Shared {
     async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let base = self.config.base_path.as_str();
         let path = request.uri().path().to_owned();
-        match router::resolve(base, &path) {
+        // Apps with a custom route first (longest route wins), then the default /NAME layout.
+        let routes = self.deployer.registry().custom_routes();
+        let custom = path
+            .strip_prefix(base)
+            .and_then(|under_base| router::resolve_custom(&routes, under_base));
+        let by_custom_route = custom.is_some();
+        let route = custom.unwrap_or_else(|| router::resolve(base, &path));
+        match route {
             Route::App { name, rest } => {
                 let app = match self.deployer.registry().get(name) {
                     Some(entry) => match entry.app().await {
@@ -165,6 +172,9 @@ impl Shared {
                     },
                     None => return no_such_app(name),
                 };
+                if !by_custom_route && app.manifest().route.is_some() {
+                    return no_such_app(name); // it is mounted at its own route instead
+                }
                 let admitted = match app.admit() {
                     Ok(permit) => permit,
                     Err(crate::app::AtCapacity) => {
@@ -174,7 +184,7 @@ impl Shared {
                         );
                     }
                 };
-                let prefix = router::mount_prefix(base, name);
+                let prefix = app.prefix(base);
                 let forwarding = Forwarding {
                     prefix: &prefix,
                     rest,
@@ -199,10 +209,16 @@ impl Shared {
                 response
             }
             Route::AddTrailingSlash { name } => {
-                if self.deployer.registry().get(name).is_none() {
-                    return no_such_app(name);
-                }
-                let mut location = format!("{}/", router::mount_prefix(base, name));
+                let prefix = match self.deployer.registry().get(name) {
+                    Some(Entry::Ready(app))
+                        if by_custom_route || app.manifest().route.is_none() =>
+                    {
+                        app.prefix(base)
+                    }
+                    Some(Entry::Loading(_)) => router::mount_prefix(base, name),
+                    _ => return no_such_app(name),
+                };
+                let mut location = format!("{prefix}/");
                 if let Some(query) = request.uri().query() {
                     location.push('?');
                     location.push_str(query);
@@ -277,11 +293,16 @@ impl Shared {
         let items: String = apps
             .iter()
             .map(|(name, entry)| {
-                // App names are [a-z0-9-]: nothing in them needs escaping.
-                let href = format!("{}/", router::mount_prefix(base, name));
-                let detail = match entry {
-                    Entry::Ready(app) => format!("{} KiB", app.size().div_ceil(1024)),
-                    Entry::Loading(_) => "loading".to_owned(),
+                // App names are [a-z0-9-] and routes [A-Za-z0-9._~-/]: nothing needs escaping.
+                let (href, detail) = match entry {
+                    Entry::Ready(app) => (
+                        format!("{}/", app.prefix(base)),
+                        format!("{} KiB", app.size().div_ceil(1024)),
+                    ),
+                    Entry::Loading(_) => (
+                        format!("{}/", router::mount_prefix(base, name)),
+                        "loading".to_owned(),
+                    ),
                 };
                 format!("<li><a href=\"{href}\">{name}</a> <small>{detail}</small></li>\n")
             })

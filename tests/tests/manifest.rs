@@ -277,3 +277,46 @@ async fn outgoing_http_reaches_allowed_hosts_only() {
     );
     assert_eq!(allowed_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_custom_route_replaces_the_default_mount_point() {
+    let apps = tempfile::tempdir().unwrap();
+    std::fs::copy(guests::ECHO, apps.path().join("echo.wasm")).unwrap();
+    std::fs::write(apps.path().join("echo.toml"), "route = \"/tools/echo\"").unwrap();
+    let server = TestServer::start_in(apps, |config| {
+        config.admin_token = Some(wasmount_tests::ADMIN_TOKEN.into());
+    })
+    .await;
+    // The first request waits for the background compile, then the route is known.
+    let started = Instant::now();
+    let response = loop {
+        let response = server.get("/tools/echo/x?y=1").await;
+        if response.status == StatusCode::OK {
+            break response;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{}",
+            response.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let echoed = json(&response);
+    assert_eq!(echoed["path"], "/x");
+    assert_eq!(echoed["prefix"], "/tools/echo");
+    assert_eq!(
+        server.get("/echo/").await.status,
+        StatusCode::NOT_FOUND,
+        "not at /NAME any more"
+    );
+    assert_eq!(
+        server.get("/tools/echo").await.header("location"),
+        "/tools/echo/"
+    );
+    let info = json(
+        &server
+            .admin(Method::GET, "/_wasmount/apps/echo", Bytes::new())
+            .await,
+    );
+    assert_eq!(info["route"], "/tools/echo/");
+}
