@@ -235,11 +235,30 @@ async fn upload(ctx: &AdminContext<'_>, name: &str, request: Request<Incoming>) 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let bytes = match read_limited(request.into_body(), declared, ctx.max_upload).await {
-        Ok(bytes) => bytes,
+    let boundary = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.starts_with("multipart/form-data"))
+        .map(multer::parse_boundary);
+    let body = match read_limited(request.into_body(), declared, ctx.max_upload).await {
+        Ok(body) => body,
         Err(refusal) => return refusal.into_response(),
     };
-    match ctx.deployer.deploy_upload(name, bytes).await {
+    let (component, manifest) = match boundary {
+        None => (body, None),
+        Some(Ok(boundary)) => match split_multipart(body, boundary).await {
+            Ok(parts) => parts,
+            Err(refusal) => return refusal.into_response(),
+        },
+        Some(Err(problem)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("bad multipart content type: {problem}"),
+            );
+        }
+    };
+    match ctx.deployer.deploy_upload(name, component, manifest).await {
         Ok(deployed) => {
             let deploys = ctx.deployer.registry().deploys(name);
             let mut info = AppInfo::new(ctx.base_path, name, None, None, deploys);
@@ -277,6 +296,51 @@ async fn upload(ctx: &AdminContext<'_>, name: &str, request: Request<Incoming>) 
             )
         }
     }
+}
+
+/// The parts of a `multipart/form-data` upload: `component` (required) and `manifest`
+/// (optional, the `NAME.toml` text), so a component and its settings go live together.
+async fn split_multipart(
+    body: Bytes,
+    boundary: String,
+) -> Result<(Bytes, Option<String>), Refusal> {
+    let bad = |message: String| Refusal::new(StatusCode::BAD_REQUEST, message);
+    let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let (mut component, mut manifest) = (None, None);
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| bad(format!("bad multipart body: {e}")))?
+    {
+        match field.name() {
+            Some("component") => {
+                component = Some(
+                    field
+                        .bytes()
+                        .await
+                        .map_err(|e| bad(format!("reading `component`: {e}")))?,
+                );
+            }
+            Some("manifest") => {
+                manifest = Some(
+                    field
+                        .text()
+                        .await
+                        .map_err(|e| bad(format!("reading `manifest`: {e}")))?,
+                );
+            }
+            other => {
+                return Err(bad(format!(
+                    "unexpected part `{}`: send `component` and optionally `manifest`",
+                    other.unwrap_or("")
+                )));
+            }
+        }
+    }
+    let component =
+        component.ok_or_else(|| bad("the multipart body has no `component` part".into()))?;
+    Ok((component, manifest))
 }
 
 /// Reads a request body of at most `limit` bytes, refusing as soon as it is known to be

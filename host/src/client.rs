@@ -6,7 +6,7 @@ use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use clap::Args;
 use http::{Method, Request, StatusCode, Uri, header};
-use http_body_util::{BodyExt as _, Empty, StreamBody, combinators::BoxBody};
+use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::BoxBody};
 use hyper::body::Frame;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
@@ -48,6 +48,10 @@ pub struct DeployArgs {
     /// The app's name; defaults to the file name without `.wasm`.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+
+    /// The app's settings (`NAME.toml`), sent with the component so both go live together.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
 
     #[command(flatten)]
     pub server: ServerArgs,
@@ -112,8 +116,25 @@ pub async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
             Err(error) => Some(Err(error)),
         })
     });
-    let body = StreamBody::new(chunks).boxed();
-    let (status, reply) = send(&args.server, Method::PUT, &path, body, Some(total)).await?;
+    let (status, reply) = match &args.manifest {
+        None => {
+            let body = StreamBody::new(chunks).boxed();
+            let content = Some((total, "application/wasm".to_owned()));
+            send(&args.server, Method::PUT, &path, body, content).await?
+        }
+        Some(manifest) => {
+            let manifest = tokio::fs::read(manifest)
+                .await
+                .with_context(|| format!("reading {}", manifest.display()))?;
+            let component = BodyExt::collect(StreamBody::new(chunks)).await?.to_bytes();
+            let (content_type, body) = multipart(&component, &manifest);
+            let content = Some((body.len() as u64, content_type));
+            let body = Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed();
+            send(&args.server, Method::PUT, &path, body, content).await?
+        }
+    };
     progress.finish_and_clear();
     let reply = expect_success(status, reply)?;
     let app = &reply["app"];
@@ -194,7 +215,7 @@ async fn send(
     method: Method,
     path: &str,
     body: RequestBody,
-    content_length: Option<u64>,
+    content: Option<(u64, String)>,
 ) -> anyhow::Result<(StatusCode, Value)> {
     let uri: Uri = server
         .server
@@ -222,10 +243,10 @@ async fn send(
     if let Some(token) = &server.token {
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
     }
-    if let Some(length) = content_length {
+    if let Some((length, content_type)) = content {
         request = request
             .header(header::CONTENT_LENGTH, length)
-            .header(header::CONTENT_TYPE, "application/wasm");
+            .header(header::CONTENT_TYPE, content_type);
     }
     let response = sender
         .send_request(request.body(body)?)
@@ -240,6 +261,29 @@ async fn send(
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).trim().to_owned()))
     };
     Ok((status, value))
+}
+
+/// A `multipart/form-data` body with the `component` and `manifest` parts, and its
+/// content type.
+fn multipart(component: &[u8], manifest: &[u8]) -> (String, Vec<u8>) {
+    const BOUNDARY: &str = "wasmount-deploy-7d3f9a2c41b8";
+    let mut body = Vec::with_capacity(component.len() + manifest.len() + 512);
+    for (name, bytes, content_type) in [
+        ("component", component, "application/wasm"),
+        ("manifest", manifest, "application/toml"),
+    ] {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\
+                 content-type: {content_type}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
 }
 
 /// The reply on success; otherwise an error with the server's message.

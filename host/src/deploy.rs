@@ -173,12 +173,17 @@ impl Deployer {
 
     /// The settings of the app whose component is at `wasm_path` (`NAME.toml` beside it).
     fn manifest_for(&self, wasm_path: &Path) -> Result<Arc<Manifest>, LoadError> {
-        let mut manifest =
+        let manifest =
             Manifest::read_beside(wasm_path, self.store.dir()).map_err(LoadError::Manifest)?;
+        Ok(self.with_defaults(manifest))
+    }
+
+    /// `manifest` with the server's defaults filled in where it is silent.
+    fn with_defaults(&self, mut manifest: Manifest) -> Arc<Manifest> {
         if manifest.max_concurrent_requests.is_none() {
             manifest.max_concurrent_requests = self.default_max_concurrent;
         }
-        Ok(Arc::new(manifest))
+        Arc::new(manifest)
     }
 
     /// Mounts a placeholder for `file` and compiles it in the background.
@@ -350,7 +355,8 @@ impl Deployer {
         });
     }
 
-    /// Validates and compiles `bytes` as app `name`, stores it durably, and swaps it in.
+    /// Validates and compiles `bytes` as app `name` (with `manifest_text` as its settings, if
+    /// given), stores both durably, and swaps it in.
     /// Compilation happens before anything is written; the store-and-swap is one step under
     /// a lock. In-flight requests finish on the old version.
     ///
@@ -361,8 +367,15 @@ impl Deployer {
         self: &Arc<Self>,
         name: &str,
         bytes: Bytes,
+        manifest_text: Option<String>,
     ) -> Result<Deployed, DeployError> {
-        let manifest = self.manifest_for(&self.store.app_path(name))?;
+        // Settings sent with the component replace the stored ones; otherwise those apply.
+        let manifest = match &manifest_text {
+            Some(text) => self.with_defaults(
+                Manifest::parse(text, self.store.dir()).map_err(LoadError::Manifest)?,
+            ),
+            None => self.manifest_for(&self.store.app_path(name))?,
+        };
         let this = self.clone();
         let owned_name = name.to_owned();
         let compile_bytes = bytes.clone();
@@ -377,10 +390,13 @@ impl Deployer {
         let this = self.clone();
         let owned_name = name.to_owned();
         let bytes_for_upgrade = bytes.clone();
-        tokio::task::spawn_blocking(move || this.store.install(&owned_name, &bytes))
-            .await
-            .map_err(|panic| DeployError::Store(anyhow::anyhow!("storing panicked: {panic}")))?
-            .map_err(DeployError::Store)?;
+        tokio::task::spawn_blocking(move || {
+            this.store
+                .install(&owned_name, &bytes, manifest_text.as_deref())
+        })
+        .await
+        .map_err(|panic| DeployError::Store(anyhow::anyhow!("storing panicked: {panic}")))?
+        .map_err(DeployError::Store)?;
         let previous = self.registry.insert(app.clone());
         drop(commit);
 

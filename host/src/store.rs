@@ -86,18 +86,37 @@ impl AppStore {
     /// # Errors
     ///
     /// Any I/O failure; the temp file is then removed.
-    pub fn install(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    ///
+    /// With `manifest`, `NAME.toml` is replaced first, the same way. The two renames are not
+    /// one atomic step: a crash between them leaves the new settings with the previous
+    /// component — each whole and valid on its own.
+    pub fn install(&self, name: &str, bytes: &[u8], manifest: Option<&str>) -> anyhow::Result<()> {
+        if let Some(manifest) = manifest {
+            let target = self.manifest_path(name);
+            write_atomically(&self.dir, &target, manifest.as_bytes())
+                .with_context(|| format!("storing {}", target.display()))?;
+        }
         let target = self.app_path(name);
         write_atomically(&self.dir, &target, bytes)
             .with_context(|| format!("storing {}", target.display()))
     }
 
-    /// Deletes app `name`'s file durably. Returns whether it existed.
+    /// Where app `name`'s manifest lives.
+    pub fn manifest_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.{MANIFEST_EXTENSION}"))
+    }
+
+    /// Deletes app `name`'s component and manifest durably. Returns whether it existed.
     ///
     /// # Errors
     ///
     /// Any I/O failure other than the file being absent.
     pub fn remove(&self, name: &str) -> anyhow::Result<bool> {
+        match std::fs::remove_file(self.manifest_path(name)) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error).context("removing the manifest"),
+        }
         let path = self.app_path(name);
         match std::fs::remove_file(&path) {
             Ok(()) => {
@@ -223,8 +242,8 @@ mod tests {
         assert!(!dir.path().join(".tmp-abc").exists());
         assert!(!dir.path().join(CACHE_DIR).join(".tmp-x").exists());
 
-        store.install("app", b"one").unwrap();
-        store.install("app", b"two").unwrap();
+        store.install("app", b"one", None).unwrap();
+        store.install("app", b"two", None).unwrap();
         assert_eq!(std::fs::read(store.app_path("app")).unwrap(), b"two");
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()

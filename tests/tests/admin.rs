@@ -383,3 +383,120 @@ async fn a_restart_loads_apps_from_the_compiled_cache() {
     assert_eq!(app["sha256"], sha256_of(guests::HELLO));
     assert_eq!(restarted.get("/hello/").await.status, StatusCode::OK);
 }
+
+/// A `multipart/form-data` body with the given `(name, bytes)` parts.
+fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "wasmount-test-boundary";
+    let mut body = Vec::new();
+    for (name, bytes) in parts {
+        body.extend_from_slice(
+            format!("--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_and_its_manifest_go_live_together() {
+    let server = TestServer::start_admin(&[], |_| {}).await;
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let echo = read(guests::ECHO);
+    let (content_type, body) = multipart(&[
+        ("component", &echo),
+        ("manifest", b"environment = { TITLE = \"together\" }\n"),
+    ]);
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", content_type.as_str()),
+    ];
+    let created = server
+        .send(Method::PUT, "/_wasmount/apps/echo", body, &headers)
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    assert!(
+        server
+            .get("/echo/env")
+            .await
+            .text()
+            .contains("TITLE=together")
+    );
+    assert_eq!(server.stored_files(), ["echo.toml", "echo.wasm"]);
+
+    // A bad manifest refuses the whole upload: nothing changes.
+    let (content_type, body) = multipart(&[
+        ("component", &read(guests::HELLO)),
+        ("manifest", b"[limits]\nmemory = \"lots\"\n"),
+    ]);
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", content_type.as_str()),
+    ];
+    let refused = server
+        .send(Method::PUT, "/_wasmount/apps/echo", body, &headers)
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text()
+    );
+    assert!(
+        json(&refused)["error"]
+            .as_str()
+            .unwrap()
+            .contains("limits.memory")
+    );
+    assert!(
+        server
+            .get("/echo/env")
+            .await
+            .text()
+            .contains("TITLE=together")
+    );
+    assert!(
+        std::fs::read_to_string(server.apps_path().join("echo.toml"))
+            .unwrap()
+            .contains("together")
+    );
+
+    let (content_type, body) = multipart(&[("manifest", b"")]);
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", content_type.as_str()),
+    ];
+    let missing = server
+        .send(Method::PUT, "/_wasmount/apps/echo", body, &headers)
+        .await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert!(
+        json(&missing)["error"]
+            .as_str()
+            .unwrap()
+            .contains("no `component` part")
+    );
+
+    // A plain upload keeps the stored settings; deleting the app removes both files.
+    let plain = server
+        .admin(Method::PUT, "/_wasmount/apps/echo", echo.clone())
+        .await;
+    assert_eq!(plain.status, StatusCode::OK);
+    assert!(
+        server
+            .get("/echo/env")
+            .await
+            .text()
+            .contains("TITLE=together")
+    );
+    assert_eq!(
+        server
+            .admin(Method::DELETE, "/_wasmount/apps/echo", Bytes::new())
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert!(server.stored_files().is_empty());
+}

@@ -194,6 +194,40 @@ async fn deploy_apps_and_remove_drive_a_running_server() {
     assert!(!not_wasm.status.success());
     assert!(String::from_utf8_lossy(&not_wasm.stderr).contains("400 Bad Request"));
 
+    let manifest = apps
+        .path()
+        .join("..")
+        .join(format!("echo-{}.toml", std::process::id()));
+    std::fs::write(
+        &manifest,
+        "environment = { GREETING = \"from the manifest\" }\n",
+    )
+    .unwrap();
+    let with_settings = run_client(
+        &[
+            "deploy",
+            guests::ECHO,
+            "--name",
+            "echo",
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ],
+        &server,
+        Some(ADMIN_TOKEN),
+    );
+    assert!(
+        with_settings.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with_settings.stderr)
+    );
+    assert!(
+        get(&server, "/echo/env")
+            .await
+            .1
+            .contains("GREETING=from the manifest")
+    );
+    let _ = std::fs::remove_file(manifest);
+
     let removed = run_client(&["remove", "greeter"], &server, Some(ADMIN_TOKEN));
     assert!(removed.status.success());
     assert_eq!(get(&server, "/greeter/").await.0, 404);
