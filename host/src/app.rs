@@ -123,6 +123,8 @@ pub struct App {
     manifest: Arc<Manifest>,
     /// Admission for `limits.max_concurrent_requests`, when the manifest sets it.
     concurrency: Option<Arc<tokio::sync::Semaphore>>,
+    /// Ticks of CPU the app's long-running requests may use at once (see `sandbox`).
+    cpu_slices: Arc<tokio::sync::Semaphore>,
     version: Version,
     source: Source,
     compiled: Compiled,
@@ -212,6 +214,7 @@ impl App {
             pre,
             manifest: origin.manifest,
             concurrency,
+            cpu_slices: Arc::new(tokio::sync::Semaphore::new(cpu_slices_per_app())),
             version: origin.version,
             source: origin.source,
             compiled,
@@ -236,6 +239,11 @@ impl App {
             Some(route) => format!("{base}{route}"),
             None => crate::router::mount_prefix(base, &self.name),
         }
+    }
+
+    /// The CPU slices its long-running requests share.
+    pub fn cpu_slices(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.cpu_slices
     }
 
     /// The app's settings.
@@ -289,6 +297,11 @@ impl App {
     pub fn load_time(&self) -> Duration {
         self.load_time
     }
+}
+
+/// Long-running requests of one app may use at most half the cores at a time (at least one).
+fn cpu_slices_per_app() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 #[cfg(test)]

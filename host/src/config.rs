@@ -85,6 +85,9 @@ pub struct EngineConfig {
     pub max_instances: u32,
     /// The largest linear memory one guest may grow to, in bytes.
     pub max_memory_bytes: u64,
+    /// Epoch interruption: what stops a guest that overruns its deadline. Only a benchmark
+    /// that measures its cost turns it off.
+    pub epoch_interruption: bool,
 }
 
 impl Default for EngineConfig {
@@ -92,6 +95,7 @@ impl Default for EngineConfig {
         Self {
             max_instances: DEFAULT_MAX_INSTANCES,
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
+            epoch_interruption: true,
         }
     }
 }
@@ -249,6 +253,11 @@ pub struct ServeArgs {
     #[arg(long, env = "WASMOUNT_MAX_MEMORY_MIB", default_value_t = DEFAULT_MAX_MEMORY_BYTES >> 20,
           value_name = "MIB")]
     pub max_memory_mib: u64,
+
+    /// For benchmarks only: compile without epoch interruption, so guests that never wait can
+    /// no longer be stopped at their deadline. Measures what the interruption checks cost.
+    #[arg(long, env = "WASMOUNT_UNSAFE_NO_EPOCH_INTERRUPTION", hide = true)]
+    pub unsafe_no_epoch_interruption: bool,
 }
 
 /// Parses `NAME=PATH` for `--app`.
@@ -318,6 +327,7 @@ impl ServeArgs {
             engine: EngineConfig {
                 max_instances: self.max_instances,
                 max_memory_bytes: self.max_memory_mib << 20,
+                epoch_interruption: !self.unsafe_no_epoch_interruption,
             },
             admin_token,
             public_app_list: self.public_app_list,

@@ -14,7 +14,7 @@ use wasmtime::{
 };
 
 /// How often the epoch advances: the granularity of timeouts and of guest yields to tokio.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Bytes of each slot kept resident between instances instead of being returned to the kernel.
 /// Returning them means an `madvise` and a TLB shootdown across cores per request; keeping a
@@ -52,7 +52,7 @@ impl Tier {
         config
             .strategy(strategy)
             .wasm_component_model(true)
-            .epoch_interruption(true)
+            .epoch_interruption(settings.epoch_interruption)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
@@ -65,7 +65,11 @@ impl Tier {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking wasi:http")?;
-        start_epoch_ticker(&engine);
+        if settings.epoch_interruption {
+            start_epoch_ticker(&engine);
+        } else {
+            tracing::warn!("epoch interruption is off: request deadlines cannot stop busy guests");
+        }
         Ok(Self {
             engine,
             linker: Arc::new(linker),

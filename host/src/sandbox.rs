@@ -3,6 +3,7 @@
 //! instance, and the epoch deadline.
 
 use crate::app::App;
+use crate::engine::EPOCH_TICK;
 use crate::guest_log::{GuestLog, Stream};
 use crate::manifest::{FILES_GUEST_PATH, Manifest};
 use anyhow::Context as _;
@@ -191,13 +192,29 @@ pub fn new_store(
     // The store must come from the engine the app was compiled for (baseline or optimized).
     let mut store = Store::new(app.pre().engine(), state);
     store.limiter(|state| &mut state.memory);
-    store.set_epoch_deadline(1);
+    // Two ticks: the first callback comes only after the guest has run at least one whole
+    // tick, so short requests (nearly all) never reach it.
+    store.set_epoch_deadline(2);
+    let cpu_slices = app.cpu_slices().clone();
     store.epoch_deadline_callback(move |_| {
-        Ok(if Instant::now() >= deadline {
-            UpdateDeadline::Interrupt
-        } else {
-            UpdateDeadline::Yield(1)
-        })
+        if Instant::now() >= deadline {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        // The guest ran a whole tick without waiting. Its next tick needs one of its app's
+        // CPU slices, so the long-running requests of one app (a loop, a hog) share a bounded
+        // part of the machine and short requests of other apps keep their latency.
+        let slices = cpu_slices.clone();
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(async move {
+                if let Ok(slice) = slices.acquire_owned().await {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(EPOCH_TICK).await;
+                        drop(slice);
+                    });
+                }
+            }),
+        ))
     });
     Ok(store)
 }

@@ -57,8 +57,10 @@ async fn a_guest_looping_before_responding_gets_504_within_the_timeout() {
     let response = hello_keeps_answering(&server, server.get("/bad/loop")).await;
     assert_eq!(response.status, StatusCode::GATEWAY_TIMEOUT);
     let elapsed = started.elapsed();
+    eprintln!("504 after {elapsed:?}");
+    // The timeout plus one 10 ms epoch tick, with room for a loaded CI machine.
     assert!(
-        elapsed >= TIMEOUT && elapsed < TIMEOUT + Duration::from_millis(500),
+        elapsed >= TIMEOUT && elapsed < TIMEOUT + Duration::from_millis(200),
         "{elapsed:?}"
     );
     assert_eq!(server.get("/bad/ok").await.text(), "ok\n");

@@ -6,14 +6,49 @@
 //! - `/recurse`: recurses until the stack is exhausted;
 //! - `/headers`: answers with 10,000 headers;
 //! - `/big-header`: answers with one 1 MiB header;
+//! - `/no-response`: returns without ever setting a response;
 //! - anything else: `ok`, so tests can show the app itself still answers.
 
 use futures_lite::stream;
+use wstd::__internal::wasip2;
 use wstd::http::body::Bytes;
+use wstd::http::server::Responder;
 use wstd::http::{Body, Error, Request, Response};
 
-#[wstd::http_server]
-async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
+/// The export by hand (what `#[wstd::http_server]` generates), so one path can skip setting
+/// the response at all.
+struct Hostile;
+
+impl wasip2::exports::http::incoming_handler::Guest for Hostile {
+    fn handle(
+        request: wasip2::http::types::IncomingRequest,
+        response_out: wasip2::http::types::ResponseOutparam,
+    ) {
+        let request = match wstd::http::request::try_from_incoming(request) {
+            Ok(request) => request,
+            Err(error) => return Responder::new(response_out).fail(error),
+        };
+        if request.uri().path() == "/no-response" {
+            drop(response_out);
+            return;
+        }
+        let responder = Responder::new(response_out);
+        wstd::runtime::block_on(async move {
+            match handle(request).await {
+                Ok(response) => responder.respond(response).await.unwrap(),
+                Err(error) => responder.fail(error),
+            }
+        })
+    }
+}
+
+wasip2::http::proxy::export!(Hostile with_types_in wasip2);
+
+/// Never called: the component's entry point is the exported handler above (a binary crate
+/// still needs a `main`, as with `#[wstd::http_server]`).
+fn main() {}
+
+async fn handle(request: Request<Body>) -> Result<Response<Body>, Error> {
     match request.uri().path() {
         "/loop" => spin(),
         "/loop-after-headers" => {
