@@ -343,6 +343,28 @@ async fn split_multipart(
     Ok((component, manifest))
 }
 
+/// How much of an oversized upload is read and thrown away before answering 413, at least.
+const MIN_DRAIN_BYTES: u64 = 1 << 20;
+/// How long that may take.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and discards up to `budget` more bytes of a refused body (within [`DRAIN_TIME`]), so
+/// a client still sending gets to read the refusal: closing a connection with unread data
+/// resets it, and the client loses the answer.
+async fn drain(mut body: Incoming, budget: u64) {
+    let mut left = budget;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+            match left.checked_sub(len) {
+                Some(rest) => left = rest,
+                None => break,
+            }
+        }
+    })
+    .await;
+}
+
 /// Reads a request body of at most `limit` bytes, refusing as soon as it is known to be
 /// larger: from `content-length` before reading, or while streaming.
 async fn read_limited(
@@ -371,6 +393,7 @@ async fn read_limited(
         })?;
         if let Ok(data) = frame.into_data() {
             if (buffer.len() + data.len()) as u64 > limit {
+                drain(body, limit.max(MIN_DRAIN_BYTES)).await;
                 return Err(too_large(format!(
                     "more than {}",
                     bytesize::ByteSize(limit)

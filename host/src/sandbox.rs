@@ -147,9 +147,10 @@ impl WasiHttpHooks for OutboundPolicy {
 
 /// A fresh store for one request to `app`: stdout/stderr to the log, the environment and
 /// files its manifest grants (plus `WASMOUNT_APP` and `WASMOUNT_BASE_PATH`), nothing else;
-/// memory bounded by `limits`. At every epoch tick the guest yields to the async runtime, so
-/// a busy guest never holds a worker thread; once `deadline` has passed, the next tick traps
-/// it instead ([`Trap::Interrupt`](wasmtime::Trap::Interrupt)). The check is here, in the
+/// memory bounded by `limits`. Once the guest has run past its first epoch tick, it yields
+/// to the async runtime at every tick and goes on only with one of its app's CPU slices, so a
+/// busy guest never holds a worker thread nor crowds out other apps; once `deadline` has
+/// passed, the next tick traps it instead ([`Trap::Interrupt`](wasmtime::Trap::Interrupt)). The check is here, in the
 /// guest's own ticks, because a guest that never waits keeps its worker thread busy, and a
 /// busy worker runs tokio's timers late.
 pub fn new_store(
@@ -200,8 +201,8 @@ pub fn new_store(
         if Instant::now() >= deadline {
             return Ok(UpdateDeadline::Interrupt);
         }
-        // The guest ran a whole tick without waiting. Its next tick needs one of its app's
-        // CPU slices, so the long-running requests of one app (a loop, a hog) share a bounded
+        // The guest is still at it a tick after its last check. Its next tick needs one of its
+        // app's CPU slices, so the long-running requests of one app (a loop, a hog) share a bounded
         // part of the machine and short requests of other apps keep their latency.
         let slices = cpu_slices.clone();
         Ok(UpdateDeadline::YieldCustom(

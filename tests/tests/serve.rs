@@ -293,6 +293,17 @@ async fn guests_get_no_environment_no_files_and_no_outgoing_http() {
     assert_eq!(fetch.status, StatusCode::OK);
     // (wstd reports the denial as a reset of the request body stream, which fails first.)
     assert!(fetch.text().starts_with("refused:"), "{}", fetch.text());
+    let socket = server
+        .get(&format!(
+            "/echo/connect?addr={}",
+            target.local_addr().unwrap()
+        ))
+        .await;
+    assert!(
+        socket.text().starts_with("refused:"),
+        "no sockets: {}",
+        socket.text()
+    );
     let connected = tokio::time::timeout(Duration::from_millis(200), target.accept()).await;
     assert!(connected.is_err(), "the guest must not reach the network");
 }

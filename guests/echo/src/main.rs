@@ -6,7 +6,8 @@
 //! - `/log?msg=TEXT` prints TEXT to stdout and stderr first;
 //! - `/env`, `/fs` and `/fetch?url=URL` report what the sandbox grants: the environment, the
 //!   files at `/`, and the outcome of an outgoing request;
-//! - `/read?path=P` and `/write?path=P` try to read or create a file.
+//! - `/read?path=P` and `/write?path=P` try to read or create a file;
+//! - `/connect?addr=IP:PORT` tries to open a TCP socket.
 
 use futures_lite::stream;
 use wasmount_sdk::form::Form;
@@ -47,6 +48,12 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
         "/write" => Ok(
             match std::fs::write(query.get("path").unwrap_or(""), b"written") {
                 Ok(()) => response::text("wrote\n"),
+                Err(error) => response::text(format!("refused: {error}\n")),
+            },
+        ),
+        "/connect" => Ok(
+            match std::net::TcpStream::connect(query.get("addr").unwrap_or("")) {
+                Ok(_) => response::text("connected\n"),
                 Err(error) => response::text(format!("refused: {error}\n")),
             },
         ),
