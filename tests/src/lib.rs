@@ -307,19 +307,25 @@ impl ServerProcess {
         let stderr = child.stderr.take().expect("piped stderr");
         let mut lines = std::io::BufReader::new(stderr).lines();
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while std::time::Instant::now() < deadline {
+        let mut addr = None;
+        while addr.is_none() && std::time::Instant::now() < deadline {
             let Some(Ok(line)) = lines.next() else {
-                panic!("the server exited before listening");
+                break; // the server exited before listening
             };
             if let Some(at) = line.find("listening on http://") {
                 let rest = &line[at + "listening on http://".len()..];
-                let addr = rest.split('/').next().unwrap().parse().expect("an address");
-                // Keep draining stderr so the server never blocks on a full pipe.
-                std::thread::spawn(move || lines.for_each(drop));
-                return Self { child, addr };
+                addr = rest.split('/').next().and_then(|a| a.parse().ok());
             }
         }
-        panic!("no `listening on` line within 60 s");
+        // Wrap the child first, so it is killed and reaped on every path, panics included.
+        let mut server = Self {
+            child,
+            addr: "0.0.0.0:0".parse().expect("an address"),
+        };
+        server.addr = addr.expect("the server printed `listening on http://ADDR` within 60 s");
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        server
     }
 
     /// Sends a signal (`TERM`, `KILL`, …) with `kill(1)`.

@@ -400,22 +400,39 @@ fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_component_and_its_manifest_go_live_together() {
-    let server = TestServer::start_admin(&[], |_| {}).await;
+/// `PUT /_wasmount/apps/NAME` with a multipart body of `parts`, with the admin token.
+async fn put_multipart(
+    server: &TestServer,
+    name: &str,
+    parts: &[(&str, &[u8])],
+) -> wasmount_tests::TestResponse {
     let auth = format!("Bearer {ADMIN_TOKEN}");
-    let echo = read(guests::ECHO);
-    let (content_type, body) = multipart(&[
-        ("component", &echo),
-        ("manifest", b"environment = { TITLE = \"together\" }\n"),
-    ]);
+    let (content_type, body) = multipart(parts);
     let headers = [
         ("authorization", auth.as_str()),
         ("content-type", content_type.as_str()),
     ];
-    let created = server
-        .send(Method::PUT, "/_wasmount/apps/echo", body, &headers)
-        .await;
+    server
+        .send(
+            Method::PUT,
+            &format!("/_wasmount/apps/{name}"),
+            body,
+            &headers,
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_and_its_manifest_go_live_together() {
+    let server = TestServer::start_admin(&[], |_| {}).await;
+    let echo = read(guests::ECHO);
+    let manifest = b"environment = { TITLE = \"together\" }\n";
+    let created = put_multipart(
+        &server,
+        "echo",
+        &[("component", &echo), ("manifest", manifest)],
+    )
+    .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
     assert!(
         server
@@ -427,17 +444,9 @@ async fn a_component_and_its_manifest_go_live_together() {
     assert_eq!(server.stored_files(), ["echo.toml", "echo.wasm"]);
 
     // A bad manifest refuses the whole upload: nothing changes.
-    let (content_type, body) = multipart(&[
-        ("component", &read(guests::HELLO)),
-        ("manifest", b"[limits]\nmemory = \"lots\"\n"),
-    ]);
-    let headers = [
-        ("authorization", auth.as_str()),
-        ("content-type", content_type.as_str()),
-    ];
-    let refused = server
-        .send(Method::PUT, "/_wasmount/apps/echo", body, &headers)
-        .await;
+    let hello = read(guests::HELLO);
+    let bad = b"[limits]\nmemory = \"lots\"\n";
+    let refused = put_multipart(&server, "echo", &[("component", &hello), ("manifest", bad)]).await;
     assert_eq!(
         refused.status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -463,14 +472,7 @@ async fn a_component_and_its_manifest_go_live_together() {
             .contains("together")
     );
 
-    let (content_type, body) = multipart(&[("manifest", b"")]);
-    let headers = [
-        ("authorization", auth.as_str()),
-        ("content-type", content_type.as_str()),
-    ];
-    let missing = server
-        .send(Method::PUT, "/_wasmount/apps/echo", body, &headers)
-        .await;
+    let missing = put_multipart(&server, "echo", &[("manifest", b"")]).await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
     assert!(
         json(&missing)["error"]
@@ -491,12 +493,9 @@ async fn a_component_and_its_manifest_go_live_together() {
             .text()
             .contains("TITLE=together")
     );
-    assert_eq!(
-        server
-            .admin(Method::DELETE, "/_wasmount/apps/echo", Bytes::new())
-            .await
-            .status,
-        StatusCode::NO_CONTENT
-    );
+    let deleted = server
+        .admin(Method::DELETE, "/_wasmount/apps/echo", Bytes::new())
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert!(server.stored_files().is_empty());
 }
