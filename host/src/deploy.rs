@@ -228,7 +228,13 @@ impl Deployer {
             .map_err(|e| format!("reading {}: {e}", file.path.display()))?;
         let manifest = self.manifest_for(&file.path).map_err(|e| e.to_string())?;
         let (app, component) = self
-            .load_bytes(&file.name, &bytes, Source::Folder, manifest)
+            .load_bytes(
+                &file.name,
+                &bytes,
+                Version::of(&bytes),
+                Source::Folder,
+                manifest,
+            )
             .map_err(|e| e.to_string())?;
         self.cache
             .save(&file.name, &file.path, app.version(), &component);
@@ -242,11 +248,11 @@ impl Deployer {
         &self,
         name: &str,
         bytes: &[u8],
+        version: Version,
         source: Source,
         manifest: Arc<Manifest>,
     ) -> Result<(App, Component), LoadError> {
         app::precheck(name, bytes)?;
-        let version = Version::of(bytes);
         let started = Instant::now();
         let tier = self.engine.optimized();
         let cached = self.cache.load_by_content(tier.engine(), &version);
@@ -271,16 +277,16 @@ impl Deployer {
         &self,
         name: &str,
         bytes: &[u8],
+        version: Version,
         source: Source,
         manifest: Arc<Manifest>,
     ) -> Result<(App, Option<Component>), LoadError> {
         app::precheck(name, bytes)?;
-        let version = Version::of(bytes);
         if let Some(baseline) = self.engine.baseline()
             && !self.cache.has_content(&version)
         {
             let origin = Origin {
-                version,
+                version: version.clone(),
                 source,
                 manifest: manifest.clone(),
             };
@@ -296,7 +302,7 @@ impl Deployer {
                 }
             }
         }
-        let (app, component) = self.load_bytes(name, bytes, source, manifest)?;
+        let (app, component) = self.load_bytes(name, bytes, version, source, manifest)?;
         Ok((app, Some(component)))
     }
 
@@ -330,8 +336,9 @@ impl Deployer {
             let compiler = this.clone();
             let name = baseline.name().clone();
             let (source, manifest) = (baseline.source(), baseline.manifest().clone());
+            let version = baseline.version().clone();
             let optimized = tokio::task::spawn_blocking(move || {
-                let loaded = compiler.load_bytes(&name, &bytes, source, manifest);
+                let loaded = compiler.load_bytes(&name, &bytes, version, source, manifest);
                 if let Ok((app, component)) = &loaded {
                     compiler.cache.save(&name, &path, app.version(), component);
                 }
@@ -380,7 +387,14 @@ impl Deployer {
         let owned_name = name.to_owned();
         let compile_bytes = bytes.clone();
         let (app, component) = tokio::task::spawn_blocking(move || {
-            this.load_quick(&owned_name, &compile_bytes, Source::Upload, manifest)
+            let version = Version::of(&compile_bytes);
+            this.load_quick(
+                &owned_name,
+                &compile_bytes,
+                version,
+                Source::Upload,
+                manifest,
+            )
         })
         .await
         .map_err(|panic| DeployError::Store(anyhow::anyhow!("compiling panicked: {panic}")))??;
@@ -448,7 +462,13 @@ impl Deployer {
         let owned_name = name.to_owned();
         let compile_bytes = bytes.clone();
         let loaded = tokio::task::spawn_blocking(move || {
-            this.load_quick(&owned_name, &compile_bytes, Source::Folder, manifest)
+            this.load_quick(
+                &owned_name,
+                &compile_bytes,
+                version,
+                Source::Folder,
+                manifest,
+            )
         })
         .await;
         let (app, component) = match loaded {
