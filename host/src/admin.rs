@@ -281,6 +281,7 @@ async fn upload(ctx: &AdminContext<'_>, name: &str, request: Request<Incoming>) 
         Err(DeployError::Load(load)) => {
             tracing::info!(app = name, "upload refused: {load}");
             let status = match load {
+                LoadError::RouteTaken { .. } => StatusCode::CONFLICT,
                 LoadError::CoreModule | LoadError::Incompatible(_) | LoadError::Manifest(_) => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }

@@ -51,6 +51,14 @@ pub enum LoadError {
     /// Its manifest (`NAME.toml`) is invalid.
     #[error("invalid manifest: {0}")]
     Manifest(String),
+    /// Its manifest asks for a route another app already serves.
+    #[error("route `{route}` is already the route of app `{by}`")]
+    RouteTaken {
+        /// The route.
+        route: String,
+        /// The app serving it.
+        by: String,
+    },
 }
 
 /// How the current version of an app got mounted.

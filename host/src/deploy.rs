@@ -178,6 +178,24 @@ impl Deployer {
         Ok(self.with_defaults(manifest))
     }
 
+    /// Refuses a custom route another serving app already has.
+    fn check_route(&self, name: &str, manifest: &Manifest) -> Result<(), LoadError> {
+        let Some(route) = &manifest.route else {
+            return Ok(());
+        };
+        let routes = self.registry.custom_routes();
+        match routes
+            .iter()
+            .find(|(taken, by)| taken == route && by.as_ref() != name)
+        {
+            Some((_, by)) => Err(LoadError::RouteTaken {
+                route: route.clone(),
+                by: by.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// `manifest` with the server's defaults filled in where it is silent.
     fn with_defaults(&self, mut manifest: Manifest) -> Arc<Manifest> {
         if manifest.max_concurrent_requests.is_none() {
@@ -253,6 +271,7 @@ impl Deployer {
         manifest: Arc<Manifest>,
     ) -> Result<(App, Component), LoadError> {
         app::precheck(name, bytes)?;
+        self.check_route(name, &manifest)?;
         let started = Instant::now();
         let tier = self.engine.optimized();
         let cached = self.cache.load_by_content(tier.engine(), &version);
@@ -282,6 +301,7 @@ impl Deployer {
         manifest: Arc<Manifest>,
     ) -> Result<(App, Option<Component>), LoadError> {
         app::precheck(name, bytes)?;
+        self.check_route(name, &manifest)?;
         if let Some(baseline) = self.engine.baseline()
             && !self.cache.has_content(&version)
         {
