@@ -168,12 +168,35 @@ fn body_too_large(size: String, limit: u64) -> Response<Body> {
     )
 }
 
+/// How much of an oversized request body is read and thrown away before the guest sees the
+/// error, so the client can read the 413 (closing with unread data resets the connection).
+const DRAIN_BYTES: u64 = 1 << 20;
+
 /// A request body that fails, and says so, once more than `limit` bytes have come.
 struct LimitedBody {
     inner: Incoming,
     remaining: u64,
     limit: u64,
     overflowed: Arc<AtomicBool>,
+}
+
+impl LimitedBody {
+    /// Discards what the client still sends, up to [`DRAIN_BYTES`]; ready when done.
+    fn drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            match hyper::body::Body::poll_frame(Pin::new(&mut self.inner), cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+                    match self.remaining.checked_sub(len) {
+                        Some(remaining) => self.remaining = remaining,
+                        None => return Poll::Ready(()),
+                    }
+                }
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
 }
 
 impl hyper::body::Body for LimitedBody {
@@ -185,6 +208,10 @@ impl hyper::body::Body for LimitedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
+        let too_large = wasmtime_wasi_http::Error::HttpRequestBodySize(Some(this.limit));
+        if this.overflowed.load(Ordering::Relaxed) {
+            return this.drain(cx).map(|()| Some(Err(too_large)));
+        }
         let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
             Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error.into()))),
@@ -196,8 +223,8 @@ impl hyper::body::Body for LimitedBody {
                 Some(remaining) => this.remaining = remaining,
                 None => {
                     this.overflowed.store(true, Ordering::Relaxed);
-                    let error = wasmtime_wasi_http::Error::HttpRequestBodySize(Some(this.limit));
-                    return Poll::Ready(Some(Err(error)));
+                    this.remaining = DRAIN_BYTES;
+                    return this.drain(cx).map(|()| Some(Err(too_large)));
                 }
             }
         }

@@ -127,10 +127,9 @@ async fn per_app_limits_apply_timeout_body_size_and_concurrency() {
     .await
     .unwrap();
     tokio::spawn(connection);
-    let chunks =
-        futures::stream::iter((0..4).map(|_| {
-            Ok::<_, std::io::Error>(hyper::body::Frame::data(Bytes::from(vec![b'y'; 700])))
-        }));
+    let chunks = futures::stream::iter((0..40).map(|_| {
+        Ok::<_, std::io::Error>(hyper::body::Frame::data(Bytes::from(vec![b'y'; 16 << 10])))
+    }));
     let request = http::Request::post("/echo/")
         .header("host", server.addr.to_string())
         .body(http_body_util::StreamBody::new(chunks))
