@@ -58,9 +58,10 @@ async fn a_guest_looping_before_responding_gets_504_within_the_timeout() {
     assert_eq!(response.status, StatusCode::GATEWAY_TIMEOUT);
     let elapsed = started.elapsed();
     eprintln!("504 after {elapsed:?}");
-    // The timeout plus one 10 ms epoch tick, with room for a loaded CI machine.
+    // The timeout plus one 1 ms epoch tick (measured: ~507 ms), with room for a loaded CI
+    // machine running other tests at the same time.
     assert!(
-        elapsed >= TIMEOUT && elapsed < TIMEOUT + Duration::from_millis(200),
+        elapsed >= TIMEOUT && elapsed < TIMEOUT + Duration::from_millis(400),
         "{elapsed:?}"
     );
     assert_eq!(server.get("/bad/ok").await.text(), "ok\n");
