@@ -7,7 +7,8 @@ use crate::deploy::{Deployer, Reload};
 use crate::router::is_valid_app_name;
 use crate::store::{APP_EXTENSION, MANIFEST_EXTENSION};
 use anyhow::Context as _;
-use notify::{RecursiveMode, Watcher as _};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::{EventKind, RecursiveMode, Watcher as _};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -136,6 +137,19 @@ pub fn spawn(
         }
     });
     Ok(())
+}
+
+/// Whether an event can change what a file holds. Reads (our own included: loading a file
+/// opens it) and metadata changes such as access times are not changes; reacting to them
+/// would reload a file every time it is read.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        _ => false,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
