@@ -80,9 +80,10 @@ pub fn spawn(
     let (events, mut changed) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher =
         notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-            Ok(event) => event.paths.into_iter().for_each(|path| {
+            Ok(event) if is_change(&event.kind) => event.paths.into_iter().for_each(|path| {
                 let _ = events.send(path);
             }),
+            Ok(_) => {}
             Err(error) => tracing::warn!("file watcher: {error}"),
         })
         .context("starting the file watcher")?;
