@@ -272,6 +272,18 @@ impl Deployer {
     ) -> Result<(App, Component), LoadError> {
         app::precheck(name, bytes)?;
         self.check_route(name, &manifest)?;
+        self.load_optimized(name, bytes, version, source, manifest)
+    }
+
+    /// [`Self::load_bytes`] after its checks: the cached artifact or a Cranelift compile.
+    fn load_optimized(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        version: Version,
+        source: Source,
+        manifest: Arc<Manifest>,
+    ) -> Result<(App, Component), LoadError> {
         let started = Instant::now();
         let tier = self.engine.optimized();
         let cached = self.cache.load_by_content(tier.engine(), &version);
@@ -322,7 +334,7 @@ impl Deployer {
                 }
             }
         }
-        let (app, component) = self.load_bytes(name, bytes, version, source, manifest)?;
+        let (app, component) = self.load_optimized(name, bytes, version, source, manifest)?;
         Ok((app, Some(component)))
     }
 

@@ -151,8 +151,8 @@ impl WasiHttpHooks for OutboundPolicy {
 /// to the async runtime at every tick and goes on only with one of its app's CPU slices, so a
 /// busy guest never holds a worker thread nor crowds out other apps; once `deadline` has
 /// passed, the next tick traps it instead ([`Trap::Interrupt`](wasmtime::Trap::Interrupt)). The check is here, in the
-/// guest's own ticks, because a guest that never waits keeps its worker thread busy, and a
-/// busy worker runs tokio's timers late.
+/// guest's own ticks, so it does not depend on when a busy tokio worker gets round to its
+/// timers (the tokio timeout stays as the bound for guests waiting in host calls).
 pub fn new_store(
     app: &App,
     base_path: &str,

@@ -252,10 +252,43 @@ impl TestServer {
             .await
     }
 
+    /// `PUT /_wasmount/apps/NAME` with a `multipart/form-data` body of `parts` and the token.
+    pub async fn put_multipart(&self, name: &str, parts: &[(&str, &[u8])]) -> TestResponse {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        let (content_type, body) = multipart(parts);
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-type", content_type.as_str()),
+        ];
+        self.send(
+            Method::PUT,
+            &format!("/_wasmount/apps/{name}"),
+            body,
+            &headers,
+        )
+        .await
+    }
+
     /// The file names in the apps folder, sorted (the cache folder excluded).
     pub fn stored_files(&self) -> Vec<String> {
         list_files(self.apps_path())
     }
+}
+
+/// A `multipart/form-data` body with the given `(name, bytes)` parts, and its content type.
+pub fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "wasmount-test-boundary";
+    let mut body = Vec::new();
+    for (name, bytes) in parts {
+        body.extend_from_slice(
+            format!("--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 /// The file names in `dir`, sorted, without the `.cache` folder.

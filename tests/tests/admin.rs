@@ -384,55 +384,14 @@ async fn a_restart_loads_apps_from_the_compiled_cache() {
     assert_eq!(restarted.get("/hello/").await.status, StatusCode::OK);
 }
 
-/// A `multipart/form-data` body with the given `(name, bytes)` parts.
-fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "wasmount-test-boundary";
-    let mut body = Vec::new();
-    for (name, bytes) in parts {
-        body.extend_from_slice(
-            format!("--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n")
-                .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-/// `PUT /_wasmount/apps/NAME` with a multipart body of `parts`, with the admin token.
-async fn put_multipart(
-    server: &TestServer,
-    name: &str,
-    parts: &[(&str, &[u8])],
-) -> wasmount_tests::TestResponse {
-    let auth = format!("Bearer {ADMIN_TOKEN}");
-    let (content_type, body) = multipart(parts);
-    let headers = [
-        ("authorization", auth.as_str()),
-        ("content-type", content_type.as_str()),
-    ];
-    server
-        .send(
-            Method::PUT,
-            &format!("/_wasmount/apps/{name}"),
-            body,
-            &headers,
-        )
-        .await
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_component_and_its_manifest_go_live_together() {
     let server = TestServer::start_admin(&[], |_| {}).await;
     let echo = read(guests::ECHO);
     let manifest = b"environment = { TITLE = \"together\" }\n";
-    let created = put_multipart(
-        &server,
-        "echo",
-        &[("component", &echo), ("manifest", manifest)],
-    )
-    .await;
+    let created = server
+        .put_multipart("echo", &[("component", &echo), ("manifest", manifest)])
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
     assert!(
         server
@@ -446,7 +405,9 @@ async fn a_component_and_its_manifest_go_live_together() {
     // A bad manifest refuses the whole upload: nothing changes.
     let hello = read(guests::HELLO);
     let bad = b"[limits]\nmemory = \"lots\"\n";
-    let refused = put_multipart(&server, "echo", &[("component", &hello), ("manifest", bad)]).await;
+    let refused = server
+        .put_multipart("echo", &[("component", &hello), ("manifest", bad)])
+        .await;
     assert_eq!(
         refused.status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -472,7 +433,7 @@ async fn a_component_and_its_manifest_go_live_together() {
             .contains("together")
     );
 
-    let missing = put_multipart(&server, "echo", &[("manifest", b"")]).await;
+    let missing = server.put_multipart("echo", &[("manifest", b"")]).await;
     assert_eq!(missing.status, StatusCode::BAD_REQUEST);
     assert!(
         json(&missing)["error"]

@@ -318,4 +318,21 @@ async fn a_custom_route_replaces_the_default_mount_point() {
             .await,
     );
     assert_eq!(info["route"], "/tools/echo/");
+
+    // Another app cannot take the same route: 409, and the first keeps it.
+    let hello = std::fs::read(guests::HELLO).unwrap();
+    let taken = server
+        .put_multipart(
+            "other",
+            &[
+                ("component", &hello),
+                ("manifest", b"route = \"/tools/echo\""),
+            ],
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.text());
+    let error = json(&taken)["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("already the route of app `echo`"), "{error}");
+    assert_eq!(json(&server.get("/tools/echo/").await)["path"], "/");
+    assert_eq!(server.get("/other/").await.status, StatusCode::NOT_FOUND);
 }
