@@ -1,9 +1,11 @@
-//! The management API under `/_wasmount/apps`: list, inspect, upload (`PUT`, the component as
-//! the body) and delete apps. Every call needs `Authorization: Bearer TOKEN`; reading the list
-//! may be made public by a flag. Bodies are JSON.
+//! The management API: `/_wasmount/apps` (list, inspect, upload — `PUT`, the component as
+//! the body — and delete apps) and `/_wasmount/instances` (launch an app bound to an input,
+//! list, inspect, delete). Every call needs `Authorization: Bearer TOKEN`; reading the app
+//! list may be made public by a flag. Bodies are JSON.
 
 use crate::app::{App, LoadError};
 use crate::deploy::{DeployError, Deployer};
+use crate::instances::{Input, Instance, Instances, LaunchError};
 use crate::registry::{Entry, Failure};
 use crate::respond::{self, Body};
 use crate::router;
@@ -11,7 +13,8 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -74,6 +77,10 @@ pub struct AdminContext<'a> {
     pub base_path: &'a str,
     /// The largest component accepted, in bytes.
     pub max_upload: u64,
+    /// The launched instances.
+    pub instances: &'a Arc<Instances>,
+    /// The largest input of a launched instance, in bytes.
+    pub max_instance_input: u64,
 }
 
 /// Handles `/_wasmount/apps…`; `rest` is the path after `/apps`.
@@ -241,7 +248,18 @@ async fn upload(ctx: &AdminContext<'_>, name: &str, request: Request<Incoming>) 
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.starts_with("multipart/form-data"))
         .map(multer::parse_boundary);
-    let body = match read_limited(request.into_body(), declared, ctx.max_upload).await {
+    if ctx.instances.peek(name).is_some() {
+        return error(
+            StatusCode::CONFLICT,
+            format!("`{name}` is the name of a launched instance; delete it first"),
+        );
+    }
+    let limit = BodyLimit {
+        bytes: ctx.max_upload,
+        what: "upload",
+        flag: "--max-upload",
+    };
+    let body = match read_limited(request.into_body(), declared, limit).await {
         Ok(body) => body,
         Err(refusal) => return refusal.into_response(),
     };
@@ -366,18 +384,33 @@ async fn drain(mut body: Incoming, budget: u64) {
     .await;
 }
 
+/// The most a request body may hold, and how to tell the client so.
+#[derive(Clone, Copy)]
+struct BodyLimit {
+    bytes: u64,
+    /// What the body is, for the message (`upload`).
+    what: &'static str,
+    /// The flag that sets the limit.
+    flag: &'static str,
+}
+
 /// Reads a request body of at most `limit` bytes, refusing as soon as it is known to be
 /// larger: from `content-length` before reading, or while streaming.
 async fn read_limited(
     mut body: Incoming,
     declared: Option<u64>,
-    limit: u64,
+    limit: BodyLimit,
 ) -> Result<Bytes, Refusal> {
+    let BodyLimit {
+        bytes: limit,
+        what,
+        flag,
+    } = limit;
     let too_large = |size: String| {
         Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
-                "upload is {size}, limit is {} (--max-upload)",
+                "{what} is {size}, limit is {} ({flag})",
                 bytesize::ByteSize(limit)
             ),
         )
@@ -408,11 +441,7 @@ async fn read_limited(
 
 async fn remove(ctx: &AdminContext<'_>, name: &str) -> Response<Body> {
     match ctx.deployer.remove(name).await {
-        Ok(true) => {
-            let mut response = Response::new(respond::full(Bytes::new()));
-            *response.status_mut() = StatusCode::NO_CONTENT;
-            response
-        }
+        Ok(true) => no_content(),
         Ok(false) => error(StatusCode::NOT_FOUND, format!("no app named `{name}`")),
         Err(failure) => {
             tracing::error!(app = name, "removing failed: {failure:#}");
@@ -422,6 +451,244 @@ async fn remove(ctx: &AdminContext<'_>, name: &str) -> Response<Body> {
             )
         }
     }
+}
+
+/// Handles `/_wasmount/instances…`; `rest` is the path after `/instances`.
+pub async fn handle_instances(
+    ctx: AdminContext<'_>,
+    rest: &str,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let method = request.method().clone();
+    // Instances carry their users' inputs: even reading them needs the token.
+    if let Err(refusal) = ctx.access.check(request.headers(), false) {
+        return refusal.into_response();
+    }
+    let origin = public_origin(request.headers());
+    if rest.is_empty() || rest == "/" {
+        return match method {
+            Method::GET | Method::HEAD => {
+                let instances = ctx.instances.list();
+                let all: Vec<_> = instances
+                    .iter()
+                    .map(|instance| InstanceInfo::new(&ctx, &origin, instance, false))
+                    .collect();
+                json(StatusCode::OK, &serde_json::json!({ "instances": all }))
+            }
+            Method::POST => launch(&ctx, &origin, request).await,
+            _ => method_not_allowed("GET, POST"),
+        };
+    }
+    let Some(name) = rest.strip_prefix('/').filter(|name| !name.contains('/')) else {
+        return error(StatusCode::NOT_FOUND, "no such admin endpoint");
+    };
+    let Some(instance) = ctx.instances.peek(name) else {
+        return error(StatusCode::NOT_FOUND, format!("no instance named `{name}`"));
+    };
+    match method {
+        Method::GET | Method::HEAD => json(
+            StatusCode::OK,
+            &InstanceInfo::new(&ctx, &origin, &instance, true),
+        ),
+        Method::DELETE => match ctx.instances.remove(name).await {
+            Ok(_) => no_content(),
+            Err(failure) => {
+                tracing::error!(instance = name, "deleting failed: {failure:#}");
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the instance could not be deleted; see the server log",
+                )
+            }
+        },
+        _ => method_not_allowed("GET, DELETE"),
+    }
+}
+
+/// The body of `POST /_wasmount/instances`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LaunchRequest<'a> {
+    app: String,
+    #[serde(borrow, default)]
+    input: Option<&'a RawValue>,
+    #[serde(default)]
+    input_url: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Room for the request's other fields around the input.
+const LAUNCH_ENVELOPE_BYTES: u64 = 16 << 10;
+
+async fn launch(
+    ctx: &AdminContext<'_>,
+    origin: &str,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let input_limit = ctx.max_instance_input;
+    let limit = BodyLimit {
+        bytes: input_limit + LAUNCH_ENVELOPE_BYTES,
+        what: "the launch request",
+        flag: "--max-instance-input",
+    };
+    let body = match read_limited(request.into_body(), declared, limit).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let launch: LaunchRequest<'_> = match serde_json::from_slice(&body) {
+        Ok(launch) => launch,
+        Err(problem) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "the body must be JSON like {{\"app\": \"NAME\", \"input\": {{…}}}}: {problem}"
+                ),
+            );
+        }
+    };
+    let input = match (launch.input, launch.input_url) {
+        (Some(input), None) if input.get().len() as u64 > input_limit => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the input is {}, limit is {} (--max-instance-input)",
+                    bytesize::ByteSize(input.get().len() as u64),
+                    bytesize::ByteSize(input_limit)
+                ),
+            );
+        }
+        (Some(input), None) => Input::Json(input.get().into()),
+        (None, Some(url)) => match url.parse::<http::Uri>() {
+            Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) => Input::Url(url.into()),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("`input_url` `{url}` is not an http(s) URL"),
+                );
+            }
+        },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of `input` (the JSON the app gets as INPUT_JSON) and \
+                 `input_url` (an address it gets as INPUT_JSON_URL)",
+            );
+        }
+    };
+    let app = launch.app;
+    if !router::is_valid_app_name(&app) || ctx.deployer.registry().get(&app).is_none() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no app named `{app}` is mounted"),
+        );
+    }
+    if let Some(name) = &launch.name
+        && ctx.deployer.registry().get(name).is_some()
+    {
+        return error(
+            StatusCode::CONFLICT,
+            format!("`{name}` is the name of an app; choose another instance name"),
+        );
+    }
+    match ctx
+        .instances
+        .launch(&app, input, launch.name.as_deref())
+        .await
+    {
+        Ok(instance) => {
+            tracing::info!(instance = %instance.name, app = %app, "launched");
+            let info = InstanceInfo::new(ctx, origin, &instance, false);
+            json(StatusCode::CREATED, &info)
+        }
+        Err(refusal) => {
+            let status = match &refusal {
+                LaunchError::NameTaken(_) => StatusCode::CONFLICT,
+                LaunchError::BadName(_) => StatusCode::BAD_REQUEST,
+                LaunchError::Full(_) => StatusCode::TOO_MANY_REQUESTS,
+                LaunchError::Store(failure) => {
+                    tracing::error!(app = %app, "launch could not be stored: {failure:#}");
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            };
+            error(status, refusal)
+        }
+    }
+}
+
+/// One launched instance as the API shows it.
+#[derive(Serialize)]
+struct InstanceInfo<'a> {
+    name: &'a str,
+    /// Where to open it: absolute when the request said which host it was sent to.
+    url: String,
+    app: &'a str,
+    created: String,
+    last_used: String,
+    input_bytes: usize,
+    /// Only when one instance is inspected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_url: Option<&'a str>,
+}
+
+impl<'a> InstanceInfo<'a> {
+    fn new(ctx: &AdminContext<'_>, origin: &str, instance: &'a Instance, with_input: bool) -> Self {
+        let (input, input_url) = match &instance.input {
+            Input::Json(json) if with_input => (serde_json::from_str(json).ok(), None),
+            Input::Url(url) if with_input => (None, Some(url.as_ref())),
+            _ => (None, None),
+        };
+        Self {
+            name: &instance.name,
+            url: format!(
+                "{origin}{}/",
+                router::mount_prefix(ctx.base_path, &instance.name)
+            ),
+            app: &instance.app,
+            created: timestamp(instance.created),
+            last_used: timestamp(instance.last_used()),
+            input_bytes: instance.input.len(),
+            input,
+            input_url,
+        }
+    }
+}
+
+/// `scheme://host` the client reached the server at (from `x-forwarded-proto`/`-host` when a
+/// proxy set them, else `host`), or `""` (URLs are then paths) when it did not say.
+fn public_origin(headers: &HeaderMap) -> String {
+    let value = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let host = value("x-forwarded-host").or_else(|| value(header::HOST.as_str()));
+    let proto = value("x-forwarded-proto").unwrap_or("http");
+    let valid = |host: &str| {
+        host.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
+    };
+    match host {
+        Some(host) if valid(host) && matches!(proto, "http" | "https") => {
+            format!("{proto}://{host}")
+        }
+        _ => String::new(),
+    }
+}
+
+fn no_content() -> Response<Body> {
+    let mut response = Response::new(respond::full(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
 }
 
 fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {

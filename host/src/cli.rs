@@ -1,7 +1,7 @@
 //! The command line: the `wasmount` commands, log setup, signal handling, and
 //! bind-then-serve for `wasmount serve` (also used by the demo in `examples/`).
 
-use crate::client::{self, DeployArgs, RemoveArgs, ServerArgs};
+use crate::client::{self, DeployArgs, LaunchArgs, RemoveArgs, ServerArgs};
 use crate::config::ServeArgs;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -29,6 +29,8 @@ enum Command {
     Apps(ServerArgs),
     /// Remove an app from a running server.
     Remove(RemoveArgs),
+    /// Launch an instance of an app bound to an input (Refinery-style) and print its URL.
+    Launch(LaunchArgs),
 }
 
 /// The whole `wasmount` program: parses the command line and runs the command.
@@ -42,6 +44,7 @@ pub fn main() -> std::process::ExitCode {
             Command::Deploy(args) => client::deploy(args).await,
             Command::Apps(args) => client::list(args).await,
             Command::Remove(args) => client::remove(args).await,
+            Command::Launch(args) => client::launch(args).await,
         }
     })
 }

@@ -67,6 +67,28 @@ pub struct RemoveArgs {
     pub server: ServerArgs,
 }
 
+/// `wasmount launch APP --input FILE`: bind an app to an input at a URL of its own.
+#[derive(Debug, Clone, Args)]
+pub struct LaunchArgs {
+    /// The app the instance runs.
+    pub app: String,
+
+    /// A JSON file the app gets as `INPUT_JSON` (`-` reads standard input).
+    #[arg(long, value_name = "FILE", required_unless_present = "input_url")]
+    pub input: Option<PathBuf>,
+
+    /// An address the app gets as `INPUT_JSON_URL` instead.
+    #[arg(long, value_name = "URL", conflicts_with = "input")]
+    pub input_url: Option<String>,
+
+    /// The instance's name (and URL segment); default: `APP-` and 8 random hex digits.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
 type RequestBody = BoxBody<Bytes, std::io::Error>;
 
 /// Uploads `args.file` and prints what the server mounted.
@@ -201,6 +223,55 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     let (status, reply) = send(&args.server, Method::DELETE, &path, empty(), None).await?;
     expect_success(status, reply)?;
     println!("removed {}", args.name);
+    Ok(())
+}
+
+/// Launches an instance and prints its URL (only the URL, so scripts can capture it).
+///
+/// # Errors
+///
+/// The input cannot be read or is not JSON, the server cannot be reached, or it refused.
+pub async fn launch(args: LaunchArgs) -> anyhow::Result<()> {
+    let mut body = serde_json::Map::new();
+    body.insert("app".into(), Value::String(args.app.clone()));
+    if let Some(name) = &args.name {
+        body.insert("name".into(), Value::String(name.clone()));
+    }
+    match (&args.input, &args.input_url) {
+        (Some(path), _) => {
+            let text = if path.as_os_str() == "-" {
+                let mut text = String::new();
+                tokio::io::stdin().read_to_string(&mut text).await?;
+                text
+            } else {
+                tokio::fs::read_to_string(path)
+                    .await
+                    .with_context(|| format!("reading {}", path.display()))?
+            };
+            // Sent as written (RawValue), so the app gets the file's exact text.
+            let raw = serde_json::value::RawValue::from_string(text.trim().to_owned())
+                .with_context(|| format!("{} is not JSON", path.display()))?;
+            let mut document = serde_json::to_string(&body)?;
+            document.pop();
+            document.push_str(&format!(",\"input\":{}}}", raw.get()));
+            return send_launch(&args.server, document).await;
+        }
+        (None, Some(url)) => {
+            body.insert("input_url".into(), Value::String(url.clone()));
+        }
+        (None, None) => bail!("give --input FILE or --input-url URL"),
+    }
+    send_launch(&args.server, serde_json::to_string(&body)?).await
+}
+
+async fn send_launch(server: &ServerArgs, document: String) -> anyhow::Result<()> {
+    let content = Some((document.len() as u64, "application/json".to_owned()));
+    let body = Full::new(Bytes::from(document))
+        .map_err(|never| match never {})
+        .boxed();
+    let (status, reply) = send(server, Method::POST, "/_wasmount/instances", body, content).await?;
+    let reply = expect_success(status, reply)?;
+    println!("{}", reply["url"].as_str().unwrap_or("?"));
     Ok(())
 }
 

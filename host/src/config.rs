@@ -73,6 +73,12 @@ pub struct Config {
     /// Apps whose component lives outside the apps folder: (name, file), reloaded when
     /// watching.
     pub external_apps: Vec<(String, PathBuf)>,
+    /// How long a launched instance may go unused before it is removed; `None`: never.
+    pub instance_idle_timeout: Option<Duration>,
+    /// The largest input a launched instance may hold, in bytes (413 beyond).
+    pub max_instance_input: u64,
+    /// How many launched instances may exist at once (429 beyond).
+    pub max_launched_instances: usize,
     /// Developer mode: a broken build's reason is added to the app's responses as
     /// `x-wasmount-error`.
     pub dev: bool,
@@ -120,6 +126,9 @@ impl Config {
             max_upload: DEFAULT_MAX_UPLOAD_BYTES,
             watch: false,
             external_apps: Vec::new(),
+            instance_idle_timeout: Some(crate::instances::DEFAULT_IDLE_TIMEOUT),
+            max_instance_input: crate::instances::DEFAULT_MAX_INPUT_BYTES,
+            max_launched_instances: crate::instances::DEFAULT_MAX_INSTANCES,
             dev: false,
         }
     }
@@ -249,6 +258,26 @@ pub struct ServeArgs {
     #[arg(long = "app", env = "WASMOUNT_APP", value_name = "NAME=PATH", value_parser = parse_external_app, value_delimiter = ',')]
     pub external_apps: Vec<(String, PathBuf)>,
 
+    /// How long a launched instance (POST /_wasmount/instances) may go unused before it is
+    /// removed (e.g. `1h`, `30m`); `0` keeps instances until they are deleted.
+    #[arg(long, env = "WASMOUNT_INSTANCE_IDLE_TIMEOUT", value_parser = humantime::parse_duration,
+          default_value = "1h", value_name = "DURATION")]
+    pub instance_idle_timeout: Duration,
+
+    /// Largest input a launched instance may hold (e.g. `1MiB`); larger ones get 413.
+    #[arg(
+        long,
+        env = "WASMOUNT_MAX_INSTANCE_INPUT",
+        default_value = "1MiB",
+        value_name = "SIZE"
+    )]
+    pub max_instance_input: bytesize::ByteSize,
+
+    /// Launched instances that may exist at once; beyond it launches get 429.
+    #[arg(long, env = "WASMOUNT_MAX_LAUNCHED_INSTANCES",
+          default_value_t = crate::instances::DEFAULT_MAX_INSTANCES, value_name = "N")]
+    pub max_launched_instances: usize,
+
     /// Largest linear memory one guest may grow to, in MiB.
     #[arg(long, env = "WASMOUNT_MAX_MEMORY_MIB", default_value_t = DEFAULT_MAX_MEMORY_BYTES >> 20,
           value_name = "MIB")]
@@ -334,6 +363,9 @@ impl ServeArgs {
             max_upload: self.max_upload.as_u64(),
             watch: self.watch,
             external_apps: self.external_apps,
+            instance_idle_timeout: Some(self.instance_idle_timeout).filter(|idle| !idle.is_zero()),
+            max_instance_input: self.max_instance_input.as_u64(),
+            max_launched_instances: self.max_launched_instances,
             dev: false,
         })
     }

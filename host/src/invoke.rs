@@ -3,6 +3,7 @@
 //! into a status for the client without touching other requests or apps.
 
 use crate::app::App;
+use crate::instances::Instance;
 use crate::respond::{self, Body};
 use crate::sandbox::{InstanceLimits, new_store};
 use bytes::Bytes;
@@ -39,6 +40,8 @@ pub struct Forwarding<'a> {
     pub local: SocketAddr,
     /// The server's base path, passed to the guest as `WASMOUNT_BASE_PATH`.
     pub base_path: &'a str,
+    /// The launched instance the request is for, whose input the guest gets.
+    pub instance: Option<&'a Instance>,
 }
 
 /// Serves `request` with a fresh instance of `app`, within `limits` (the deadline covers the
@@ -70,7 +73,13 @@ pub async fn invoke(
         Err(message) => return respond::text(StatusCode::BAD_REQUEST, message),
     };
     let deadline = Instant::now() + timeout;
-    let mut store = match new_store(&app, forwarding.base_path, limits, deadline.into_std()) {
+    let mut store = match new_store(
+        &app,
+        forwarding.base_path,
+        forwarding.instance,
+        limits,
+        deadline.into_std(),
+    ) {
         Ok(store) => store,
         Err(error) => {
             tracing::error!(app = %app.name(), "preparing the sandbox: {error:#}");
@@ -426,6 +435,7 @@ mod tests {
             peer: "127.0.0.9:5000".parse().unwrap(),
             local: "127.0.0.1:8080".parse().unwrap(),
             base_path: "",
+            instance: None,
         };
         let rewritten = rewrite_for_guest(request, &forwarding).unwrap();
         assert_eq!(rewritten.uri(), "/plot?x=1&y=2");

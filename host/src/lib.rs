@@ -15,6 +15,7 @@ pub mod config;
 pub mod deploy;
 pub mod engine;
 pub mod guest_log;
+pub mod instances;
 pub mod invoke;
 pub mod manifest;
 pub mod registry;

@@ -5,6 +5,7 @@
 use crate::app::App;
 use crate::engine::EPOCH_TICK;
 use crate::guest_log::{GuestLog, Stream};
+use crate::instances::{INSTANCE_ENV, Instance};
 use crate::manifest::{FILES_GUEST_PATH, Manifest};
 use anyhow::Context as _;
 use std::sync::Arc;
@@ -146,7 +147,9 @@ impl WasiHttpHooks for OutboundPolicy {
 }
 
 /// A fresh store for one request to `app`: stdout/stderr to the log, the environment and
-/// files its manifest grants (plus `WASMOUNT_APP` and `WASMOUNT_BASE_PATH`), nothing else;
+/// files its manifest grants (plus `WASMOUNT_APP` and `WASMOUNT_BASE_PATH`, and for a
+/// launched `instance` its input as `INPUT_JSON` or `INPUT_JSON_URL` and its name as
+/// `WASMOUNT_INSTANCE`), nothing else;
 /// memory bounded by `limits`. Once the guest has run past its first epoch tick, it yields
 /// to the async runtime at every tick and goes on only with one of its app's CPU slices, so a
 /// busy guest never holds a worker thread nor crowds out other apps; once `deadline` has
@@ -156,6 +159,7 @@ impl WasiHttpHooks for OutboundPolicy {
 pub fn new_store(
     app: &App,
     base_path: &str,
+    instance: Option<&Instance>,
     limits: &InstanceLimits,
     deadline: Instant,
 ) -> anyhow::Result<Store<HostState>> {
@@ -168,6 +172,11 @@ pub fn new_store(
         .env("WASMOUNT_BASE_PATH", base_path);
     for (key, value) in &manifest.environment {
         wasi.env(key, value);
+    }
+    if let Some(instance) = instance {
+        let (key, value) = instance.input.env();
+        wasi.env(key, value)
+            .env(INSTANCE_ENV, instance.name.as_ref());
     }
     if let Some(files) = &manifest.files {
         // Read-only, and cap-std underneath: `..`, absolute paths and symlinks leading out of

@@ -6,6 +6,7 @@ use crate::admin::{self, AdminAccess, AdminContext};
 use crate::config::Config;
 use crate::deploy::Deployer;
 use crate::engine::WasmEngine;
+use crate::instances::{Instance, Instances};
 use crate::invoke::{Forwarding, invoke};
 use crate::registry::Entry;
 use crate::respond::{self, Body};
@@ -58,6 +59,12 @@ pub async fn run_with_engine(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let deployer = Deployer::open(engine, &config.apps_dir, config.max_concurrent_requests)?;
+    let instances = Arc::new(Instances::open(
+        &config.apps_dir,
+        config.instance_idle_timeout,
+        config.max_launched_instances,
+    )?);
+    instances.spawn_sweeper();
     deployer.mount_folder().await?;
     deployer.mount_external(&config.external_apps);
     if config.watch {
@@ -69,12 +76,14 @@ pub async fn run_with_engine(
     let access = AdminAccess::new(config.admin_token.as_deref(), config.public_app_list);
     let shared = Arc::new(Shared {
         deployer,
+        instances,
         access,
         config,
         local,
     });
     tracing::info!(
         apps = shared.deployer.registry().len(),
+        instances = shared.instances.len(),
         admin_api = if shared.config.admin_token.is_some() {
             "on"
         } else {
@@ -90,6 +99,7 @@ pub async fn run_with_engine(
 /// What every connection shares.
 struct Shared {
     deployer: Arc<Deployer>,
+    instances: Arc<Instances>,
     access: AdminAccess,
     config: Config,
     local: SocketAddr,
@@ -165,14 +175,11 @@ impl Shared {
         let route = custom.unwrap_or_else(|| router::resolve(base, &path));
         match route {
             Route::App { name, rest } => {
-                let app = match self.deployer.registry().get(name) {
-                    Some(entry) => match entry.app().await {
-                        Ok(app) => app,
-                        Err(reason) => return failed_app(name, &reason),
-                    },
-                    None => return no_such_app(name),
+                let (app, instance) = match self.lookup(name).await {
+                    Ok(found) => found,
+                    Err(refusal) => return refusal,
                 };
-                if !by_custom_route && app.manifest().route.is_some() {
+                if instance.is_none() && !by_custom_route && app.manifest().route.is_some() {
                     return no_such_app(name); // it is mounted at its own route instead
                 }
                 let admitted = match app.admit() {
@@ -184,13 +191,17 @@ impl Shared {
                         );
                     }
                 };
-                let prefix = app.prefix(base);
+                let prefix = match &instance {
+                    Some(instance) => router::mount_prefix(base, &instance.name),
+                    None => app.prefix(base),
+                };
                 let forwarding = Forwarding {
                     prefix: &prefix,
                     rest,
                     peer,
                     local: self.local,
                     base_path: base,
+                    instance: instance.as_deref(),
                 };
                 let manifest = app.manifest();
                 let limits = InstanceLimits {
@@ -216,6 +227,7 @@ impl Shared {
                         app.prefix(base)
                     }
                     Some(Entry::Loading(_)) => router::mount_prefix(base, name),
+                    None if self.instances.peek(name).is_some() => router::mount_prefix(base, name),
                     _ => return no_such_app(name),
                 };
                 let mut location = format!("{prefix}/");
@@ -229,6 +241,36 @@ impl Shared {
             Route::Index => method_not_allowed(),
             Route::Reserved(endpoint) => self.reserved(endpoint, request).await,
             Route::NotFound => respond::text(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    /// The app mounted as `name`, or else the launched instance `name` and its app.
+    async fn lookup(
+        &self,
+        name: &str,
+    ) -> Result<(Arc<crate::app::App>, Option<Arc<Instance>>), Response<Body>> {
+        let registry = self.deployer.registry();
+        if let Some(entry) = registry.get(name) {
+            return match entry.app().await {
+                Ok(app) => Ok((app, None)),
+                Err(reason) => Err(failed_app(name, &reason)),
+            };
+        }
+        let Some(instance) = self.instances.get(name) else {
+            return Err(no_such_app(name));
+        };
+        match registry.get(&instance.app) {
+            Some(entry) => match entry.app().await {
+                Ok(app) => Ok((app, Some(instance))),
+                Err(reason) => Err(failed_app(&instance.app, &reason)),
+            },
+            None => Err(respond::text(
+                StatusCode::NOT_FOUND,
+                format_args!(
+                    "instance `{name}` runs app `{}`, which is not mounted",
+                    instance.app
+                ),
+            )),
         }
     }
 
@@ -257,23 +299,32 @@ impl Shared {
 
     /// The server's own endpoints under `/_wasmount/`.
     async fn reserved(&self, endpoint: &str, request: Request<Incoming>) -> Response<Body> {
-        if let Some(rest) = endpoint.strip_prefix("/apps")
-            && (rest.is_empty() || rest.starts_with('/'))
-        {
-            let context = AdminContext {
-                deployer: &self.deployer,
-                access: &self.access,
-                base_path: &self.config.base_path,
-                max_upload: self.config.max_upload,
-            };
-            return admin::handle(context, rest, request).await;
+        let context = || AdminContext {
+            deployer: &self.deployer,
+            instances: &self.instances,
+            access: &self.access,
+            base_path: &self.config.base_path,
+            max_upload: self.config.max_upload,
+            max_instance_input: self.config.max_instance_input,
+        };
+        let under = |collection: &str| {
+            endpoint
+                .strip_prefix(collection)
+                .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        if let Some(rest) = under("/apps") {
+            return admin::handle(context(), rest, request).await;
+        }
+        if let Some(rest) = under("/instances") {
+            return admin::handle_instances(context(), rest, request).await;
         }
         match endpoint {
             "/health" if is_read(request.method()) => respond::json(
                 StatusCode::OK,
                 format!(
-                    r#"{{"status":"ok","apps":{}}}"#,
-                    self.deployer.registry().len()
+                    r#"{{"status":"ok","apps":{},"instances":{}}}"#,
+                    self.deployer.registry().len(),
+                    self.instances.len()
                 ),
             ),
             "/health" => method_not_allowed(),

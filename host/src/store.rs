@@ -148,7 +148,7 @@ pub fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> anyhow::Resu
 }
 
 /// Makes a rename or delete in `dir` durable.
-fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .with_context(|| format!("syncing folder {}", dir.display()))

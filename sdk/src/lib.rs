@@ -31,6 +31,7 @@ mod assets;
 mod context;
 pub mod form;
 pub mod html;
+pub mod input;
 pub mod response;
 mod router;
 

@@ -1,5 +1,5 @@
 //! The `wasmount` program as a user runs it: flags, the ready line, health, SIGTERM, errors,
-//! and the `deploy` / `apps` / `remove` client commands.
+//! and the `deploy` / `apps` / `remove` / `launch` client commands.
 
 use std::process::Command;
 use std::time::Duration;
@@ -227,6 +227,49 @@ async fn deploy_apps_and_remove_drive_a_running_server() {
             .contains("GREETING=from the manifest")
     );
     let _ = std::fs::remove_file(manifest);
+
+    // `launch`: the file's JSON, exactly as written, becomes the instance's INPUT_JSON.
+    let input = apps
+        .path()
+        .join("..")
+        .join(format!("input-{}.json", std::process::id()));
+    std::fs::write(
+        &input,
+        "{\"file_relationships\": [ \"http://data/a.tsv\" ]}\n",
+    )
+    .unwrap();
+    let launched = run_client(
+        &[
+            "launch",
+            "echo",
+            "--input",
+            input.to_str().unwrap(),
+            "--name",
+            "dataset-1",
+        ],
+        &server,
+        Some(ADMIN_TOKEN),
+    );
+    assert!(
+        launched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&launched.stderr)
+    );
+    let url = String::from_utf8_lossy(&launched.stdout).trim().to_owned();
+    assert_eq!(url, format!("http://{}/dataset-1/", server.addr));
+    let env = get(&server, "/dataset-1/env").await.1;
+    assert!(
+        env.contains("INPUT_JSON={\"file_relationships\": [ \"http://data/a.tsv\" ]}\n"),
+        "{env}"
+    );
+    let unknown = run_client(
+        &["launch", "nope", "--input", input.to_str().unwrap()],
+        &server,
+        Some(ADMIN_TOKEN),
+    );
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("404 Not Found"));
+    let _ = std::fs::remove_file(input);
 
     let removed = run_client(&["remove", "greeter"], &server, Some(ADMIN_TOKEN));
     assert!(removed.status.success());

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use futures::future::join_all;
 use http::{Method, StatusCode};
 use std::time::{Duration, Instant};
-use wasmount_tests::{TestServer, guests, json, try_send};
+use wasmount_tests::{TestServer, data_server, guests, json, try_send};
 
 /// A server with `echo` and the given `echo.toml`; `prepare` may add files first.
 async fn echo_with(manifest: &str, prepare: impl FnOnce(&std::path::Path)) -> TestServer {
@@ -214,34 +214,6 @@ async fn a_bad_manifest_is_refused_and_changes_nothing() {
             .unwrap()
             .contains("invalid manifest")
     );
-}
-
-/// A plain HTTP server on 127.0.0.1 answering every request with `body`; counts connections.
-async fn data_server(
-    body: &'static str,
-) -> (
-    std::net::SocketAddr,
-    std::sync::Arc<std::sync::atomic::AtomicUsize>,
-) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = connections.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let service = hyper::service::service_fn(move |_request| async move {
-                Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
-                    Bytes::from(body),
-                )))
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
-            );
-        }
-    });
-    (addr, connections)
 }
 
 #[tokio::test(flavor = "multi_thread")]

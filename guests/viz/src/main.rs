@@ -1,10 +1,14 @@
 //! A real visualization app: paste or upload a TSV/CSV table and get a heatmap or a scatter
-//! plot drawn as SVG. Every link is relative, so it works under any mount prefix.
+//! plot drawn as SVG. Launched as an instance (Refinery-style, with `INPUT_JSON` or
+//! `INPUT_JSON_URL`), its page instead draws the first data file of the input, fetched over
+//! outgoing HTTP (the manifest must allow the data host). Every link is relative, so it works
+//! under any mount prefix.
 //! Build with `cargo build --release --target wasm32-wasip2` in `guests/`.
 
 mod chart;
 mod table;
 
+use wasmount_sdk::input::Input;
 use wasmount_sdk::{
     Asset, Ctx, HandlerResult, HttpError, Router, StatusCode, embed_assets, html, response,
 };
@@ -18,7 +22,12 @@ static ASSETS: &[Asset] = embed_assets!("static"; "app.css", "app.js", "example.
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
     Router::new()
-        .get("/", |_ctx: Ctx| async { Ok(response::html(index_page())) })
+        .get("/", |_ctx: Ctx| async {
+            match Input::from_env().await.map_err(|e| HttpError::bad_request(e.0))? {
+                Some(input) => dataset_page(&input).await,
+                None => Ok(response::html(index_page())),
+            }
+        })
         .post("/plot", plot_form)
         .get("/example", |_ctx: Ctx| async {
             let data = ASSETS
@@ -113,6 +122,43 @@ fn plot_page(title: &str, chart: &str, data: &str) -> HandlerResult {
     );
     Ok(response::html(page(title, &body)))
 }
+
+/// The page of a launched instance: its first data file as a heatmap, then as a table.
+async fn dataset_page(input: &Input) -> HandlerResult {
+    let Some(url) = input.file_urls().first().copied() else {
+        return Err(HttpError::bad_request(
+            "the input has no data file in `file_relationships`",
+        ));
+    };
+    let text = wasmount_sdk::input::fetch_text(url)
+        .await
+        .map_err(|e| HttpError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
+    if text.len() > MAX_DATA_BYTES {
+        return Err(HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{url} is {} bytes, limit is {MAX_DATA_BYTES}", text.len()),
+        ));
+    }
+    let file_name = url.rsplit('/').next().unwrap_or(url);
+    let title = input
+        .parameter("title")
+        .and_then(|v| v.as_str())
+        .unwrap_or(file_name);
+    let table = table::parse(&text).map_err(HttpError::bad_request)?;
+    let body = format!(
+        "<p>{rows} rows × {columns} columns from <code>{source}</code>.</p>\n\
+         <figure>{svg}</figure>\n{table}",
+        rows = table.rows.len(),
+        columns = table.columns.len(),
+        source = html::escape(file_name),
+        svg = chart::heatmap(&table),
+        table = table::to_html(&table, MAX_TABLE_ROWS),
+    );
+    Ok(response::html(page(title, &body)))
+}
+
+/// Rows shown in a dataset's table; the heatmap shows them all.
+const MAX_TABLE_ROWS: usize = 200;
 
 fn index_page() -> String {
     page(

@@ -104,6 +104,38 @@ pub fn parse(text: &str) -> Result<Table, String> {
     Ok(table)
 }
 
+/// The first `max_rows` rows of `table` as an HTML table (labels escaped, missing values
+/// blank), with a note when rows were left out.
+pub fn to_html(table: &Table, max_rows: usize) -> String {
+    use std::fmt::Write as _;
+    let escape = wasmount_sdk::html::escape;
+    let mut html = String::from("<table class=\"data\">\n<thead><tr><th></th>");
+    for column in &table.columns {
+        let _ = write!(html, "<th>{}</th>", escape(column));
+    }
+    html.push_str("</tr></thead>\n<tbody>\n");
+    for (label, values) in table.rows.iter().zip(&table.values).take(max_rows) {
+        let _ = write!(html, "<tr><th>{}</th>", escape(label));
+        for value in values {
+            if value.is_finite() {
+                let _ = write!(html, "<td>{value}</td>");
+            } else {
+                html.push_str("<td></td>");
+            }
+        }
+        html.push_str("</tr>\n");
+    }
+    html.push_str("</tbody></table>\n");
+    if table.rows.len() > max_rows {
+        let _ = writeln!(
+            html,
+            "<p>First {max_rows} of {} rows shown.</p>",
+            table.rows.len()
+        );
+    }
+    html
+}
+
 fn split(line: &str, separator: char) -> Vec<String> {
     line.split(separator)
         .map(|cell| cell.trim().trim_matches('"').to_owned())
@@ -128,6 +160,15 @@ mod tests {
         assert_eq!(table.rows, ["TP53", "BRCA1"]);
         assert!(table.values[1][0].is_nan());
         assert_eq!(table.range(), Some((-3.0, 2.5)));
+    }
+
+    #[test]
+    fn html_table_escapes_labels_and_stops_at_the_row_limit() {
+        let table = parse("g,a\n<b>,1\nr2,NA\nr3,3\n").unwrap();
+        let html = to_html(&table, 2);
+        assert!(html.contains("<th>&lt;b&gt;</th><td>1</td>"), "{html}");
+        assert!(html.contains("<th>r2</th><td></td>"), "{html}");
+        assert!(!html.contains("r3") && html.contains("First 2 of 3 rows"), "{html}");
     }
 
     #[test]
