@@ -61,7 +61,7 @@ async fn server_endpoints_and_index_page() {
     let server = TestServer::start(&[("hello", guests::HELLO), ("echo", guests::ECHO)]).await;
     let health = server.get("/_wasmount/health").await;
     assert_eq!(health.status, StatusCode::OK);
-    assert_eq!(health.text(), r#"{"status":"ok","apps":2}"#);
+    assert_eq!(health.text(), r#"{"status":"ok","apps":2,"instances":0}"#);
     assert_eq!(
         server.get("/_wasmount/nothing").await.status,
         StatusCode::NOT_FOUND
@@ -195,7 +195,7 @@ async fn bad_files_in_the_folder_are_skipped_and_the_rest_served() {
     }
     assert_eq!(
         server.get("/_wasmount/health").await.text(),
-        r#"{"status":"ok","apps":1}"#
+        r#"{"status":"ok","apps":1,"instances":0}"#
     );
 }
 
