@@ -21,6 +21,9 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
 /// The largest linear memory one guest may grow to (the pool's hard cap per memory).
 pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 512 << 20;
+/// Memory each instance slot keeps resident between requests (reset in place, not faulted in
+/// again).
+pub const DEFAULT_KEEP_RESIDENT_BYTES: u64 = 32 << 20;
 /// The linear memory one instance may use, all its memories together.
 pub const DEFAULT_INSTANCE_MEMORY_BYTES: u64 = 128 << 20;
 /// The largest request body an app receives.
@@ -94,6 +97,8 @@ pub struct EngineConfig {
     /// Epoch interruption: what stops a guest that overruns its deadline. Only a benchmark
     /// that measures its cost turns it off.
     pub epoch_interruption: bool,
+    /// Memory (and table) bytes each pool slot keeps resident between instances.
+    pub keep_resident_bytes: u64,
 }
 
 impl Default for EngineConfig {
@@ -102,6 +107,7 @@ impl Default for EngineConfig {
             max_instances: DEFAULT_MAX_INSTANCES,
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
             epoch_interruption: true,
+            keep_resident_bytes: DEFAULT_KEEP_RESIDENT_BYTES,
         }
     }
 }
@@ -278,6 +284,17 @@ pub struct ServeArgs {
           default_value_t = crate::instances::DEFAULT_MAX_INSTANCES, value_name = "N")]
     pub max_launched_instances: usize,
 
+    /// Memory each guest instance slot keeps resident between requests (reset in place rather
+    /// than faulted in again): more makes big guests (Python, JS) faster per request, at up to
+    /// this much RSS per slot that ran one.
+    #[arg(
+        long,
+        env = "WASMOUNT_KEEP_RESIDENT",
+        default_value = "32MiB",
+        value_name = "SIZE"
+    )]
+    pub keep_resident: bytesize::ByteSize,
+
     /// Largest linear memory one guest may grow to, in MiB.
     #[arg(long, env = "WASMOUNT_MAX_MEMORY_MIB", default_value_t = DEFAULT_MAX_MEMORY_BYTES >> 20,
           value_name = "MIB")]
@@ -357,6 +374,7 @@ impl ServeArgs {
                 max_instances: self.max_instances,
                 max_memory_bytes: self.max_memory_mib << 20,
                 epoch_interruption: !self.unsafe_no_epoch_interruption,
+                keep_resident_bytes: self.keep_resident.as_u64(),
             },
             admin_token,
             public_app_list: self.public_app_list,

@@ -16,10 +16,8 @@ use wasmtime::{
 /// How often the epoch advances: the granularity of timeouts and of guest yields to tokio.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// Bytes of each slot kept resident between instances instead of being returned to the kernel.
-/// Returning them means an `madvise` and a TLB shootdown across cores per request; keeping a
-/// little resident makes the next instance in that slot start warm.
-const KEEP_RESIDENT_BYTES: usize = 1 << 20;
+/// Stacks are small: keep 1 MiB of each resident (see `EngineConfig::keep_resident_bytes`).
+const STACK_KEEP_RESIDENT_BYTES: usize = 1 << 20;
 
 /// Pool slots per instance: a wasip2 component links a handful of core modules.
 const CORE_INSTANCES_PER_INSTANCE: u32 = 10;
@@ -35,6 +33,12 @@ pub struct Tier {
 
 impl Tier {
     fn new(settings: &EngineConfig, strategy: Strategy) -> anyhow::Result<Self> {
+        // Pages a guest dirtied are found with `pagemap_scan` and reset in place (memcpy) up to
+        // this much per slot, instead of being returned to the kernel: returning them costs an
+        // `madvise`, a TLB shootdown across cores, and a page fault per page on the next
+        // request. Small guests dirty far less than this; big interpreters (Python, JS) dirty
+        // megabytes per request, and this is what makes their fresh instances fast.
+        let keep_resident = usize::try_from(settings.keep_resident_bytes).unwrap_or(usize::MAX);
         let mut pool = PoolingAllocationConfig::new();
         let instances = settings.max_instances;
         pool.total_component_instances(instances)
@@ -43,9 +47,9 @@ impl Tier {
             .total_memories(instances.saturating_mul(MEMORIES_PER_INSTANCE))
             .total_tables(instances.saturating_mul(TABLES_PER_INSTANCE))
             .max_memory_size(usize::try_from(settings.max_memory_bytes).unwrap_or(usize::MAX))
-            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-            .table_keep_resident(KEEP_RESIDENT_BYTES)
-            .async_stack_keep_resident(KEEP_RESIDENT_BYTES)
+            .linear_memory_keep_resident(keep_resident)
+            .table_keep_resident(keep_resident)
+            .async_stack_keep_resident(STACK_KEEP_RESIDENT_BYTES)
             .pagemap_scan(Enabled::Auto);
 
         let mut config = Config::new();
@@ -53,6 +57,12 @@ impl Tier {
             .strategy(strategy)
             .wasm_component_model(true)
             .epoch_interruption(settings.epoch_interruption)
+            // Copy-on-write images make every first write to an initialized page a fault and
+            // a cross-core TLB flush, per instance: for a Python guest that is most of its
+            // cost. Without them, data segments are copied into pages the slot keeps
+            // resident (above): measured 1.6x the requests per second for a Python guest,
+            // the same for small guests (README, Performance).
+            .memory_init_cow(false)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)

@@ -104,8 +104,10 @@ pub async fn invoke(
     // from the response body (see `GuestDrivenBody`), so a request costs no task spawn and no
     // cross-thread wake-up. The deadline bounds all of it, body included.
     let guest_app = app.clone();
+    let in_flight = app.start_request();
     let mut guest: GuestFuture = Box::pin(tokio::time::timeout_at(deadline, async move {
         let _admission = admission;
+        let _in_flight = in_flight;
         let proxy = guest_app.pre().instantiate_async(&mut store).await?;
         proxy
             .wasi_http_incoming_handler()

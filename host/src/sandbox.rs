@@ -205,15 +205,19 @@ pub fn new_store(
     // Two ticks: the first callback comes only after the guest has run at least one whole
     // tick, so short requests (nearly all) never reach it.
     store.set_epoch_deadline(2);
-    let cpu_slices = app.cpu_slices().clone();
+    let cpu_share = app.cpu_share().clone();
     store.epoch_deadline_callback(move |_| {
         if Instant::now() >= deadline {
             return Ok(UpdateDeadline::Interrupt);
         }
+        if !cpu_share.contended() {
+            // Alone on the server: just let other tasks of this app in between ticks.
+            return Ok(UpdateDeadline::Yield(1));
+        }
         // The guest is still at it a tick after its last check. Its next tick needs one of its
         // app's CPU slices, so the long-running requests of one app (a loop, a hog) share a bounded
         // part of the machine and short requests of other apps keep their latency.
-        let slices = cpu_slices.clone();
+        let slices = cpu_share.slices().clone();
         Ok(UpdateDeadline::YieldCustom(
             1,
             Box::pin(async move {
