@@ -4,6 +4,7 @@
 
 use crate::engine::Tier;
 use crate::manifest::Manifest;
+use crate::reuse::InstancePool;
 use crate::router::{MAX_APP_NAME_LEN, is_valid_app_name};
 use crate::sandbox::HostState;
 use serde::Serialize;
@@ -134,6 +135,8 @@ pub struct App {
     concurrency: Option<Arc<tokio::sync::Semaphore>>,
     /// How its long-running requests share the CPU with other apps (see `sandbox`).
     cpu_share: Arc<CpuShare>,
+    /// Idle instances waiting for reuse, when the manifest opts in.
+    reuse_pool: Option<Arc<InstancePool>>,
     version: Version,
     source: Source,
     compiled: Compiled,
@@ -218,7 +221,12 @@ impl App {
             .manifest
             .max_concurrent_requests
             .map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize)));
+        let reuse_pool = origin
+            .manifest
+            .reuse
+            .map(|settings| Arc::new(InstancePool::new(settings)));
         Ok(Self {
+            reuse_pool,
             name: name.into(),
             pre,
             manifest: origin.manifest,
@@ -251,6 +259,11 @@ impl App {
             Some(route) => format!("{base}{route}"),
             None => crate::router::mount_prefix(base, &self.name),
         }
+    }
+
+    /// Its idle instances, if it reuses instances.
+    pub fn reuse_pool(&self) -> Option<&Arc<InstancePool>> {
+        self.reuse_pool.as_ref()
     }
 
     /// How its long-running requests share the CPU.

@@ -1,11 +1,12 @@
-//! Runs one request in a fresh instance of an app: rewrites the request for the guest (prefix
-//! removed, `x-forwarded-*` set), enforces the deadline, and turns every failure of the guest
-//! into a status for the client without touching other requests or apps.
+//! Runs one request in a fresh instance of an app (or, for an app that opted in, a reused
+//! one): rewrites the request for the guest (prefix removed, `x-forwarded-*` set), enforces
+//! the deadline, and turns every failure of the guest into a status for the client without
+//! touching other requests or apps.
 
 use crate::app::App;
 use crate::instances::Instance;
 use crate::respond::{self, Body};
-use crate::sandbox::{InstanceLimits, new_store};
+use crate::sandbox::{InstanceLimits, arm_deadline, new_store};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
 use http_body_util::BodyExt;
@@ -73,18 +74,30 @@ pub async fn invoke(
         Err(message) => return respond::text(StatusCode::BAD_REQUEST, message),
     };
     let deadline = Instant::now() + timeout;
-    let mut store = match new_store(
-        &app,
-        forwarding.base_path,
-        forwarding.instance,
-        limits,
-        deadline.into_std(),
-    ) {
-        Ok(store) => store,
-        Err(error) => {
-            tracing::error!(app = %app.name(), "preparing the sandbox: {error:#}");
-            return respond::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+    // A waiting instance of this app (for this launched instance) if it reuses instances,
+    // else a fresh store to instantiate in.
+    let reuse_key = forwarding.instance.map(|instance| instance.name.clone());
+    let idle = app
+        .reuse_pool()
+        .and_then(|pool| pool.take(reuse_key.as_ref()));
+    let (mut store, reused, served) = match idle {
+        Some(mut idle) => {
+            arm_deadline(&mut idle.store, &app, deadline.into_std());
+            (idle.store, Some(idle.proxy), idle.served)
         }
+        None => match new_store(
+            &app,
+            forwarding.base_path,
+            forwarding.instance,
+            limits,
+            deadline.into_std(),
+        ) {
+            Ok(store) => (store, None, 0),
+            Err(error) => {
+                tracing::error!(app = %app.name(), "preparing the sandbox: {error:#}");
+                return respond::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+            }
+        },
     };
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let resources = {
@@ -108,11 +121,20 @@ pub async fn invoke(
     let mut guest: GuestFuture = Box::pin(tokio::time::timeout_at(deadline, async move {
         let _admission = admission;
         let _in_flight = in_flight;
-        let proxy = guest_app.pre().instantiate_async(&mut store).await?;
+        let proxy = match reused {
+            Some(proxy) => proxy,
+            None => guest_app.pre().instantiate_async(&mut store).await?,
+        };
         proxy
             .wasi_http_incoming_handler()
             .call_handle(&mut store, incoming, outparam)
-            .await
+            .await?;
+        // Served cleanly: an app that reuses instances gets this one back. (A trap or the
+        // deadline ends this future early, and the instance with it.)
+        if let Some(pool) = guest_app.reuse_pool() {
+            pool.put(reuse_key, store, proxy, served + 1);
+        }
+        Ok(())
     }));
     let mut receiver = receiver;
     let first = std::future::poll_fn(|cx| {

@@ -20,6 +20,7 @@ pub mod invoke;
 pub mod manifest;
 pub mod registry;
 pub mod respond;
+pub mod reuse;
 pub mod router;
 pub mod sandbox;
 pub mod server;

@@ -11,6 +11,10 @@
 //! request_timeout = "30s"           # wall clock, body included
 //! max_concurrent_requests = 64      # beyond it: 503 with retry-after
 //! max_request_body = "10MiB"        # beyond it: 413
+//! [reuse]                           # off by default: a fresh instance per request
+//! max_requests = 1000               # requests one instance serves, then it is dropped
+//! idle_timeout = "60s"              # an idle instance is dropped after this (default 60s)
+//! max_idle_instances = 16           # idle instances kept (default 16)
 //! ```
 
 use serde::Deserialize;
@@ -32,6 +36,33 @@ struct ManifestFile {
     allowed_outbound_hosts: Vec<String>,
     #[serde(default)]
     limits: LimitsFile,
+    reuse: Option<ReuseFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReuseFile {
+    max_requests: u32,
+    idle_timeout: Option<String>,
+    max_idle_instances: Option<usize>,
+}
+
+/// How long an idle reusable instance is kept, unless the manifest says otherwise.
+pub const DEFAULT_REUSE_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many idle reusable instances an app keeps, unless the manifest says otherwise.
+pub const DEFAULT_MAX_IDLE_INSTANCES: usize = 16;
+
+/// Instance reuse, opted into by an app: one instance serves several requests in turn, so
+/// globals persist between those requests (never between apps, never after a trap or a
+/// timeout). Worth it for big interpreters, whose instantiation is most of a request's cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reuse {
+    /// Requests one instance serves before it is dropped.
+    pub max_requests: u32,
+    /// How long an idle instance is kept.
+    pub idle_timeout: Duration,
+    /// How many idle instances are kept.
+    pub max_idle_instances: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +93,31 @@ pub struct Manifest {
     pub max_concurrent_requests: Option<u32>,
     /// Largest request body, in bytes.
     pub max_request_body: Option<u64>,
+    /// Instance reuse; `None`: a fresh instance per request.
+    pub reuse: Option<Reuse>,
+}
+
+impl Reuse {
+    fn from_file(file: ReuseFile) -> Result<Self, String> {
+        if file.max_requests == 0 {
+            return Err("reuse.max_requests must be at least 1".into());
+        }
+        let idle_timeout = file
+            .idle_timeout
+            .map(|v| {
+                humantime::parse_duration(&v)
+                    .map_err(|e| format!("reuse.idle_timeout = `{v}`: {e}"))
+            })
+            .transpose()?
+            .unwrap_or(DEFAULT_REUSE_IDLE_TIMEOUT);
+        Ok(Self {
+            max_requests: file.max_requests,
+            idle_timeout,
+            max_idle_instances: file
+                .max_idle_instances
+                .unwrap_or(DEFAULT_MAX_IDLE_INSTANCES),
+        })
+    }
 }
 
 impl Manifest {
@@ -113,7 +169,9 @@ impl Manifest {
         if limits.max_concurrent_requests == Some(0) {
             return Err("limits.max_concurrent_requests must be at least 1".into());
         }
+        let reuse = file.reuse.map(Reuse::from_file).transpose()?;
         Ok(Self {
+            reuse,
             route,
             environment: file.environment.into_iter().collect(),
             files,
@@ -235,6 +293,9 @@ mod tests {
             request_timeout = "2s"
             max_concurrent_requests = 4
             max_request_body = "1MiB"
+            [reuse]
+            max_requests = 500
+            idle_timeout = "5s"
             "#,
             dir.path(),
         )
@@ -248,6 +309,15 @@ mod tests {
         assert_eq!(manifest.request_timeout, Some(Duration::from_secs(2)));
         assert_eq!(manifest.max_concurrent_requests, Some(4));
         assert_eq!(manifest.max_request_body, Some(1 << 20));
+        assert_eq!(
+            manifest.reuse,
+            Some(Reuse {
+                max_requests: 500,
+                idle_timeout: Duration::from_secs(5),
+                max_idle_instances: DEFAULT_MAX_IDLE_INSTANCES,
+            })
+        );
+        assert_eq!(Manifest::parse("", dir.path()).unwrap().reuse, None);
     }
 
     #[test]
@@ -264,6 +334,11 @@ mod tests {
         assert!(error("route = \"/_wasmount/x\"").contains("reserved"));
         assert!(error("allowed_outbound_hosts = [\"ftp://x\"]").contains("http or https"));
         assert!(error("allowed_outbound_hosts = [\"data.org\"]").contains("scheme"));
+        assert!(error("[reuse]\nmax_requests = 0").contains("reuse.max_requests"));
+        assert!(error("[reuse]\nidle_timeout = \"1s\"").contains("max_requests"));
+        assert!(
+            error("[reuse]\nmax_requests = 2\nidle_timeout = \"x\"").contains("reuse.idle_timeout")
+        );
     }
 
     #[test]

@@ -149,13 +149,10 @@ impl WasiHttpHooks for OutboundPolicy {
 /// A fresh store for one request to `app`: stdout/stderr to the log, the environment and
 /// files its manifest grants (plus `WASMOUNT_APP` and `WASMOUNT_BASE_PATH`, and for a
 /// launched `instance` its input as `INPUT_JSON` or `INPUT_JSON_URL` and its name as
-/// `WASMOUNT_INSTANCE`), nothing else;
-/// memory bounded by `limits`. Once the guest has run past its first epoch tick, it yields
-/// to the async runtime at every tick and goes on only with one of its app's CPU slices, so a
-/// busy guest never holds a worker thread nor crowds out other apps; once `deadline` has
-/// passed, the next tick traps it instead ([`Trap::Interrupt`](wasmtime::Trap::Interrupt)). The check is here, in the
-/// guest's own ticks, so it does not depend on when a busy tokio worker gets round to its
-/// timers (the tokio timeout stays as the bound for guests waiting in host calls).
+/// `WASMOUNT_INSTANCE`), nothing else; memory bounded by `limits`; the request deadline armed
+/// (see [`arm_deadline`]). The deadline is checked here, in the guest's own epoch ticks, so it
+/// does not depend on when a busy tokio worker gets round to its timers (the tokio timeout
+/// stays as the bound for guests waiting in host calls).
 pub fn new_store(
     app: &App,
     base_path: &str,
@@ -202,6 +199,16 @@ pub fn new_store(
     // The store must come from the engine the app was compiled for (baseline or optimized).
     let mut store = Store::new(app.pre().engine(), state);
     store.limiter(|state| &mut state.memory);
+    arm_deadline(&mut store, app, deadline);
+    Ok(store)
+}
+
+/// Sets the deadline of the next request a store serves (a fresh one, or one reused): once
+/// the guest has run past its first epoch tick, it yields to the async runtime at every tick,
+/// and while other apps have requests in flight it goes on only with one of its app's CPU
+/// slices, so a busy guest never holds a worker thread nor crowds out other apps; once
+/// `deadline` has passed, the next tick traps it ([`Trap::Interrupt`](wasmtime::Trap::Interrupt)).
+pub fn arm_deadline(store: &mut Store<HostState>, app: &App, deadline: Instant) {
     // Two ticks: the first callback comes only after the guest has run at least one whole
     // tick, so short requests (nearly all) never reach it.
     store.set_epoch_deadline(2);
@@ -230,5 +237,4 @@ pub fn new_store(
             }),
         ))
     });
-    Ok(store)
 }

@@ -7,7 +7,9 @@
 //! - `/env`, `/fs` and `/fetch?url=URL` report what the sandbox grants: the environment, the
 //!   files at `/`, and the outcome of an outgoing request;
 //! - `/read?path=P` and `/write?path=P` try to read or create a file;
-//! - `/connect?addr=IP:PORT` tries to open a TCP socket.
+//! - `/connect?addr=IP:PORT` tries to open a TCP socket;
+//! - `/count` tells how many requests this instance has served (1 unless the host reuses
+//!   instances), `/trap` panics (the instance traps).
 
 use futures_lite::stream;
 use wasmount_sdk::form::Form;
@@ -18,8 +20,12 @@ use wstd::time::Duration;
 
 const CHUNK: usize = 64 * 1024;
 
+/// Requests this instance has served.
+static SERVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 #[wstd::http_server]
 async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
+    let served = SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     let mut ctx = Ctx::new(request, Vec::new());
     let query = ctx.query_form();
     if let Some(ms) = query.get("sleep_ms").and_then(|ms| ms.parse().ok()) {
@@ -27,6 +33,8 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
     }
     match ctx.path() {
         "/stream" => Ok(stream_bytes(number(&query, "bytes"))),
+        "/count" => Ok(response::text(format!("{served}\n"))),
+        "/trap" => panic!("trap requested"),
         "/env" => {
             let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
             Ok(response::text(format!(

@@ -1,0 +1,91 @@
+//! Instance reuse, opted into per app (manifest `[reuse]`): a guest-side counter grows across
+//! requests only when reuse is on; a trap, a timeout, the request limit and the idle timeout
+//! each give the next request a fresh instance; launched instances never share one.
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use std::time::Duration;
+use wasmount_tests::{TestServer, guests};
+
+/// A server with the echo guest as `echo` and `manifest` as its settings.
+async fn echo_with(manifest: &str) -> TestServer {
+    let apps = tempfile::tempdir().unwrap();
+    std::fs::copy(guests::ECHO, apps.path().join("echo.wasm")).unwrap();
+    std::fs::write(apps.path().join("echo.toml"), manifest).unwrap();
+    TestServer::start_in(apps, |config| {
+        config.admin_token = Some(wasmount_tests::ADMIN_TOKEN.into());
+    })
+    .await
+}
+
+async fn count(server: &TestServer, prefix: &str) -> u64 {
+    let response = server.get(&format!("{prefix}/count")).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    response.text().trim().parse().unwrap()
+}
+
+async fn counts(server: &TestServer, prefix: &str, n: usize) -> Vec<u64> {
+    let mut all = Vec::new();
+    for _ in 0..n {
+        all.push(count(server, prefix).await);
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_reuse_every_request_gets_a_fresh_instance() {
+    let server = echo_with("").await;
+    assert_eq!(counts(&server, "/echo", 5).await, [1, 1, 1, 1, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_reuse_globals_persist_up_to_the_request_limit() {
+    let server = echo_with("[reuse]\nmax_requests = 3\n").await;
+    assert_eq!(counts(&server, "/echo", 7).await, [1, 2, 3, 1, 2, 3, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trap_or_a_timeout_discards_the_instance() {
+    let server =
+        echo_with("[limits]\nrequest_timeout = \"300ms\"\n[reuse]\nmax_requests = 100\n").await;
+    assert_eq!(counts(&server, "/echo", 2).await, [1, 2]);
+    let trapped = server.get("/echo/trap").await;
+    assert_eq!(trapped.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        counts(&server, "/echo", 2).await,
+        [1, 2],
+        "fresh after the trap"
+    );
+    let late = server.get("/echo/?sleep_ms=2000").await;
+    assert_eq!(late.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(count(&server, "/echo").await, 1, "fresh after the timeout");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_instances_are_dropped_after_the_idle_timeout() {
+    let server = echo_with("[reuse]\nmax_requests = 100\nidle_timeout = \"200ms\"\n").await;
+    assert_eq!(counts(&server, "/echo", 2).await, [1, 2]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count(&server, "/echo").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn launched_instances_each_reuse_their_own_instances() {
+    let server = echo_with("[reuse]\nmax_requests = 100\n").await;
+    for (name, input) in [("inst-a", r#"{"a": 1}"#), ("inst-b", r#"{"b": 2}"#)] {
+        let body = format!(r#"{{"app": "echo", "name": "{name}", "input": {input}}}"#);
+        let launched = server
+            .admin(Method::POST, "/_wasmount/instances", Bytes::from(body))
+            .await;
+        assert_eq!(launched.status, StatusCode::CREATED, "{}", launched.text());
+    }
+    assert_eq!(counts(&server, "/inst-a", 2).await, [1, 2]);
+    assert_eq!(count(&server, "/inst-b").await, 1, "not inst-a's instance");
+    assert_eq!(count(&server, "/echo").await, 1, "nor the app's own");
+    // Each still sees its own input.
+    let b = server.get("/inst-b/env").await.text();
+    assert!(b.contains("INPUT_JSON={\"b\": 2}"), "{b}");
+    let a = server.get("/inst-a/env").await.text();
+    assert!(a.contains("INPUT_JSON={\"a\": 1}"), "{a}");
+    assert_eq!(count(&server, "/inst-a").await, 4);
+}
