@@ -1,6 +1,9 @@
-//! Builds the guest apps from `guests/` and exposes their paths as constants in `guests.rs`,
-//! so every test runs components built from the current source.
+//! Builds the guest apps from `guests/` and the Python and JavaScript examples, and exposes
+//! their paths as constants in `guests.rs`, so every test runs components built from the
+//! current source.
 
+#[path = "../examples/build_componentized.rs"]
+mod build_componentized;
 #[path = "../guests/build_guests.rs"]
 mod build_guests;
 
@@ -9,14 +12,15 @@ use std::path::PathBuf;
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().expect("tests/ has a parent");
-    let built = build_guests::build_guests(root, &["hello", "echo", "trap", "viz", "hostile"]);
+    let mut built = build_guests::build_guests(root, &["hello", "echo", "trap", "viz", "hostile"]);
+    built.extend(build_componentized::build_componentized(root));
     let constants: String = built
         .iter()
         .map(|(name, path)| {
             format!(
-                "/// The `{name}` guest component, built from `guests/{name}`.\n\
+                "/// The `{name}` component, built from source.\n\
                  pub const {}: &str = {:?};\n",
-                name.to_uppercase(),
+                name.to_uppercase().replace('-', "_"),
                 path.display().to_string()
             )
         })

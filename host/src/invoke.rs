@@ -55,7 +55,6 @@ pub async fn invoke(
     limits: &InstanceLimits,
     admission: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Response<Body> {
-    let timeout = limits.timeout;
     let body_limit = limits.max_request_body;
     if let Some(length) = content_length(&request)
         && length > body_limit
@@ -64,7 +63,7 @@ pub async fn invoke(
     }
     let overflowed = Arc::new(AtomicBool::new(false));
     let request = request.map(|body| LimitedBody {
-        inner: body,
+        inner: Some(body),
         remaining: body_limit,
         limit: body_limit,
         overflowed: overflowed.clone(),
@@ -73,12 +72,84 @@ pub async fn invoke(
         Ok(request) => request,
         Err(message) => return respond::text(StatusCode::BAD_REQUEST, message),
     };
+    // A request without a body can be replayed on a fresh instance if a reused one turns out
+    // not to support reuse (see below); keep its head for that.
+    let replay = app
+        .reuse_pool()
+        .filter(|pool| !pool.is_disabled())
+        .and_then(|_| head_without_body(&request));
+    let attempt = run_guest(
+        &app,
+        request,
+        &forwarding,
+        limits,
+        admission,
+        &overflowed,
+        true,
+    )
+    .await;
+    match attempt {
+        Attempt::Done(response) => response,
+        Attempt::ReuseUnsupported(response) => match replay {
+            Some(head) => {
+                let request = head.map(|()| LimitedBody::empty());
+                match run_guest(&app, request, &forwarding, limits, None, &overflowed, false).await
+                {
+                    Attempt::Done(response) | Attempt::ReuseUnsupported(response) => response,
+                }
+            }
+            None => response,
+        },
+    }
+}
+
+/// How one run of the guest ended.
+enum Attempt {
+    /// With this response for the client.
+    Done(Response<Body>),
+    /// A reused instance returned without a response: the app does not support reuse (reuse
+    /// is now off for this version), and the request may be replayed on a fresh instance.
+    ReuseUnsupported(Response<Body>),
+}
+
+/// The method, URI and headers of a request that has no body, to replay it.
+fn head_without_body<B: hyper::body::Body>(request: &Request<B>) -> Option<Request<()>> {
+    let bodyless = request.body().is_end_stream()
+        || (content_length(request) == Some(0)
+            && !request.headers().contains_key(header::TRANSFER_ENCODING));
+    if !bodyless {
+        return None;
+    }
+    let mut head = Request::builder()
+        .method(request.method().clone())
+        .uri(request.uri().clone())
+        .version(request.version())
+        .body(())
+        .ok()?;
+    *head.headers_mut() = request.headers().clone();
+    Some(head)
+}
+
+/// Runs `request` in an instance of `app`: a waiting one if the app reuses instances (and
+/// `may_reuse`), else a fresh one.
+async fn run_guest(
+    app: &Arc<App>,
+    request: Request<LimitedBody>,
+    forwarding: &Forwarding<'_>,
+    limits: &InstanceLimits,
+    admission: Option<tokio::sync::OwnedSemaphorePermit>,
+    overflowed: &Arc<AtomicBool>,
+    may_reuse: bool,
+) -> Attempt {
+    let timeout = limits.timeout;
+    let body_limit = limits.max_request_body;
     let deadline = Instant::now() + timeout;
     // A waiting instance of this app (for this launched instance) if it reuses instances,
     // else a fresh store to instantiate in.
     let reuse_key = forwarding.instance.map(|instance| instance.name.clone());
     let idle = app
         .reuse_pool()
+        .filter(|_| may_reuse)
         .and_then(|pool| pool.take(reuse_key.as_ref()));
     let (mut store, reused, served) = match idle {
         Some(mut idle) => {
@@ -95,10 +166,14 @@ pub async fn invoke(
             Ok(store) => (store, None, 0),
             Err(error) => {
                 tracing::error!(app = %app.name(), "preparing the sandbox: {error:#}");
-                return respond::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+                return Attempt::Done(respond::text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error",
+                ));
             }
         },
     };
+    let was_reused = reused.is_some();
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let resources = {
         let mut http = store.data_mut().http();
@@ -109,7 +184,10 @@ pub async fn invoke(
         Ok(resources) => resources,
         Err(error) => {
             tracing::error!(app = %app.name(), "preparing the request: {error:#}");
-            return respond::text(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+            return Attempt::Done(respond::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            ));
         }
     };
 
@@ -148,23 +226,37 @@ pub async fn invoke(
     let response = match first {
         // A body over the limit fails the guest's read; the client is told why.
         _ if overflowed.load(Ordering::Relaxed) => {
-            return body_too_large(format!("more than {body_limit}"), body_limit);
+            return Attempt::Done(body_too_large(
+                format!("more than {body_limit}"),
+                body_limit,
+            ));
         }
         first => first,
+    };
+    let failed = |outcome: GuestOutcome| {
+        let no_response = matches!(outcome, Ok(Ok(())));
+        let response = failure_response(app, outcome, timeout);
+        match app.reuse_pool() {
+            Some(pool) if was_reused && no_response => {
+                pool.disable(app.name());
+                Attempt::ReuseUnsupported(response)
+            }
+            _ => Attempt::Done(response),
+        }
     };
     let (response, unfinished_guest) = match response {
         Ok(Ok(response)) => (response, Some(guest)),
         // The response sender was dropped with the guest's resources: it is ending without a
         // response (returned early, or trapped).
-        Ok(Err(_)) => return failure_response(&app, guest.await, timeout),
+        Ok(Err(_)) => return failed(guest.await),
         // The guest finished first (often all of it in one poll); it may have set a response
         // on its way out.
         Err(outcome) => match receiver.try_recv() {
             Ok(response) => (response, None),
-            Err(_) => return failure_response(&app, outcome, timeout),
+            Err(_) => return failed(outcome),
         },
     };
-    match response {
+    Attempt::Done(match response {
         Ok(response) => response.map(|inner| {
             GuestDrivenBody {
                 inner,
@@ -181,7 +273,7 @@ pub async fn invoke(
                 format_args!("app `{}` failed to handle the request", app.name()),
             )
         }
-    }
+    })
 }
 
 fn content_length<B>(request: &Request<B>) -> Option<u64> {
@@ -207,17 +299,30 @@ const DRAIN_BYTES: u64 = 1 << 20;
 
 /// A request body that fails, and says so, once more than `limit` bytes have come.
 struct LimitedBody {
-    inner: Incoming,
+    /// The client's body; `None` for a replayed request, which has none.
+    inner: Option<Incoming>,
     remaining: u64,
     limit: u64,
     overflowed: Arc<AtomicBool>,
 }
 
 impl LimitedBody {
+    fn empty() -> Self {
+        Self {
+            inner: None,
+            remaining: 0,
+            limit: 0,
+            overflowed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
     /// Discards what the client still sends, up to [`DRAIN_BYTES`]; ready when done.
     fn drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(inner) = &mut self.inner else {
+            return Poll::Ready(());
+        };
         loop {
-            match hyper::body::Body::poll_frame(Pin::new(&mut self.inner), cx) {
+            match hyper::body::Body::poll_frame(Pin::new(&mut *inner), cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     let len = frame.data_ref().map_or(0, |d| d.len() as u64);
                     match self.remaining.checked_sub(len) {
@@ -245,7 +350,10 @@ impl hyper::body::Body for LimitedBody {
         if this.overflowed.load(Ordering::Relaxed) {
             return this.drain(cx).map(|()| Some(Err(too_large)));
         }
-        let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = &mut this.inner else {
+            return Poll::Ready(None);
+        };
+        let frame = match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
             Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error.into()))),
             Poll::Ready(None) => return Poll::Ready(None),
@@ -265,11 +373,13 @@ impl hyper::body::Body for LimitedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
     }
 }
 

@@ -29,6 +29,8 @@ pub struct InstancePool {
     settings: Reuse,
     idle: Mutex<Vec<IdleInstance>>,
     sweeper_started: AtomicBool,
+    /// Set once a reused instance returned without a response: the app cannot be reused.
+    disabled: AtomicBool,
 }
 
 impl InstancePool {
@@ -38,11 +40,34 @@ impl InstancePool {
             settings,
             idle: Mutex::new(Vec::new()),
             sweeper_started: AtomicBool::new(false),
+            disabled: AtomicBool::new(false),
         }
+    }
+
+    /// Turns reuse off for this app version: one of its reused instances returned without a
+    /// response (some runtimes serve one request per instance only, e.g. componentize-js's).
+    pub fn disable(&self, app: &str) {
+        if !self.disabled.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                app,
+                "a reused instance returned without a response: this app does not support \
+                 instance reuse; serving a fresh instance per request from now on"
+            );
+        }
+        let dropped = std::mem::take(&mut *self.idle.lock().unwrap());
+        drop(dropped);
+    }
+
+    /// Whether reuse was turned off.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled.load(Ordering::Relaxed)
     }
 
     /// The most recently used idle instance for `key`, if one is waiting and not expired.
     pub fn take(&self, key: Option<&Arc<str>>) -> Option<IdleInstance> {
+        if self.is_disabled() {
+            return None;
+        }
         let mut expired = Vec::new();
         let found = {
             let mut idle = self.idle.lock().unwrap();
@@ -64,7 +89,10 @@ impl InstancePool {
         proxy: Proxy,
         served: u32,
     ) {
-        if served >= self.settings.max_requests || self.settings.max_idle_instances == 0 {
+        if served >= self.settings.max_requests
+            || self.settings.max_idle_instances == 0
+            || self.is_disabled()
+        {
             return;
         }
         let instance = IdleInstance {
