@@ -153,11 +153,11 @@ async fn run_guest(
         .and_then(|pool| pool.take(reuse_key.as_ref()));
     let (mut store, reused, served) = match idle {
         Some(mut idle) => {
-            arm_deadline(&mut idle.store, &app, deadline.into_std());
+            arm_deadline(&mut idle.store, app, deadline.into_std());
             (idle.store, Some(idle.proxy), idle.served)
         }
         None => match new_store(
-            &app,
+            app,
             forwarding.base_path,
             forwarding.instance,
             limits,
