@@ -45,9 +45,9 @@ pub struct Forwarding<'a> {
     pub instance: Option<&'a Instance>,
 }
 
-/// Serves `request` with a fresh instance of `app`, within `limits` (the deadline covers the
-/// response body too). `admission`, the app's concurrency slot if it has a limit, is held
-/// until the guest is done.
+/// Serves `request` with a fresh instance of `app` (or a waiting one, if the app reuses
+/// instances), within `limits` (the deadline covers the response body too). `admission`, the
+/// app's concurrency slot if it has a limit, is held until the guest is done.
 pub async fn invoke(
     app: Arc<App>,
     request: Request<Incoming>,
