@@ -37,8 +37,8 @@ for i in $(seq 1 "$APPS"); do cp "$hello" "$work/many/hello$i.wasm"; done
 cp "$hello" "$work/one/hello.wasm"
 start_server "$work/many" 18110 "$work/warm.log"
 for _ in $(seq 1 1200); do   # first start compiles once and caches every app (bounded: 120 s)
-  loading=$(curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:18110/_wasmount/apps | grep -c '"state": "loading"' || true)
-  [ "$loading" = 0 ] && break; sleep 0.1
+  unfinished=$(curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:18110/_wasmount/apps | grep -c '"state": "loading"\|"compiled": "baseline"' || true)
+  [ "$unfinished" = 0 ] && break; sleep 0.1
 done
 kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
 

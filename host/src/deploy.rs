@@ -214,8 +214,9 @@ impl Deployer {
         let id = self.registry.insert_loading(name.clone(), outcome);
         let this = self.clone();
         tokio::spawn(async move {
-            let _slot = this.compile_slots.acquire().await;
+            let slot = this.compile_slots.acquire().await;
             let compiler = this.clone();
+            let path = file.path.clone();
             let result = tokio::task::spawn_blocking(move || compiler.compile_file(&file))
                 .await
                 .unwrap_or_else(|panic| Err(format!("compiling panicked: {panic}")));
@@ -225,10 +226,12 @@ impl Deployer {
                 at: SystemTime::now(),
             };
             match result {
-                Ok(app) => {
+                Ok((app, optimized, bytes)) => {
                     log_mounted(&app);
                     this.registry.finish_loading(&name, id, Ok(app.clone()));
-                    let _ = done.send(Ok(app));
+                    let _ = done.send(Ok(app.clone()));
+                    drop(slot);
+                    this.finish_in_background(app, optimized, bytes, path);
                 }
                 Err(reason) => {
                     tracing::warn!(app = %name, "not mounted: {reason}");
@@ -240,13 +243,17 @@ impl Deployer {
         });
     }
 
-    /// Compiles a folder file and caches the result. Blocking.
-    fn compile_file(&self, file: &AppFile) -> Result<Arc<App>, String> {
-        let bytes = std::fs::read(&file.path)
-            .map_err(|e| format!("reading {}: {e}", file.path.display()))?;
+    /// Loads a folder file that has no cached build the quickest way (see
+    /// [`Self::load_quick`]); returns the app, its optimized component if that is what was
+    /// built (to cache), and the bytes (to build the optimized version from). Blocking.
+    fn compile_file(&self, file: &AppFile) -> Result<(Arc<App>, Option<Component>, Bytes), String> {
+        let bytes = Bytes::from(
+            std::fs::read(&file.path)
+                .map_err(|e| format!("reading {}: {e}", file.path.display()))?,
+        );
         let manifest = self.manifest_for(&file.path).map_err(|e| e.to_string())?;
-        let (app, component) = self
-            .load_bytes(
+        let (app, optimized) = self
+            .load_quick(
                 &file.name,
                 &bytes,
                 Version::of(&bytes),
@@ -254,9 +261,7 @@ impl Deployer {
                 manifest,
             )
             .map_err(|e| e.to_string())?;
-        self.cache
-            .save(&file.name, &file.path, app.version(), &component);
-        Ok(Arc::new(app))
+        Ok((Arc::new(app), optimized, bytes))
     }
 
     /// Validates `bytes` as app `name` and compiles it with the optimizing compiler, or takes

@@ -206,3 +206,37 @@ async fn interpreters_keep_their_globals_only_when_reuse_is_on() {
         "{after:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_big_app_in_the_folder_starts_on_the_baseline_compiler_and_restarts_from_the_cache() {
+    let apps = tempfile::tempdir().unwrap();
+    std::fs::copy(guests::PYTHON_CHART, apps.path().join("py.wasm")).unwrap();
+    let with_token = |config: &mut wasmount::config::Config| {
+        config.admin_token = Some(wasmount_tests::ADMIN_TOKEN.into());
+    };
+    let server = TestServer::start_in(apps, with_token).await;
+    // The first request waits for the baseline build, then the optimized one replaces it.
+    assert_eq!(server.get("/py/hello").await.status, StatusCode::OK);
+    let started = Instant::now();
+    loop {
+        let info = json(&server.admin(Method::GET, "/_wasmount/apps/py", "").await);
+        if info["compiled"] == "fresh" {
+            break;
+        }
+        assert_eq!(info["compiled"], "baseline", "{info}");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "never optimized"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(server.apps_path().join(".cache/py.json").is_file());
+    let apps = server.stop_keeping_apps().await;
+    let restarted = TestServer::start_in(apps, with_token).await;
+    let info = json(&restarted.admin(Method::GET, "/_wasmount/apps/py", "").await);
+    assert_eq!(info["compiled"], "cache", "{info}");
+    assert_eq!(
+        restarted.get("/py/hello").await.text(),
+        "hello from Python\n"
+    );
+}
