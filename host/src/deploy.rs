@@ -17,6 +17,11 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::{Mutex, Semaphore};
 use wasmtime::component::Component;
 
+/// At start-up, components at least this big go live on the baseline compiler first (as
+/// uploads do); smaller ones compile with Cranelift in well under a second, straight into the
+/// cache, without compiling twice.
+const BASELINE_FIRST_AT_START_BYTES: usize = 2 << 20;
+
 /// Why a deployment was refused. Nothing stored or serving changed.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -243,8 +248,8 @@ impl Deployer {
         });
     }
 
-    /// Loads a folder file that has no cached build the quickest way (see
-    /// [`Self::load_quick`]); returns the app, its optimized component if that is what was
+    /// Loads a folder file that has no cached build: a big one the quickest way (see
+    /// [`Self::load_quick`]), a small one straight with the optimizing compiler; returns the app, its optimized component if that is what was
     /// built (to cache), and the bytes (to build the optimized version from). Blocking.
     fn compile_file(&self, file: &AppFile) -> Result<(Arc<App>, Option<Component>, Bytes), String> {
         let bytes = Bytes::from(
@@ -252,15 +257,16 @@ impl Deployer {
                 .map_err(|e| format!("reading {}: {e}", file.path.display()))?,
         );
         let manifest = self.manifest_for(&file.path).map_err(|e| e.to_string())?;
-        let (app, optimized) = self
-            .load_quick(
-                &file.name,
-                &bytes,
-                Version::of(&bytes),
-                Source::Folder,
-                manifest,
-            )
-            .map_err(|e| e.to_string())?;
+        let version = Version::of(&bytes);
+        let (app, optimized) = if bytes.len() < BASELINE_FIRST_AT_START_BYTES {
+            let (app, component) = self
+                .load_bytes(&file.name, &bytes, version, Source::Folder, manifest)
+                .map_err(|e| e.to_string())?;
+            (app, Some(component))
+        } else {
+            self.load_quick(&file.name, &bytes, version, Source::Folder, manifest)
+                .map_err(|e| e.to_string())?
+        };
         Ok((Arc::new(app), optimized, bytes))
     }
 
