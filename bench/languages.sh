@@ -40,9 +40,11 @@ cp "$python" "$work/apps/py.wasm"; cp "$python" "$work/apps/py-reuse.wasm"
 cp "$js" "$work/apps/js.wasm"; cp "$js" "$work/apps/js-reuse.wasm"
 printf '[reuse]\nmax_requests = 1000\n' > "$work/apps/py-reuse.toml"
 cp "$work/apps/py-reuse.toml" "$work/apps/js-reuse.toml"
-WASMOUNT_LOG=warn "$wasmount" serve --apps "$work/apps" --listen 127.0.0.1:18400 & pids+=($!); pid_wasmount=$!
-for app in py py-reuse js js-reuse; do   # start-up compiles (Cranelift) take a while: 120 s at most
-  for _ in $(seq 1 1200); do curl -sf -o /dev/null "http://127.0.0.1:18400/$app/hello" && break; sleep 0.1; done
+WASMOUNT_LOG=warn WASMOUNT_ADMIN_TOKEN=$TOKEN "$wasmount" serve --apps "$work/apps" --listen 127.0.0.1:18400 & pids+=($!); pid_wasmount=$!
+wait_for http://127.0.0.1:18400/_wasmount/health
+for _ in $(seq 1 1800); do   # until every app runs its optimized build (180 s at most)
+  unfinished=$(curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:18400/_wasmount/apps | grep -c '"state": "loading"\|"compiled": "baseline"' || true)
+  [ "$unfinished" = 0 ] && break; sleep 0.1
 done
 
 echo "== GET /hello at c=16, ${DURATION}s each"
