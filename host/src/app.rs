@@ -3,6 +3,7 @@
 //! app can be mounted, so a bad file never goes live.
 
 use crate::engine::Tier;
+use crate::fairness::CpuShare;
 use crate::manifest::Manifest;
 use crate::reuse::InstancePool;
 use crate::router::{MAX_APP_NAME_LEN, is_valid_app_name};
@@ -10,7 +11,6 @@ use crate::sandbox::HostState;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use wasmtime::component::Component;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -133,7 +133,7 @@ pub struct App {
     manifest: Arc<Manifest>,
     /// Admission for `limits.max_concurrent_requests`, when the manifest sets it.
     concurrency: Option<Arc<tokio::sync::Semaphore>>,
-    /// How its long-running requests share the CPU with other apps (see `sandbox`).
+    /// How its long-running requests share the CPU with other apps.
     cpu_share: Arc<CpuShare>,
     /// Idle instances waiting for reuse, when the manifest opts in.
     reuse_pool: Option<Arc<InstancePool>>,
@@ -231,10 +231,7 @@ impl App {
             pre,
             manifest: origin.manifest,
             concurrency,
-            cpu_share: Arc::new(CpuShare {
-                slices: Arc::new(tokio::sync::Semaphore::new(cpu_slices_per_app())),
-                in_flight: AtomicUsize::new(0),
-            }),
+            cpu_share: Arc::new(CpuShare::new()),
             version: origin.version,
             source: origin.source,
             compiled,
@@ -269,13 +266,6 @@ impl App {
     /// How its long-running requests share the CPU.
     pub fn cpu_share(&self) -> &Arc<CpuShare> {
         &self.cpu_share
-    }
-
-    /// Counts a request as in flight until the returned guard is dropped.
-    pub fn start_request(&self) -> InFlight {
-        SERVER_IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
-        self.cpu_share.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.cpu_share.clone())
     }
 
     /// The app's settings.
@@ -328,45 +318,6 @@ impl App {
     /// How long compiling (or loading from the cache) and linking took.
     pub fn load_time(&self) -> Duration {
         self.load_time
-    }
-}
-
-/// Long-running requests of one app may use at most half the cores at a time (at least one)
-/// while other apps have requests in flight.
-fn cpu_slices_per_app() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
-}
-
-/// Requests in flight over the whole process, all apps together.
-static SERVER_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-
-/// How one app's long-running requests share the CPU: while requests of other apps are in
-/// flight, they run tick by tick only with one of the app's slices (half the cores); while
-/// the app is alone, nothing holds it back (the machine would idle otherwise).
-pub struct CpuShare {
-    slices: Arc<tokio::sync::Semaphore>,
-    in_flight: AtomicUsize,
-}
-
-impl CpuShare {
-    /// Whether requests of other apps are in flight.
-    pub fn contended(&self) -> bool {
-        SERVER_IN_FLIGHT.load(Ordering::Relaxed) > self.in_flight.load(Ordering::Relaxed)
-    }
-
-    /// The slices its long-running requests take turns with.
-    pub fn slices(&self) -> &Arc<tokio::sync::Semaphore> {
-        &self.slices
-    }
-}
-
-/// One request in flight; see [`App::start_request`].
-pub struct InFlight(Arc<CpuShare>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        SERVER_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -195,10 +195,9 @@ async fn run_guest(
     // from the response body (see `GuestDrivenBody`), so a request costs no task spawn and no
     // cross-thread wake-up. The deadline bounds all of it, body included.
     let guest_app = app.clone();
-    let in_flight = app.start_request();
+    app.cpu_share().note_start();
     let mut guest: GuestFuture = Box::pin(tokio::time::timeout_at(deadline, async move {
         let _admission = admission;
-        let _in_flight = in_flight;
         let proxy = match reused {
             Some(proxy) => proxy,
             None => guest_app.pre().instantiate_async(&mut store).await?,

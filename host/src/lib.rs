@@ -14,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod deploy;
 pub mod engine;
+pub mod fairness;
 pub mod guest_log;
 pub mod instances;
 pub mod invoke;

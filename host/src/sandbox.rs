@@ -205,8 +205,8 @@ pub fn new_store(
 
 /// Sets the deadline of the next request a store serves (a fresh one, or one reused): once
 /// the guest has run past its first epoch tick, it yields to the async runtime at every tick,
-/// and while other apps have requests in flight it goes on only with one of its app's CPU
-/// slices, so a busy guest never holds a worker thread nor crowds out other apps; once
+/// and while other apps are being served it goes on only with one of its app's CPU slices
+/// (see [`crate::fairness`]), so a busy guest never holds a worker thread nor crowds out other apps; once
 /// `deadline` has passed, the next tick traps it ([`Trap::Interrupt`](wasmtime::Trap::Interrupt)).
 pub fn arm_deadline(store: &mut Store<HostState>, app: &App, deadline: Instant) {
     // Two ticks: the first callback comes only after the guest has run at least one whole
@@ -218,7 +218,7 @@ pub fn arm_deadline(store: &mut Store<HostState>, app: &App, deadline: Instant) 
             return Ok(UpdateDeadline::Interrupt);
         }
         if !cpu_share.contended() {
-            // Alone on the server: just let other tasks of this app in between ticks.
+            // No other app is being served: just let other tasks in between ticks.
             return Ok(UpdateDeadline::Yield(1));
         }
         // The guest is still at it a tick after its last check. Its next tick needs one of its
