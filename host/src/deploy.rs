@@ -231,12 +231,14 @@ impl Deployer {
                 at: SystemTime::now(),
             };
             match result {
-                Ok((app, optimized, bytes)) => {
+                Ok((app, baseline_bytes)) => {
                     log_mounted(&app);
                     this.registry.finish_loading(&name, id, Ok(app.clone()));
                     let _ = done.send(Ok(app.clone()));
                     drop(slot);
-                    this.finish_in_background(app, optimized, bytes, path);
+                    if let Some(bytes) = baseline_bytes {
+                        this.upgrade_in_background(app, bytes, path);
+                    }
                 }
                 Err(reason) => {
                     tracing::warn!(app = %name, "not mounted: {reason}");
@@ -249,9 +251,11 @@ impl Deployer {
     }
 
     /// Loads a folder file that has no cached build: a big one the quickest way (see
-    /// [`Self::load_quick`]), a small one straight with the optimizing compiler; returns the app, its optimized component if that is what was
-    /// built (to cache), and the bytes (to build the optimized version from). Blocking.
-    fn compile_file(&self, file: &AppFile) -> Result<(Arc<App>, Option<Component>, Bytes), String> {
+    /// [`Self::load_quick`]), a small one straight with the optimizing compiler. An optimized
+    /// build is cached before this returns (so the app serves with its cache written, as
+    /// after a restart); returns the app and, when it was built by the baseline compiler, the
+    /// bytes to build the optimized version from. Blocking.
+    fn compile_file(&self, file: &AppFile) -> Result<(Arc<App>, Option<Bytes>), String> {
         let bytes = Bytes::from(
             std::fs::read(&file.path)
                 .map_err(|e| format!("reading {}: {e}", file.path.display()))?,
@@ -267,7 +271,14 @@ impl Deployer {
             self.load_quick(&file.name, &bytes, version, Source::Folder, manifest)
                 .map_err(|e| e.to_string())?
         };
-        Ok((Arc::new(app), optimized, bytes))
+        match optimized {
+            Some(component) => {
+                self.cache
+                    .save(&file.name, &file.path, app.version(), &component);
+                Ok((Arc::new(app), None))
+            }
+            None => Ok((Arc::new(app), Some(bytes))),
+        }
     }
 
     /// Validates `bytes` as app `name` and compiles it with the optimizing compiler, or takes
