@@ -53,6 +53,9 @@ impl CpuShare {
     pub fn note_start(&self) {
         let packed = self.id << TIME_BITS | now_ms();
         let newest = RECENT_STARTS[0].load(Ordering::Relaxed);
+        if newest == packed {
+            return; // the same app, the same millisecond: no write (no cache-line ping-pong)
+        }
         if newest >> TIME_BITS != self.id {
             RECENT_STARTS[1].store(newest, Ordering::Relaxed);
         }
