@@ -112,6 +112,15 @@ enum Attempt {
     ReuseUnsupported(Response<Body>),
 }
 
+/// A failure of the host itself while setting up a request: logged, and a bare 500.
+fn internal_error(app: &App, doing: &str, error: &dyn std::fmt::Display) -> Attempt {
+    tracing::error!(app = %app.name(), "{doing}: {error:#}");
+    Attempt::Done(respond::text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error",
+    ))
+}
+
 /// The method, URI and headers of a request that has no body, to replay it.
 fn head_without_body<B: hyper::body::Body>(request: &Request<B>) -> Option<Request<()>> {
     let bodyless = request.body().is_end_stream()
@@ -164,13 +173,7 @@ async fn run_guest(
             deadline.into_std(),
         ) {
             Ok(store) => (store, None, 0),
-            Err(error) => {
-                tracing::error!(app = %app.name(), "preparing the sandbox: {error:#}");
-                return Attempt::Done(respond::text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error",
-                ));
-            }
+            Err(error) => return internal_error(app, "preparing the sandbox", &error),
         },
     };
     let was_reused = reused.is_some();
@@ -182,13 +185,7 @@ async fn run_guest(
     };
     let (incoming, outparam) = match resources {
         Ok(resources) => resources,
-        Err(error) => {
-            tracing::error!(app = %app.name(), "preparing the request: {error:#}");
-            return Attempt::Done(respond::text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-            ));
-        }
+        Err(error) => return internal_error(app, "preparing the request", &error),
     };
 
     // The guest runs inside this connection's task: first until it sets the response, then

@@ -330,6 +330,17 @@ pub async fn data_server(
     (addr, connections)
 }
 
+/// `text` encoded as one `application/x-www-form-urlencoded` value.
+pub fn form_urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            b' ' => "+".into(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The body as JSON; panics with the body if it is not.
 pub fn json(response: &TestResponse) -> serde_json::Value {
     serde_json::from_slice(&response.body)

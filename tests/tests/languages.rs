@@ -4,10 +4,10 @@
 
 use http::{Method, StatusCode};
 use std::time::{Duration, Instant};
-use wasmount_tests::{TestResponse, TestServer, guests, json};
+use wasmount_tests::{TestResponse, TestServer, form_urlencode, guests, json};
 
 async fn post_form(server: &TestServer, path: &str, data: &str) -> TestResponse {
-    let body = format!("data={}", form_encode(data));
+    let body = format!("data={}", form_urlencode(data));
     server
         .send(
             Method::POST,
@@ -16,16 +16,6 @@ async fn post_form(server: &TestServer, path: &str, data: &str) -> TestResponse 
             &[("content-type", "application/x-www-form-urlencoded")],
         )
         .await
-}
-
-fn form_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
-            b' ' => "+".into(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Uploads `component` as `name` (with `manifest`, if any) and checks it went live.

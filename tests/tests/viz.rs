@@ -2,19 +2,9 @@
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use wasmount_tests::{TestServer, guests};
+use wasmount_tests::{TestServer, form_urlencode as encode, guests};
 
 const FORM: &[(&str, &str)] = &[("content-type", "application/x-www-form-urlencoded")];
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
-            b' ' => "+".into(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn page_and_assets_use_relative_links_under_any_prefix() {
