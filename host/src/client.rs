@@ -232,13 +232,20 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
 ///
 /// The input cannot be read or is not JSON, the server cannot be reached, or it refused.
 pub async fn launch(args: LaunchArgs) -> anyhow::Result<()> {
-    let mut body = serde_json::Map::new();
-    body.insert("app".into(), Value::String(args.app.clone()));
-    if let Some(name) = &args.name {
-        body.insert("name".into(), Value::String(name.clone()));
+    /// The body of `POST /_wasmount/instances`; the input goes out as written (a raw value),
+    /// so the app gets the file's exact text.
+    #[derive(serde::Serialize)]
+    struct Launch<'a> {
+        app: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        input: Option<&'a serde_json::value::RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        input_url: Option<&'a str>,
     }
-    match (&args.input, &args.input_url) {
-        (Some(path), _) => {
+    let raw = match &args.input {
+        Some(path) => {
             let text = if path.as_os_str() == "-" {
                 let mut text = String::new();
                 tokio::io::stdin().read_to_string(&mut text).await?;
@@ -248,28 +255,32 @@ pub async fn launch(args: LaunchArgs) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("reading {}", path.display()))?
             };
-            // Sent as written (RawValue), so the app gets the file's exact text.
-            let raw = serde_json::value::RawValue::from_string(text.trim().to_owned())
-                .with_context(|| format!("{} is not JSON", path.display()))?;
-            let mut document = serde_json::to_string(&body)?;
-            document.pop();
-            document.push_str(&format!(",\"input\":{}}}", raw.get()));
-            return send_launch(&args.server, document).await;
+            Some(
+                serde_json::value::RawValue::from_string(text.trim().to_owned())
+                    .with_context(|| format!("{} is not JSON", path.display()))?,
+            )
         }
-        (None, Some(url)) => {
-            body.insert("input_url".into(), Value::String(url.clone()));
-        }
-        (None, None) => bail!("give --input FILE or --input-url URL"),
-    }
-    send_launch(&args.server, serde_json::to_string(&body)?).await
-}
-
-async fn send_launch(server: &ServerArgs, document: String) -> anyhow::Result<()> {
+        None if args.input_url.is_some() => None,
+        None => bail!("give --input FILE or --input-url URL"),
+    };
+    let document = serde_json::to_string(&Launch {
+        app: &args.app,
+        name: args.name.as_deref(),
+        input: raw.as_deref(),
+        input_url: args.input_url.as_deref().filter(|_| raw.is_none()),
+    })?;
     let content = Some((document.len() as u64, "application/json".to_owned()));
     let body = Full::new(Bytes::from(document))
         .map_err(|never| match never {})
         .boxed();
-    let (status, reply) = send(server, Method::POST, "/_wasmount/instances", body, content).await?;
+    let (status, reply) = send(
+        &args.server,
+        Method::POST,
+        "/_wasmount/instances",
+        body,
+        content,
+    )
+    .await?;
     let reply = expect_success(status, reply)?;
     println!("{}", reply["url"].as_str().unwrap_or("?"));
     Ok(())

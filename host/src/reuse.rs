@@ -116,11 +116,6 @@ impl InstancePool {
         }
     }
 
-    /// How many instances wait.
-    pub fn idle_count(&self) -> usize {
-        self.idle.lock().unwrap().len()
-    }
-
     fn remove_expired(&self, idle: &mut Vec<IdleInstance>, into: &mut Vec<IdleInstance>) {
         let timeout = self.settings.idle_timeout;
         let mut index = 0;
