@@ -12,7 +12,8 @@ use std::path::PathBuf;
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().expect("tests/ has a parent");
-    let mut built = build_guests::build_guests(root, &["hello", "echo", "trap", "viz", "hostile"]);
+    let mut built =
+        build_guests::build_guests(root, &["hello", "echo", "trap", "viz", "hostile", "once"]);
     built.extend(build_componentized::build_componentized(root));
     let constants: String = built
         .iter()

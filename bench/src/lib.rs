@@ -1,9 +1,8 @@
 //! What the benchmark programs share: one HTTP/1.1 request to a wasmount server on loopback.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::{Method, Request, StatusCode};
-use tokio::net::TcpStream;
 
 /// Sends one request with the admin `token` on a new connection to `addr`; returns the status
 /// and the body as text. Panics on connection errors: a benchmark cannot go on without them.
@@ -14,14 +13,6 @@ pub async fn request(
     token: &str,
     body: Bytes,
 ) -> (StatusCode, String) {
-    let stream = TcpStream::connect(addr)
-        .await
-        .expect("connecting to the server");
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
-    tokio::spawn(connection);
     let request = Request::builder()
         .method(method)
         .uri(path)
@@ -29,13 +20,12 @@ pub async fn request(
         .header("authorization", format!("Bearer {token}"))
         .body(Full::new(body))
         .expect("a request");
-    let response = sender.send_request(request).await.expect("a response");
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
+    let response = wasmount::client::send(addr, request)
         .await
-        .expect("a body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+        .expect("a response from the server");
+    let status = response.status();
+    (
+        status,
+        String::from_utf8_lossy(response.body()).into_owned(),
+    )
 }

@@ -24,15 +24,6 @@ fn unique_build(component: &[u8], round: usize) -> Vec<u8> {
     bytes
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(bytes);
-    digest.iter().fold(String::new(), |mut hex, b| {
-        let _ = write!(hex, "{b:02x}");
-        hex
-    })
-}
-
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -46,7 +37,7 @@ async fn main() {
     let mut times = Vec::new();
     for round in 0..rounds {
         let build = unique_build(&component, round + std::process::id() as usize);
-        let expected = sha256_hex(&build);
+        let expected = wasmount::client::sha256_hex(&build);
         std::fs::write(file, &build).expect("writing the build"); // open, write, close
         let closed = Instant::now();
         loop {

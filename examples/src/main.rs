@@ -10,7 +10,7 @@ use clap::{Args, Command, FromArgMatches};
 use std::path::Path;
 use std::process::ExitCode;
 use wasmount::cli;
-use wasmount::config::ServeArgs;
+use wasmount::cli::ServeArgs;
 
 include!(concat!(env!("OUT_DIR"), "/demo_apps.rs"));
 

@@ -1,359 +1,44 @@
-//! The command-line client of the admin API: `wasmount deploy`, `wasmount apps`,
-//! `wasmount remove`. It speaks plain HTTP/1.1 to the server and prints the server's own
-//! message when something is refused.
+//! The one small HTTP/1.1 client of the project: a request on a new connection, the whole
+//! response read. The command-line client, the tests and the benchmarks all use it.
 
-use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use clap::Args;
-use http::{Method, Request, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::BoxBody};
-use hyper::body::Frame;
-use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::Value;
-use std::path::PathBuf;
-use tokio::io::AsyncReadExt as _;
+use http::{Request, Response};
+use http_body_util::BodyExt as _;
 use tokio::net::TcpStream;
 
-/// Upload chunk size, also the progress bar's step.
-const CHUNK_BYTES: usize = 64 * 1024;
+/// The error type request bodies may fail with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Where the server is and how to authenticate.
-#[derive(Debug, Clone, Args)]
-pub struct ServerArgs {
-    /// The server's base URL (plain http).
-    #[arg(
-        long,
-        env = "WASMOUNT_SERVER",
-        default_value = "http://127.0.0.1:8080",
-        value_name = "URL"
-    )]
-    pub server: String,
-
-    /// The admin token (the server's --admin-token).
-    #[arg(
-        long,
-        env = "WASMOUNT_ADMIN_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub token: Option<String>,
-}
-
-/// `wasmount deploy FILE`: upload a component, adding or replacing an app.
-#[derive(Debug, Clone, Args)]
-pub struct DeployArgs {
-    /// The component (`.wasm`) to upload.
-    pub file: PathBuf,
-
-    /// The app's name; defaults to the file name without `.wasm`.
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-
-    /// The app's settings (`NAME.toml`), sent with the component so both go live together.
-    #[arg(long, value_name = "FILE")]
-    pub manifest: Option<PathBuf>,
-
-    #[command(flatten)]
-    pub server: ServerArgs,
-}
-
-/// `wasmount remove NAME`: unmount an app and delete it from the server's store.
-#[derive(Debug, Clone, Args)]
-pub struct RemoveArgs {
-    /// The app to remove.
-    pub name: String,
-
-    #[command(flatten)]
-    pub server: ServerArgs,
-}
-
-/// `wasmount launch APP --input FILE`: bind an app to an input at a URL of its own.
-#[derive(Debug, Clone, Args)]
-pub struct LaunchArgs {
-    /// The app the instance runs.
-    pub app: String,
-
-    /// A JSON file the app gets as `INPUT_JSON` (`-` reads standard input).
-    #[arg(long, value_name = "FILE", required_unless_present = "input_url")]
-    pub input: Option<PathBuf>,
-
-    /// An address the app gets as `INPUT_JSON_URL` instead.
-    #[arg(long, value_name = "URL", conflicts_with = "input")]
-    pub input_url: Option<String>,
-
-    /// The instance's name (and URL segment); default: `APP-` and 8 random hex digits.
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-
-    #[command(flatten)]
-    pub server: ServerArgs,
-}
-
-type RequestBody = BoxBody<Bytes, std::io::Error>;
-
-/// Uploads `args.file` and prints what the server mounted.
+/// Sends `request` on a new connection to `address` (`host:port`) and reads the whole
+/// response. The request's URI is sent as given (a path, usually): set `host` yourself.
 ///
 /// # Errors
 ///
-/// The file cannot be read, the server cannot be reached, or it refused the upload (its
-/// message is in the error).
-pub async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
-    let name = match &args.name {
-        Some(name) => name.clone(),
-        None => args
-            .file
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .context("cannot take an app name from the file name: pass --name")?
-            .to_owned(),
-    };
-    // Ask first whether this token may deploy this name: a server refusing an upload early
-    // closes the connection mid-body, and the client could lose the server's reason.
-    let path = format!("/_wasmount/apps/{name}");
-    let (status, reply) = send(&args.server, Method::GET, &path, empty(), None).await?;
-    if status != StatusCode::NOT_FOUND {
-        expect_success(status, reply)?;
-    }
-    let mut file = tokio::fs::File::open(&args.file)
-        .await
-        .with_context(|| format!("opening {}", args.file.display()))?;
-    let total = file.metadata().await?.len();
-    let progress = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    progress.set_message(format!("uploading {name}"));
-    let bar = progress.clone();
-    let chunks = futures::stream::poll_fn(move |cx| {
-        let mut buffer = vec![0; CHUNK_BYTES];
-        let read = std::pin::pin!(file.read(&mut buffer));
-        read.poll(cx).map(|result| match result {
-            Ok(0) => None,
-            Ok(n) => {
-                buffer.truncate(n);
-                bar.inc(n as u64);
-                Some(Ok(Frame::data(Bytes::from(buffer))))
-            }
-            Err(error) => Some(Err(error)),
-        })
-    });
-    let (status, reply) = match &args.manifest {
-        None => {
-            let body = StreamBody::new(chunks).boxed();
-            let content = Some((total, "application/wasm".to_owned()));
-            send(&args.server, Method::PUT, &path, body, content).await?
-        }
-        Some(manifest) => {
-            let manifest = tokio::fs::read(manifest)
-                .await
-                .with_context(|| format!("reading {}", manifest.display()))?;
-            let component = BodyExt::collect(StreamBody::new(chunks)).await?.to_bytes();
-            let (content_type, body) = multipart(&component, &manifest);
-            let content = Some((body.len() as u64, content_type));
-            let body = Full::new(Bytes::from(body))
-                .map_err(|never| match never {})
-                .boxed();
-            send(&args.server, Method::PUT, &path, body, content).await?
-        }
-    };
-    progress.finish_and_clear();
-    let reply = expect_success(status, reply)?;
-    let app = &reply["app"];
-    println!(
-        "{} {name}: {} bytes, sha256 {}, compiled in {:.0} ms, serving at {}{}",
-        if reply["replaced"] == Value::Bool(true) {
-            "replaced"
-        } else {
-            "deployed"
-        },
-        app["size"],
-        app["sha256"].as_str().unwrap_or("?"),
-        reply["compile_ms"].as_f64().unwrap_or(0.0),
-        args.server.server.trim_end_matches('/'),
-        app["route"].as_str().unwrap_or("/"),
-    );
-    Ok(())
-}
-
-/// Prints the server's apps, one line each.
-///
-/// # Errors
-///
-/// The server cannot be reached or refused the call.
-pub async fn list(args: ServerArgs) -> anyhow::Result<()> {
-    let (status, reply) = send(&args, Method::GET, "/_wasmount/apps", empty(), None).await?;
-    let reply = expect_success(status, reply)?;
-    let apps = reply["apps"].as_array().cloned().unwrap_or_default();
-    if apps.is_empty() {
-        println!("no apps");
-        return Ok(());
-    }
-    println!(
-        "{:<24} {:<8} {:>10}  {:<12}  {:<7} ROUTE",
-        "NAME", "STATE", "BYTES", "SHA256", "SOURCE"
-    );
-    for app in apps {
-        let text = |key: &str| app[key].as_str().unwrap_or("-").to_owned();
-        let sha = text("sha256");
-        println!(
-            "{:<24} {:<8} {:>10}  {:<12}  {:<7} {}{}",
-            text("name"),
-            text("state"),
-            app["size"].as_u64().map_or("-".into(), |s| s.to_string()),
-            &sha[..sha.len().min(12)],
-            text("source"),
-            text("route"),
-            app["error"]
-                .as_str()
-                .map(|e| format!("  error: {e}"))
-                .unwrap_or_default(),
-        );
-    }
-    Ok(())
-}
-
-/// Removes an app.
-///
-/// # Errors
-///
-/// The server cannot be reached or refused the call.
-pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
-    let path = format!("/_wasmount/apps/{}", args.name);
-    let (status, reply) = send(&args.server, Method::DELETE, &path, empty(), None).await?;
-    expect_success(status, reply)?;
-    println!("removed {}", args.name);
-    Ok(())
-}
-
-/// Launches an instance and prints its URL (only the URL, so scripts can capture it).
-///
-/// # Errors
-///
-/// The input cannot be read or is not JSON, the server cannot be reached, or it refused.
-pub async fn launch(args: LaunchArgs) -> anyhow::Result<()> {
-    /// The body of `POST /_wasmount/instances`; the input goes out as written (a raw value),
-    /// so the app gets the file's exact text.
-    #[derive(serde::Serialize)]
-    struct Launch<'a> {
-        app: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        name: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        input: Option<&'a serde_json::value::RawValue>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        input_url: Option<&'a str>,
-    }
-    let raw = match &args.input {
-        Some(path) => {
-            let text = if path.as_os_str() == "-" {
-                let mut text = String::new();
-                tokio::io::stdin().read_to_string(&mut text).await?;
-                text
-            } else {
-                tokio::fs::read_to_string(path)
-                    .await
-                    .with_context(|| format!("reading {}", path.display()))?
-            };
-            Some(
-                serde_json::value::RawValue::from_string(text.trim().to_owned())
-                    .with_context(|| format!("{} is not JSON", path.display()))?,
-            )
-        }
-        None if args.input_url.is_some() => None,
-        None => bail!("give --input FILE or --input-url URL"),
-    };
-    let document = serde_json::to_string(&Launch {
-        app: &args.app,
-        name: args.name.as_deref(),
-        input: raw.as_deref(),
-        input_url: args.input_url.as_deref().filter(|_| raw.is_none()),
-    })?;
-    let content = Some((document.len() as u64, "application/json".to_owned()));
-    let body = Full::new(Bytes::from(document))
-        .map_err(|never| match never {})
-        .boxed();
-    let (status, reply) = send(
-        &args.server,
-        Method::POST,
-        "/_wasmount/instances",
-        body,
-        content,
-    )
-    .await?;
-    let reply = expect_success(status, reply)?;
-    println!("{}", reply["url"].as_str().unwrap_or("?"));
-    Ok(())
-}
-
-fn empty() -> RequestBody {
-    Empty::new().map_err(|never| match never {}).boxed()
-}
-
-/// Sends one request to the server and returns the status and the body parsed as JSON (or
-/// `Null` for an empty body).
-async fn send(
-    server: &ServerArgs,
-    method: Method,
-    path: &str,
-    body: RequestBody,
-    content: Option<(u64, String)>,
-) -> anyhow::Result<(StatusCode, Value)> {
-    let uri: Uri = server
-        .server
-        .parse()
-        .with_context(|| format!("invalid --server URL `{}`", server.server))?;
-    if uri.scheme_str() != Some("http") {
-        bail!("--server must be an http:// URL (put TLS in front of wasmount, not in it)");
-    }
-    let authority = uri.authority().context("--server needs a host")?.clone();
-    let address = format!(
-        "{}:{}",
-        authority.host(),
-        authority.port_u16().unwrap_or(80)
-    );
-    let stream = TcpStream::connect(&address)
-        .await
-        .with_context(|| format!("connecting to {}", server.server))?;
+/// Connection, protocol or body errors.
+pub async fn send<B>(address: &str, request: Request<B>) -> anyhow::Result<Response<Bytes>>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let stream = TcpStream::connect(address).await?;
+    let _ = stream.set_nodelay(true);
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(connection);
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::HOST, authority.as_str());
-    if let Some(token) = &server.token {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    if let Some((length, content_type)) = content {
-        request = request
-            .header(header::CONTENT_LENGTH, length)
-            .header(header::CONTENT_TYPE, content_type);
-    }
-    let response = sender
-        .send_request(request.body(body)?)
-        .await
-        .with_context(|| format!("sending the request to {}", server.server))?;
-    let status = response.status();
-    let bytes = response.into_body().collect().await?.to_bytes();
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).trim().to_owned()))
-    };
-    Ok((status, value))
+    let response = sender.send_request(request).await?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(Response::from_parts(parts, body))
 }
 
-/// A `multipart/form-data` body with the `component` and `manifest` parts, and its
+/// A `multipart/form-data` body of `(field name, content type, bytes)` parts, and its
 /// content type.
-fn multipart(component: &[u8], manifest: &[u8]) -> (String, Vec<u8>) {
-    const BOUNDARY: &str = "wasmount-deploy-7d3f9a2c41b8";
-    let mut body = Vec::with_capacity(component.len() + manifest.len() + 512);
-    for (name, bytes, content_type) in [
-        ("component", component, "application/wasm"),
-        ("manifest", manifest, "application/toml"),
-    ] {
+pub fn multipart(parts: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    const BOUNDARY: &str = "wasmount-multipart-7d3f9a2c41b8";
+    let size: usize = parts.iter().map(|(_, _, bytes)| bytes.len() + 160).sum();
+    let mut body = Vec::with_capacity(size + 64);
+    for (name, content_type, bytes) in parts {
         body.extend_from_slice(
             format!(
                 "--{BOUNDARY}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\
@@ -368,15 +53,11 @@ fn multipart(component: &[u8], manifest: &[u8]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={BOUNDARY}"), body)
 }
 
-/// The reply on success; otherwise an error with the server's message.
-fn expect_success(status: StatusCode, reply: Value) -> anyhow::Result<Value> {
-    if status.is_success() {
-        return Ok(reply);
-    }
-    let message = reply["error"]
-        .as_str()
-        .map(str::to_owned)
-        .or_else(|| reply.as_str().map(str::to_owned))
-        .unwrap_or_else(|| reply.to_string());
-    bail!("the server refused ({status}): {message}")
+/// Lowercase hex SHA-256 of `bytes`: how wasmount names a component's content.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

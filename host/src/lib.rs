@@ -2,28 +2,34 @@
 //! components), each mounted under its own URL prefix and run in a fresh sandboxed instance
 //! per request.
 //!
-//! The `wasmount` binary is a thin layer over this library: bind a listener, build a
-//! [`config::Config`], and call [`server::run`]. Another Rust server can do the same to embed
-//! the host, and tests start it on port 0.
+//! The public facade is small: [`config`] (every setting and its default), [`engine`] (the
+//! wasmtime engines, shareable between servers), [`server`] (run a server on a listener, or
+//! embed one in another Rust web server), [`cli`] (the `wasmount` program) and [`client`]
+//! (the small HTTP client the command line, tests and benchmarks share). Everything else is
+//! crate-private, in layers whose imports point down only:
+//!
+//! ```text
+//! cli ─▶ http ─▶ apps, launches ─▶ runtime        (config, respond, headers: leaves)
+//! ```
 
-pub mod admin;
-pub mod app;
-pub mod cache;
+mod apps;
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod deploy;
-pub mod engine;
-pub mod fairness;
-pub mod guest_log;
-pub mod instances;
-pub mod invoke;
-pub mod manifest;
-pub mod registry;
-pub mod respond;
-pub mod reuse;
-pub mod router;
-pub mod sandbox;
-pub mod server;
-pub mod store;
-pub mod watch;
+mod headers;
+mod http;
+mod launches;
+mod respond;
+mod runtime;
+
+/// The wasmtime engines guests run on.
+pub mod engine {
+    pub use crate::runtime::engine::WasmEngine;
+}
+
+/// Running a server: on a listener of its own ([`run`]), or embedded in another web server
+/// ([`Server::handle`]).
+pub mod server {
+    pub use crate::http::server::{Server, run, run_with_engine};
+    pub use crate::respond::Body;
+}

@@ -1,4 +1,5 @@
-//! Responses the host itself writes (index, health, errors), in the body type shared with guests.
+//! Responses the host itself writes (index, health, errors), in the body type shared with
+//! guests. A leaf every layer may use.
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -8,7 +9,7 @@ use http_body_util::{BodyExt, Full};
 pub type Body = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// A body holding `bytes`.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})
         .boxed_unsync()
@@ -28,22 +29,22 @@ fn with_type(
 }
 
 /// A short plain-text message; a newline is added.
-pub fn text(status: StatusCode, message: impl std::fmt::Display) -> Response<Body> {
+pub(crate) fn text(status: StatusCode, message: impl std::fmt::Display) -> Response<Body> {
     with_type(status, "text/plain; charset=utf-8", format!("{message}\n"))
 }
 
 /// An HTML page.
-pub fn html(status: StatusCode, page: String) -> Response<Body> {
+pub(crate) fn html(status: StatusCode, page: String) -> Response<Body> {
     with_type(status, "text/html; charset=utf-8", page)
 }
 
 /// A JSON document (already serialized).
-pub fn json(status: StatusCode, document: String) -> Response<Body> {
+pub(crate) fn json(status: StatusCode, document: String) -> Response<Body> {
     with_type(status, "application/json", document)
 }
 
 /// `308 Permanent Redirect` to `location`, keeping the method and body.
-pub fn permanent_redirect(location: &str) -> Response<Body> {
+pub(crate) fn permanent_redirect(location: &str) -> Response<Body> {
     let mut response = text(
         StatusCode::PERMANENT_REDIRECT,
         format_args!("moved to {location}"),
@@ -55,7 +56,10 @@ pub fn permanent_redirect(location: &str) -> Response<Body> {
 }
 
 /// `503 Service Unavailable` with `retry-after` in seconds.
-pub fn unavailable(message: impl std::fmt::Display, retry_after_secs: u32) -> Response<Body> {
+pub(crate) fn unavailable(
+    message: impl std::fmt::Display,
+    retry_after_secs: u32,
+) -> Response<Body> {
     let mut response = text(StatusCode::SERVICE_UNAVAILABLE, message);
     response
         .headers_mut()

@@ -3,12 +3,13 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wasmount::config::{Config, EngineConfig};
@@ -87,26 +88,19 @@ impl TestServer {
     }
 
     async fn wait_until_healthy(&self) {
-        let started = std::time::Instant::now();
-        loop {
-            if let Ok(response) = try_send(
-                self.addr,
-                Method::GET,
-                "/_wasmount/health",
-                Bytes::new(),
-                &[],
-            )
-            .await
-                && response.status == StatusCode::OK
-            {
-                return;
-            }
-            assert!(
-                started.elapsed() < REQUEST_DEADLINE,
-                "server never became healthy"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let addr = self.addr;
+        eventually(
+            "the server to be healthy",
+            REQUEST_DEADLINE,
+            || async move {
+                let health = try_send(addr, Method::GET, "/_wasmount/health", Bytes::new(), &[]);
+                health
+                    .await
+                    .ok()
+                    .filter(|response| response.status == StatusCode::OK)
+            },
+        )
+        .await;
     }
 
     /// `GET path`.
@@ -211,10 +205,6 @@ pub async fn try_send(
     body: Bytes,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<TestResponse> {
-    let stream = TcpStream::connect(addr).await?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
     let mut request = Request::builder()
         .method(method)
         .uri(path)
@@ -222,14 +212,34 @@ pub async fn try_send(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let response = sender.send_request(request.body(Full::new(body))?).await?;
+    let response =
+        wasmount::client::send(&addr.to_string(), request.body(Full::new(body))?).await?;
     let (parts, body) = response.into_parts();
-    let body = body.collect().await?.to_bytes();
     Ok(TestResponse {
         status: parts.status,
         headers: parts.headers,
         body,
     })
+}
+
+/// Polls `check` until it returns `Some`, failing with `what` after `within`. For conditions
+/// that take as long as the machine needs (a background compile, a file event, a sweep).
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            started.elapsed() < within,
+            "timed out after {within:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The admin token test servers are started with.
@@ -277,18 +287,11 @@ impl TestServer {
 
 /// A `multipart/form-data` body with the given `(name, bytes)` parts, and its content type.
 pub fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "wasmount-test-boundary";
-    let mut body = Vec::new();
-    for (name, bytes) in parts {
-        body.extend_from_slice(
-            format!("--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n")
-                .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
+    let typed: Vec<_> = parts
+        .iter()
+        .map(|(name, bytes)| (*name, "application/octet-stream", *bytes))
+        .collect();
+    wasmount::client::multipart(&typed)
 }
 
 /// The file names in `dir`, sorted, without the `.cache` and `.instances` folders.
@@ -349,9 +352,7 @@ pub fn json(response: &TestResponse) -> serde_json::Value {
 
 /// Lowercase hex SHA-256 of a file.
 pub fn sha256_of(path: &str) -> String {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(std::fs::read(path).expect("reading a guest"));
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    wasmount::client::sha256_hex(&std::fs::read(path).expect("reading a guest"))
 }
 
 /// A `wasmount` process (the real program), for tests that signal, kill or restart it.

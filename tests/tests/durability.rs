@@ -30,10 +30,6 @@ async fn slow_upload(
     name: String,
     bytes: Vec<u8>,
 ) -> anyhow::Result<StatusCode> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
     let chunk_len = bytes.len().div_ceil(8);
     let chunks: Vec<Bytes> = bytes
         .chunks(chunk_len)
@@ -52,7 +48,9 @@ async fn slow_upload(
         .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
         .header("content-length", bytes.len())
         .body(http_body_util::StreamBody::new(body))?;
-    Ok(sender.send_request(request).await?.status())
+    Ok(wasmount::client::send(&addr.to_string(), request)
+        .await?
+        .status())
 }
 
 fn start(apps: &std::path::Path) -> ServerProcess {

@@ -3,6 +3,8 @@
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wasmount_tests::{TestServer, guests, try_send};
 
@@ -23,30 +25,39 @@ async fn server() -> TestServer {
     server
 }
 
-/// Asserts that `hello` answers 200 while `during` runs.
+/// Asserts that `hello` answers 200, each within a second, while `during` runs, and that it
+/// answered at least once.
 async fn hello_keeps_answering<F: Future>(server: &TestServer, during: F) -> F::Output {
     let addr = server.addr;
+    let done = Arc::new(AtomicBool::new(false));
+    let stop = done.clone();
     let watcher = tokio::spawn(async move {
         let mut answered = 0;
-        for _ in 0..200 {
+        // Bounded in count; the checks run once more after `during` ends.
+        for _ in 0..500 {
+            let last_round = stop.load(Ordering::SeqCst);
             let started = Instant::now();
             let response = try_send(addr, Method::GET, "/hello/", Bytes::new(), &[])
                 .await
-                .unwrap();
-            assert_eq!(response.status, StatusCode::OK);
+                .expect("hello answers");
+            assert_eq!(response.status, StatusCode::OK, "{}", response.text());
             assert!(
                 started.elapsed() < Duration::from_secs(1),
                 "hello slowed to {:?}",
                 started.elapsed()
             );
             answered += 1;
+            if last_round {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         answered
     });
     let output = during.await;
-    watcher.abort();
-    let _ = watcher.await;
+    done.store(true, Ordering::SeqCst);
+    let answered = watcher.await.expect("the checks on hello passed");
+    assert!(answered > 0, "hello was never asked");
     output
 }
 

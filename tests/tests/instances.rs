@@ -19,14 +19,13 @@ fn instance_files(server: &TestServer) -> Vec<String> {
 
 /// Waits until app `name` serves (its first request may wait for the background compile).
 async fn wait_serving(server: &TestServer, path: &str) {
-    let started = Instant::now();
-    while server.get(path).await.status != StatusCode::OK {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{path} never served"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let serving = || async { (server.get(path).await.status == StatusCode::OK).then_some(()) };
+    wasmount_tests::eventually(
+        &format!("{path} to serve"),
+        Duration::from_secs(30),
+        serving,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -216,7 +215,7 @@ async fn bad_launches_are_refused_with_their_status_and_store_nothing() {
         (
             r#"{"app": "echo", "name": "taken", "input": {}}"#.into(),
             StatusCode::CONFLICT,
-            "exists",
+            "name of a launched instance",
         ),
         (
             r#"{"app": "echo", "name": "hello", "input": {}}"#.into(),
@@ -400,4 +399,32 @@ async fn idle_instances_expire_and_used_ones_do_not() {
     );
     assert_eq!(server.get("/idle/").await.status, StatusCode::NOT_FOUND);
     assert_eq!(server.get("/busy/").await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_and_a_launch_racing_for_one_name_never_both_win() {
+    let server = TestServer::start_admin(&[("echo", guests::ECHO)], |_| {}).await;
+    wait_serving(&server, "/echo/").await;
+    let hello = Bytes::from(std::fs::read(guests::HELLO).unwrap());
+    for round in 0..30 {
+        let name = format!("race-{round}");
+        let path = format!("/_wasmount/apps/{name}");
+        let upload = server.admin(Method::PUT, &path, hello.clone());
+        let body = serde_json::json!({"app": "echo", "name": name, "input": {}});
+        let (upload, launched) = tokio::join!(upload, launch(&server, body));
+        let statuses = (upload.status, launched.status);
+        let winners = [upload.status.is_success(), launched.status.is_success()];
+        assert_eq!(
+            winners.iter().filter(|won| **won).count(),
+            1,
+            "round {round}: {statuses:?} {} {}",
+            upload.text(),
+            launched.text()
+        );
+        let loser = if winners[0] { &launched } else { &upload };
+        assert_eq!(loser.status, StatusCode::CONFLICT, "{}", loser.text());
+        // The name serves whichever won, and only that.
+        let served = server.get(&format!("/{name}/")).await;
+        assert_eq!(served.status, StatusCode::OK, "{}", served.text());
+    }
 }

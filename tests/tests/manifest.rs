@@ -121,12 +121,6 @@ async fn per_app_limits_apply_timeout_body_size_and_concurrency() {
         StatusCode::OK
     );
     // Without a content-length, the limit is enforced while the body streams in.
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(
-        hyper_util::rt::TokioIo::new(tokio::net::TcpStream::connect(server.addr).await.unwrap()),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
     let chunks = futures::stream::iter((0..40).map(|_| {
         Ok::<_, std::io::Error>(hyper::body::Frame::data(Bytes::from(vec![b'y'; 16 << 10])))
     }));
@@ -134,7 +128,9 @@ async fn per_app_limits_apply_timeout_body_size_and_concurrency() {
         .header("host", server.addr.to_string())
         .body(http_body_util::StreamBody::new(chunks))
         .unwrap();
-    let streamed = sender.send_request(request).await.unwrap();
+    let streamed = wasmount::client::send(&server.addr.to_string(), request)
+        .await
+        .unwrap();
     assert_eq!(streamed.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     let addr = server.addr;
@@ -169,22 +165,20 @@ async fn a_bad_manifest_is_refused_and_changes_nothing() {
         "enviroment = { TITLE = \"typo\" }",
     )
     .unwrap();
-    let started = Instant::now();
-    let info = loop {
+    let reported = || async {
         let info = json(
             &server
                 .admin(Method::GET, "/_wasmount/apps/echo", Bytes::new())
                 .await,
         );
-        if info.get("error").is_some() {
-            break info;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the bad manifest was never reported"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        info.get("error").is_some().then_some(info)
     };
+    let info = wasmount_tests::eventually(
+        "the bad manifest to be reported",
+        Duration::from_secs(20),
+        reported,
+    )
+    .await;
     assert!(
         info["error"].as_str().unwrap().contains("enviroment"),
         "{info}"
@@ -259,19 +253,13 @@ async fn a_custom_route_replaces_the_default_mount_point() {
     })
     .await;
     // The first request waits for the background compile, then the route is known.
-    let started = Instant::now();
-    let response = loop {
+    let routed = || async {
         let response = server.get("/tools/echo/x?y=1").await;
-        if response.status == StatusCode::OK {
-            break response;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{}",
-            response.text()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        (response.status == StatusCode::OK).then_some(response)
     };
+    let response =
+        wasmount_tests::eventually("the custom route to serve", Duration::from_secs(20), routed)
+            .await;
     let echoed = json(&response);
     assert_eq!(echoed["path"], "/x");
     assert_eq!(echoed["prefix"], "/tools/echo");

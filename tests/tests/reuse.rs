@@ -89,3 +89,34 @@ async fn launched_instances_each_reuse_their_own_instances() {
     assert!(a.contains("INPUT_JSON={\"a\": 1}"), "{a}");
     assert_eq!(count(&server, "/inst-a").await, 4);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_request_keeps_its_apps_concurrency_slot() {
+    let apps = tempfile::tempdir().unwrap();
+    std::fs::copy(guests::ONCE, apps.path().join("once.wasm")).unwrap();
+    let manifest = "[limits]\nmax_concurrent_requests = 1\n[reuse]\nmax_requests = 100\n";
+    std::fs::write(apps.path().join("once.toml"), manifest).unwrap();
+    let server = TestServer::start_in(apps, |_| {}).await;
+    // A fresh instance serves, then waits for reuse.
+    assert_eq!(server.get("/once/").await.text(), "served\n");
+    // The next request gets it, which returns without a response: the request is replayed
+    // on a fresh instance, which takes 3 s.
+    let addr = server.addr;
+    let replayed = tokio::spawn(async move {
+        wasmount_tests::try_send(addr, Method::GET, "/once/?sleep_ms=3000", Bytes::new(), &[])
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Meanwhile the app is at its limit of one request: the replay still holds the slot.
+    let meanwhile = server.get("/once/").await;
+    assert_eq!(
+        meanwhile.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        meanwhile.text()
+    );
+    let replayed = replayed.await.unwrap();
+    assert_eq!(replayed.status, StatusCode::OK, "{}", replayed.text());
+    assert_eq!(server.get("/once/").await.text(), "served\n");
+}

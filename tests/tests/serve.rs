@@ -5,19 +5,18 @@ use bytes::Bytes;
 use futures::future::join_all;
 use http::{Method, StatusCode};
 use std::time::{Duration, Instant};
-use wasmount_tests::{TestServer, guests, try_send};
+use wasmount_tests::{TestResponse, TestServer, guests, json, try_send};
 
-fn json_field<'a>(json: &'a str, field: &str) -> &'a str {
-    let key = format!("\"{field}\":");
-    let start = json
-        .find(&key)
-        .unwrap_or_else(|| panic!("no {field} in {json}"))
-        + key.len();
-    let rest = &json[start..];
-    if let Some(stripped) = rest.strip_prefix('"') {
-        &stripped[..stripped.find('"').unwrap()]
-    } else {
-        &rest[..rest.find([',', '}']).unwrap()]
+/// A field of the echo guest's JSON reply, or the value of a request header it saw, as text.
+fn echoed(response: &TestResponse, key: &str) -> String {
+    let reply = json(response);
+    let field = reply
+        .get(key)
+        .or_else(|| reply["headers"].get(key))
+        .unwrap_or_else(|| panic!("no {key} in {reply}"));
+    match field {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -26,17 +25,16 @@ async fn guest_sees_path_without_prefix_query_and_forwarded_headers() {
     let server = TestServer::start(&[("echo", guests::ECHO)]).await;
     let response = server.get("/echo/a/b?x=1&y=%20z").await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text());
-    let json = response.text();
-    assert_eq!(json_field(&json, "path"), "/a/b");
-    assert_eq!(json_field(&json, "query"), "x=1&y=%20z");
-    assert_eq!(json_field(&json, "prefix"), "/echo");
-    assert_eq!(json_field(&json, "x-forwarded-prefix"), "/echo");
-    assert_eq!(json_field(&json, "x-forwarded-proto"), "http");
-    assert_eq!(json_field(&json, "x-forwarded-for"), "127.0.0.1");
-    assert_eq!(json_field(&json, "method"), "GET");
+    assert_eq!(echoed(&response, "path"), "/a/b");
+    assert_eq!(echoed(&response, "query"), "x=1&y=%20z");
+    assert_eq!(echoed(&response, "prefix"), "/echo");
+    assert_eq!(echoed(&response, "x-forwarded-prefix"), "/echo");
+    assert_eq!(echoed(&response, "x-forwarded-proto"), "http");
+    assert_eq!(echoed(&response, "x-forwarded-for"), "127.0.0.1");
+    assert_eq!(echoed(&response, "method"), "GET");
 
     let root = server.get("/echo/").await;
-    assert_eq!(json_field(&root.text(), "path"), "/");
+    assert_eq!(echoed(&root, "path"), "/");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -99,11 +97,8 @@ async fn a_large_request_body_reaches_the_guest() {
     let body = vec![b'x'; 3 << 19]; // 1.5 MiB
     let response = server.send(Method::POST, "/echo/upload", body, &[]).await;
     assert_eq!(response.status, StatusCode::OK);
-    assert_eq!(
-        json_field(&response.text(), "body_len"),
-        (3 << 19).to_string()
-    );
-    assert_eq!(json_field(&response.text(), "method"), "POST");
+    assert_eq!(echoed(&response, "body_len"), (3 << 19).to_string());
+    assert_eq!(echoed(&response, "method"), "POST");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -164,7 +159,7 @@ async fn two_hundred_concurrent_requests_over_two_apps_all_succeed() {
             response.text()
         );
         if i % 2 == 1 {
-            assert_eq!(json_field(&response.text(), "path"), format!("/n/{i}"));
+            assert_eq!(echoed(&response, "path"), format!("/n/{i}"));
         }
     }
     eprintln!("200 concurrent requests took {:?}", started.elapsed());
@@ -207,11 +202,8 @@ async fn base_path_mounts_apps_below_it() {
     .await;
     let response = server.get("/visualizations/echo/x?y=1").await;
     assert_eq!(response.status, StatusCode::OK);
-    assert_eq!(
-        json_field(&response.text(), "prefix"),
-        "/visualizations/echo"
-    );
-    assert_eq!(json_field(&response.text(), "path"), "/x");
+    assert_eq!(echoed(&response, "prefix"), "/visualizations/echo");
+    assert_eq!(echoed(&response, "path"), "/x");
     assert_eq!(server.get("/echo/x").await.status, StatusCode::NOT_FOUND);
     let redirect = server.get("/visualizations/echo").await;
     assert_eq!(redirect.header("location"), "/visualizations/echo/");
@@ -244,7 +236,7 @@ async fn shutdown_lets_requests_in_flight_finish() {
         .unwrap()
         .expect("the in-flight request completes");
     assert_eq!(response.status, StatusCode::OK);
-    assert_eq!(json_field(&response.text(), "path"), "/slow");
+    assert_eq!(echoed(&response, "path"), "/slow");
     tokio::time::timeout(Duration::from_secs(10), stopping)
         .await
         .expect("server stops after the request")

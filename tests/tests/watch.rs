@@ -6,25 +6,9 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use wasmount_tests::{TestServer, guests, json, sha256_of};
+use wasmount_tests::{TestServer, eventually, guests, json, sha256_of};
 
 const SETTLE: Duration = Duration::from_secs(20);
-
-/// Polls `check` until it returns `Some`, failing after [`SETTLE`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(started.elapsed() < SETTLE, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 async fn watched_server(apps: &[(&str, &str)]) -> TestServer {
     TestServer::start_admin(apps, |config| config.watch = true).await
@@ -58,20 +42,20 @@ async fn add_change_break_fix_and_remove_an_app_by_saving_files() {
     let dir = server.apps_path().to_owned();
 
     write(&dir, "app.wasm", guests::HELLO);
-    eventually("the new app is mounted", || {
+    eventually("the new app is mounted", SETTLE, || {
         serves(&server, "/app/", "Hello from wasmount!")
     })
     .await;
 
     write(&dir, "app.wasm", guests::ECHO);
-    eventually("the change is live", || {
+    eventually("the change is live", SETTLE, || {
         serves(&server, "/app/", r#""method":"GET""#)
     })
     .await;
 
     let hello = std::fs::read(guests::HELLO).unwrap();
     std::fs::write(dir.join("app.wasm"), &hello[..hello.len() / 3]).unwrap();
-    let broken = eventually("the broken build is reported", || async {
+    let broken = eventually("the broken build is reported", SETTLE, || async {
         let app = info(&server, "app").await;
         app.get("error").is_some().then_some(app)
     })
@@ -96,7 +80,7 @@ async fn add_change_break_fix_and_remove_an_app_by_saving_files() {
     );
 
     write(&dir, "app.wasm", guests::HELLO);
-    eventually("the fixed build is live", || {
+    eventually("the fixed build is live", SETTLE, || {
         serves(&server, "/app/", "Hello from wasmount!")
     })
     .await;
@@ -106,7 +90,7 @@ async fn add_change_break_fix_and_remove_an_app_by_saving_files() {
     );
 
     std::fs::remove_file(dir.join("app.wasm")).unwrap();
-    eventually("the app is unmounted", || async {
+    eventually("the app is unmounted", SETTLE, || async {
         (server.get("/app/").await.status == StatusCode::NOT_FOUND).then_some(())
     })
     .await;
@@ -118,7 +102,7 @@ async fn renames_and_editor_style_saves_are_followed() {
     let dir = server.apps_path().to_owned();
 
     std::fs::rename(dir.join("first.wasm"), dir.join("second.wasm")).unwrap();
-    eventually("the renamed app moves", || async {
+    eventually("the renamed app moves", SETTLE, || async {
         let gone = server.get("/first/").await.status == StatusCode::NOT_FOUND;
         (gone
             && serves(&server, "/second/", "Hello from wasmount!")
@@ -131,7 +115,7 @@ async fn renames_and_editor_style_saves_are_followed() {
     // An editor writes a temp file next to the target, then renames it over the target.
     write(&dir, ".second.wasm.swp", guests::VIZ);
     std::fs::rename(dir.join(".second.wasm.swp"), dir.join("second.wasm")).unwrap();
-    eventually("the saved file is live", || {
+    eventually("the saved file is live", SETTLE, || {
         serves(&server, "/second/", "Plot a table")
     })
     .await;
@@ -162,7 +146,7 @@ async fn a_burst_of_writes_ends_in_one_reload_of_the_final_content() {
         "{:?}",
         started.elapsed()
     );
-    eventually("the final content is live", || {
+    eventually("the final content is live", SETTLE, || {
         serves(&server, "/app/", "Plot a table")
     })
     .await;
@@ -196,14 +180,14 @@ async fn a_build_output_outside_the_folder_is_followed_and_dev_mode_shows_build_
         config.external_apps = vec![("viz".into(), output.clone())];
     })
     .await;
-    eventually("the external app is mounted", || {
+    eventually("the external app is mounted", SETTLE, || {
         serves(&server, "/viz/", "Hello from wasmount!")
     })
     .await;
 
     // A compiler writes its output in place.
     std::fs::copy(guests::VIZ, &output).unwrap();
-    eventually("the rebuilt app is live", || {
+    eventually("the rebuilt app is live", SETTLE, || {
         serves(&server, "/viz/", "Plot a table")
     })
     .await;
@@ -213,7 +197,7 @@ async fn a_build_output_outside_the_folder_is_followed_and_dev_mode_shows_build_
     );
 
     std::fs::write(&output, b"\0asm\x01\0\0\0").unwrap();
-    let response = eventually("the build error is shown", || async {
+    let response = eventually("the build error is shown", SETTLE, || async {
         let response = server.get("/viz/").await;
         response
             .headers

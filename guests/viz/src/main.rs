@@ -23,7 +23,10 @@ static ASSETS: &[Asset] = embed_assets!("static"; "app.css", "app.js", "example.
 async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
     Router::new()
         .get("/", |_ctx: Ctx| async {
-            match Input::from_env().await.map_err(|e| HttpError::bad_request(e.0))? {
+            match Input::from_env()
+                .await
+                .map_err(|e| HttpError::bad_request(e.0))?
+            {
                 Some(input) => dataset_page(&input).await,
                 None => Ok(response::html(index_page())),
             }

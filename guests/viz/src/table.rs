@@ -168,7 +168,10 @@ mod tests {
         let html = to_html(&table, 2);
         assert!(html.contains("<th>&lt;b&gt;</th><td>1</td>"), "{html}");
         assert!(html.contains("<th>r2</th><td></td>"), "{html}");
-        assert!(!html.contains("r3") && html.contains("First 2 of 3 rows"), "{html}");
+        assert!(
+            !html.contains("r3") && html.contains("First 2 of 3 rows"),
+            "{html}"
+        );
     }
 
     #[test]

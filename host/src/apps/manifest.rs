@@ -17,13 +17,16 @@
 //! max_idle_instances = 16           # idle instances kept (default 16)
 //! ```
 
+use crate::apps::names::normalize_route;
+use crate::config::{AppDefaults, DEFAULT_MAX_IDLE_INSTANCES, DEFAULT_REUSE_IDLE_TIMEOUT};
+use crate::runtime::guest::GuestPolicy;
+use crate::runtime::reuse::Reuse;
+use crate::runtime::sandbox::{GuestSpec, InstanceLimits, OutboundHost};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
-
-/// The folder where a manifest's `files` are granted inside the guest.
-pub const FILES_GUEST_PATH: &str = "/data";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,24 +50,6 @@ struct ReuseFile {
     max_idle_instances: Option<usize>,
 }
 
-/// How long an idle reusable instance is kept, unless the manifest says otherwise.
-pub const DEFAULT_REUSE_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// How many idle reusable instances an app keeps, unless the manifest says otherwise.
-pub const DEFAULT_MAX_IDLE_INSTANCES: usize = 16;
-
-/// Instance reuse, opted into by an app: one instance serves several requests in turn, so
-/// globals persist between those requests (never between apps, never after a trap or a
-/// timeout). Worth it for big interpreters, whose instantiation is most of a request's cost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reuse {
-    /// Requests one instance serves before it is dropped.
-    pub max_requests: u32,
-    /// How long an idle instance is kept.
-    pub idle_timeout: Duration,
-    /// How many idle instances are kept.
-    pub max_idle_instances: usize,
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LimitsFile {
@@ -76,12 +61,12 @@ struct LimitsFile {
 
 /// An app's settings, checked and resolved. Every limit left out falls back to the server's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// Where the app is mounted instead of `/NAME` (normalized, no trailing slash).
     pub route: Option<String>,
     /// Environment variables the guest sees (besides `WASMOUNT_APP` and `WASMOUNT_BASE_PATH`).
     pub environment: Vec<(String, String)>,
-    /// The host folder granted read-only at [`FILES_GUEST_PATH`].
+    /// The host folder granted read-only at `/data`.
     pub files: Option<PathBuf>,
     /// Where the app may send HTTP requests; empty: nowhere.
     pub allowed_outbound_hosts: Vec<OutboundHost>,
@@ -97,8 +82,9 @@ pub struct Manifest {
     pub reuse: Option<Reuse>,
 }
 
-impl Reuse {
-    fn from_file(file: ReuseFile) -> Result<Self, String> {
+impl ReuseFile {
+    fn resolve(self) -> Result<Reuse, String> {
+        let file = self;
         if file.max_requests == 0 {
             return Err("reuse.max_requests must be at least 1".into());
         }
@@ -110,7 +96,7 @@ impl Reuse {
             })
             .transpose()?
             .unwrap_or(DEFAULT_REUSE_IDLE_TIMEOUT);
-        Ok(Self {
+        Ok(Reuse {
             max_requests: file.max_requests,
             idle_timeout,
             max_idle_instances: file
@@ -126,11 +112,11 @@ impl Manifest {
     /// # Errors
     ///
     /// A message naming the key and what is wrong with it.
-    pub fn parse(text: &str, apps_dir: &Path) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str, apps_dir: &Path) -> Result<Self, String> {
         let file: ManifestFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let route = file
             .route
-            .map(|route| crate::router::normalize_route(&route))
+            .map(|route| normalize_route(&route))
             .transpose()?;
         let allowed_outbound_hosts = file
             .allowed_outbound_hosts
@@ -169,7 +155,7 @@ impl Manifest {
         if limits.max_concurrent_requests == Some(0) {
             return Err("limits.max_concurrent_requests must be at least 1".into());
         }
-        let reuse = file.reuse.map(Reuse::from_file).transpose()?;
+        let reuse = file.reuse.map(ReuseFile::resolve).transpose()?;
         Ok(Self {
             reuse,
             route,
@@ -188,8 +174,8 @@ impl Manifest {
     /// # Errors
     ///
     /// If it exists but cannot be read or is invalid.
-    pub fn read_beside(wasm_path: &Path, apps_dir: &Path) -> Result<Self, String> {
-        let path = wasm_path.with_extension(crate::store::MANIFEST_EXTENSION);
+    pub(crate) fn read_beside(wasm_path: &Path, apps_dir: &Path) -> Result<Self, String> {
+        let path = wasm_path.with_extension(crate::apps::store::MANIFEST_EXTENSION);
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 Self::parse(&text, apps_dir).map_err(|e| format!("{}: {e}", path.display()))
@@ -200,57 +186,40 @@ impl Manifest {
     }
 }
 
-/// One allowed destination for outgoing HTTP: scheme, host and port, all exact.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboundHost {
-    /// `http` or `https`.
-    pub scheme: String,
-    /// The host name or address, lowercase.
-    pub host: String,
-    /// The port (the scheme's default when left out).
-    pub port: u16,
-}
-
-impl OutboundHost {
-    /// Parses `scheme://host[:port]`.
-    ///
-    /// # Errors
-    ///
-    /// A message naming the entry.
-    pub fn parse(entry: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("allowed_outbound_hosts entry `{entry}`: {why}");
-        let uri: http::Uri = entry.parse().map_err(|_| bad("not a URL"))?;
-        let scheme = uri
-            .scheme_str()
-            .ok_or_else(|| bad("needs a scheme, e.g. https://"))?;
-        let default_port = match scheme {
-            "http" => 80,
-            "https" => 443,
-            _ => return Err(bad("the scheme must be http or https")),
-        };
-        if uri
-            .path_and_query()
-            .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
-        {
-            return Err(bad("give scheme, host and port only, no path"));
+impl Manifest {
+    /// The sandbox of app `name` under these settings, the server's `defaults` filling in
+    /// what the manifest leaves out: resolved once per app version, never per request.
+    pub(crate) fn guest_spec(&self, name: &str, defaults: &AppDefaults) -> GuestSpec {
+        let mut env = vec![
+            ("WASMOUNT_APP".to_owned(), name.to_owned()),
+            ("WASMOUNT_BASE_PATH".to_owned(), defaults.base_path.clone()),
+        ];
+        env.extend(self.environment.iter().cloned());
+        GuestSpec {
+            name: name.into(),
+            env,
+            files: self.files.clone(),
+            outbound: self
+                .allowed_outbound_hosts
+                .iter()
+                .cloned()
+                .collect::<Arc<[_]>>(),
+            limits: InstanceLimits {
+                timeout: self.request_timeout.unwrap_or(defaults.request_timeout),
+                memory_bytes: self.memory.unwrap_or(defaults.instance_memory_bytes),
+                max_request_body: self.max_request_body.unwrap_or(defaults.max_request_body),
+            },
         }
-        let authority = uri.authority().ok_or_else(|| bad("needs a host"))?;
-        Ok(Self {
-            scheme: scheme.to_owned(),
-            host: authority.host().to_ascii_lowercase(),
-            port: authority.port_u16().unwrap_or(default_port),
-        })
     }
 
-    /// Whether a request to `uri` goes to this destination.
-    pub fn allows(&self, uri: &http::Uri) -> bool {
-        let scheme = uri.scheme_str().unwrap_or("https");
-        let default_port = if scheme == "http" { 80 } else { 443 };
-        scheme == self.scheme
-            && uri
-                .host()
-                .is_some_and(|h| h.eq_ignore_ascii_case(&self.host))
-            && uri.port_u16().unwrap_or(default_port) == self.port
+    /// How many of the app's requests may run at once, and whether it reuses instances.
+    pub(crate) fn policy(&self, defaults: &AppDefaults) -> GuestPolicy {
+        GuestPolicy {
+            max_concurrent_requests: self
+                .max_concurrent_requests
+                .or(defaults.max_concurrent_requests),
+            reuse: self.reuse,
+        }
     }
 }
 
@@ -339,18 +308,5 @@ mod tests {
         assert!(
             error("[reuse]\nmax_requests = 2\nidle_timeout = \"x\"").contains("reuse.idle_timeout")
         );
-    }
-
-    #[test]
-    fn outbound_hosts_match_scheme_host_and_port_exactly() {
-        let host = OutboundHost::parse("https://Data.Example.org").unwrap();
-        assert_eq!(host.port, 443);
-        assert!(host.allows(&"https://data.example.org/x?y".parse().unwrap()));
-        assert!(host.allows(&"https://data.example.org:443/".parse().unwrap()));
-        assert!(!host.allows(&"http://data.example.org/".parse().unwrap()));
-        assert!(!host.allows(&"https://data.example.org:8443/".parse().unwrap()));
-        assert!(!host.allows(&"https://evil.org/".parse().unwrap()));
-        let local = OutboundHost::parse("http://127.0.0.1:8080").unwrap();
-        assert!(local.allows(&"http://127.0.0.1:8080/data.tsv".parse().unwrap()));
     }
 }

@@ -3,9 +3,9 @@
 //! debounced per app (editors and compilers write in bursts and via temp files), and a file
 //! holding the content already serving changes nothing.
 
-use crate::deploy::{Deployer, Reload};
-use crate::router::is_valid_app_name;
-use crate::store::{APP_EXTENSION, MANIFEST_EXTENSION};
+use crate::apps::deploy::{Deployer, Reload};
+use crate::apps::names::is_valid_app_name;
+use crate::apps::store::{APP_EXTENSION, MANIFEST_EXTENSION};
 use anyhow::Context as _;
 use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecursiveMode, Watcher as _};
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 /// Quiet time after the last event of a file before it is loaded: long enough for a burst of
 /// writes or an editor's temp-file-and-rename to settle, short enough to feel instant.
-pub const DEBOUNCE: Duration = Duration::from_millis(50);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// Which app a changed path belongs to.
 #[derive(Debug, Clone)]
@@ -64,7 +64,7 @@ impl Targets {
 /// # Errors
 ///
 /// If a folder cannot be watched (missing, or out of inotify watches).
-pub fn spawn(
+pub(crate) fn spawn(
     deployer: Arc<Deployer>,
     apps_dir: &Path,
     external: &[(String, PathBuf)],

@@ -1,20 +1,22 @@
-//! The wasmtime engines of the process, with their pooling allocators, epoch tickers and the
-//! linkers holding every host interface a guest may import: the optimizing tier (Cranelift),
-//! which serves apps in the long run, and a baseline tier (Winch), which compiles several
-//! times faster so a new upload can answer while Cranelift is still working on it.
+//! The wasmtime engines a server runs guests on, with their pooling allocators, one epoch
+//! ticker, one server-wide instance limit, and the linkers holding every host interface a
+//! guest may import: the optimizing tier (Cranelift), which serves apps in the long run, and a
+//! baseline tier (Winch), which compiles several times faster so a new upload can answer
+//! while Cranelift is still working on it.
 
 use crate::config::EngineConfig;
-use crate::sandbox::HostState;
+use crate::runtime::sandbox::HostState;
 use anyhow::Context as _;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::Linker;
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy,
 };
 
 /// How often the epoch advances: the granularity of timeouts and of guest yields to tokio.
-pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Stacks are small: keep 1 MiB of each resident (see `EngineConfig::keep_resident_bytes`).
 const STACK_KEEP_RESIDENT_BYTES: usize = 1 << 20;
@@ -26,7 +28,7 @@ const TABLES_PER_INSTANCE: u32 = 4;
 
 /// One engine and the linker for it.
 #[derive(Clone)]
-pub struct Tier {
+pub(crate) struct Tier {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
 }
@@ -75,11 +77,6 @@ impl Tier {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking wasi:http")?;
-        if settings.epoch_interruption {
-            start_epoch_ticker(&engine);
-        } else {
-            tracing::warn!("epoch interruption is off: request deadlines cannot stop busy guests");
-        }
         Ok(Self {
             engine,
             linker: Arc::new(linker),
@@ -87,32 +84,48 @@ impl Tier {
     }
 
     /// The wasmtime engine.
-    pub fn engine(&self) -> &Engine {
+    pub(crate) fn engine(&self) -> &Engine {
         &self.engine
     }
 
     /// The linker apps of this tier are instantiated with.
-    pub fn linker(&self) -> &Linker<HostState> {
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
         &self.linker
     }
 }
 
-/// The engines apps run on. Cheap to clone.
+/// The engines apps run on: create one per process (or per server) and pass it to
+/// `server::run_with_engine`. Cheap to clone: clones share the engines, the epoch
+/// ticker and the instance limit.
 #[derive(Clone)]
 pub struct WasmEngine {
     optimized: Tier,
     baseline: Option<Tier>,
+    /// One permit per guest instance alive, over both tiers: each tier's pool has room for
+    /// all of them, so this is the server-wide `--max-instances`.
+    instance_slots: Arc<Semaphore>,
+    /// The number of those permits.
+    max_instances: u32,
 }
+
+/// No instance slot is free: `--max-instances` guest instances are alive.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("server busy: {0} guest instances are running, the limit (--max-instances)")]
+pub(crate) struct NoInstanceSlot(pub u32);
 
 impl WasmEngine {
     /// Builds the optimizing engine and, where the platform supports it, the baseline one;
-    /// links WASI p2 and wasi:http into each and starts their epoch tickers (threads that end
-    /// by themselves once their engine is dropped).
+    /// links WASI p2 and wasi:http into each and starts one epoch ticker for both (a thread
+    /// that ends by itself once the engines are dropped).
     ///
     /// # Errors
     ///
     /// If wasmtime refuses the optimizing configuration (e.g. the pool cannot be reserved).
     pub fn new(settings: &EngineConfig) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            settings.max_instances > 0,
+            "--max-instances must be at least 1"
+        );
         let optimized = Tier::new(settings, Strategy::Cranelift)?;
         let baseline = match Tier::new(settings, Strategy::Winch) {
             Ok(tier) => Some(tier),
@@ -123,40 +136,78 @@ impl WasmEngine {
                 None
             }
         };
+        if settings.epoch_interruption {
+            let engines = std::iter::once(&optimized).chain(&baseline);
+            start_epoch_ticker(engines.map(|tier| tier.engine.clone()).collect());
+        } else {
+            tracing::warn!("epoch interruption is off: request deadlines cannot stop busy guests");
+        }
         Ok(Self {
             optimized,
             baseline,
+            instance_slots: Arc::new(Semaphore::new(settings.max_instances as usize)),
+            max_instances: settings.max_instances,
         })
     }
 
     /// The optimizing tier (Cranelift): what apps run on in the long run, and what is cached.
-    pub fn optimized(&self) -> &Tier {
+    pub(crate) fn optimized(&self) -> &Tier {
         &self.optimized
     }
 
     /// The baseline tier (Winch), if available.
-    pub fn baseline(&self) -> Option<&Tier> {
+    pub(crate) fn baseline(&self) -> Option<&Tier> {
         self.baseline.as_ref()
     }
 
-    /// The optimizing engine.
-    pub fn engine(&self) -> &Engine {
-        self.optimized.engine()
+    /// A slot for one more guest instance, held as long as its store lives.
+    pub(crate) fn instance_slot(&self) -> Result<OwnedSemaphorePermit, NoInstanceSlot> {
+        self.instance_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| NoInstanceSlot(self.max_instances))
     }
 }
 
-fn start_epoch_ticker(engine: &Engine) {
-    let weak = engine.weak();
+/// Advances the epoch of every engine of a server from one thread, until they are all
+/// dropped.
+fn start_epoch_ticker(engines: Vec<Engine>) {
+    let weak: Vec<_> = engines.iter().map(Engine::weak).collect();
+    drop(engines);
     std::thread::Builder::new()
         .name("wasmount-epoch".into())
         .spawn(move || {
             loop {
                 std::thread::sleep(EPOCH_TICK);
-                match weak.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => break,
+                let mut alive = false;
+                for engine in weak.iter().filter_map(|weak| weak.upgrade()) {
+                    engine.increment_epoch();
+                    alive = true;
+                }
+                if !alive {
+                    break;
                 }
             }
         })
         .expect("spawning the epoch ticker thread");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_instance_limit_covers_both_tiers() {
+        let settings = EngineConfig {
+            max_instances: 2,
+            ..EngineConfig::default()
+        };
+        let engine = WasmEngine::new(&settings).unwrap();
+        let first = engine.instance_slot().unwrap();
+        let _second = engine.clone().instance_slot().unwrap();
+        let busy = engine.instance_slot().unwrap_err();
+        assert!(busy.to_string().contains("2 guest instances"), "{busy}");
+        drop(first);
+        assert!(engine.instance_slot().is_ok());
+    }
 }

@@ -15,7 +15,7 @@ const WRITE_BUDGET: usize = 64 * 1024;
 
 /// Which of the guest's streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
+pub(crate) enum Stream {
     /// The guest's stdout.
     Stdout,
     /// The guest's stderr.
@@ -33,14 +33,14 @@ impl Stream {
 
 /// A guest stream that logs what the guest writes, tagged with the app name.
 #[derive(Clone)]
-pub struct GuestLog {
+pub(crate) struct GuestLog {
     app: Arc<str>,
     stream: Stream,
 }
 
 impl GuestLog {
     /// The stream `stream` of app `app`.
-    pub fn new(app: Arc<str>, stream: Stream) -> Self {
+    pub(crate) fn new(app: Arc<str>, stream: Stream) -> Self {
         Self { app, stream }
     }
 

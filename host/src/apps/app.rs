@@ -1,19 +1,18 @@
-//! One loaded app: its name, content hash, and pre-instantiated component. Loading validates
-//! everything (wasm, component, imports, the `wasi:http/incoming-handler` export) before the
-//! app can be mounted, so a bad file never goes live.
+//! One loaded app version: its name, content hash, settings, and the runtime's linked
+//! [`Guest`]. Loading validates everything (wasm, component, imports, the
+//! `wasi:http/incoming-handler` export) before the app can be mounted, so a bad file never
+//! goes live.
 
-use crate::engine::Tier;
-use crate::fairness::CpuShare;
-use crate::manifest::Manifest;
-use crate::reuse::InstancePool;
-use crate::router::{MAX_APP_NAME_LEN, is_valid_app_name};
-use crate::sandbox::HostState;
+use crate::apps::manifest::Manifest;
+use crate::apps::names::{MAX_APP_NAME_LEN, is_valid_app_name, mount_prefix};
+use crate::config::AppDefaults;
+use crate::runtime::engine::{Tier, WasmEngine};
+use crate::runtime::fairness::Fairness;
+use crate::runtime::guest::Guest;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use wasmtime::component::Component;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
 /// The version/layer word of a core module (`01 00 00 00`); components use another layer.
@@ -21,7 +20,7 @@ const CORE_MODULE_VERSION: [u8; 4] = [1, 0, 0, 0];
 
 /// Why an app could not be loaded. Callers branch on it (an upload maps it to a status).
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub(crate) enum LoadError {
     /// The name breaks the naming rule.
     #[error(
         "app name `{0}` is invalid: use lowercase letters, digits and `-`, starting with a \
@@ -61,12 +60,15 @@ pub enum LoadError {
         /// The app serving it.
         by: String,
     },
+    /// The compiler itself failed (a bug in it, not in the component): nothing went live.
+    #[error("the compiler crashed on this component; see the server log")]
+    CompilerCrashed,
 }
 
 /// How the current version of an app got mounted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Source {
+pub(crate) enum Source {
     /// Found in the apps folder.
     Folder,
     /// Sent through the admin API.
@@ -76,7 +78,7 @@ pub enum Source {
 /// How the app's machine code was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Compiled {
+pub(crate) enum Compiled {
     /// Compiled now by the optimizing compiler (Cranelift).
     Fresh,
     /// Loaded from the host's own compiled cache.
@@ -88,7 +90,7 @@ pub enum Compiled {
 
 /// What identifies one version of an app's component.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Version {
+pub(crate) struct Version {
     /// Lowercase hex SHA-256 of the component bytes.
     pub sha256: String,
     /// Size of the component in bytes.
@@ -97,27 +99,22 @@ pub struct Version {
 
 impl Version {
     /// The version of `bytes`.
-    pub fn of(bytes: &[u8]) -> Self {
+    pub(crate) fn of(bytes: &[u8]) -> Self {
         Self {
-            sha256: hex(&Sha256::digest(bytes)),
+            sha256: crate::client::sha256_hex(bytes),
             size: bytes.len() as u64,
         }
     }
 }
 
 /// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The app already runs as many requests as its manifest allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the app is at its limit of concurrent requests")]
-pub struct AtCapacity;
-
 /// Where a version comes from: its content, how it arrived, and its settings.
 #[derive(Debug, Clone)]
-pub struct Origin {
+pub(crate) struct Origin {
     /// The component's hash and size.
     pub version: Version,
     /// How it arrived.
@@ -126,17 +123,22 @@ pub struct Origin {
     pub manifest: Arc<Manifest>,
 }
 
+/// What linking an app needs besides its component: the engines, the server's defaults for
+/// what manifests leave out, and the server's CPU fairness.
+pub(crate) struct LinkContext {
+    /// The engines apps run on.
+    pub engine: WasmEngine,
+    /// Settings for what a manifest leaves out.
+    pub defaults: AppDefaults,
+    /// How the server's apps share the CPU.
+    pub fairness: Arc<Fairness>,
+}
+
 /// A validated, compiled app, ready to instantiate for each request.
-pub struct App {
+pub(crate) struct App {
     name: Arc<str>,
-    pre: ProxyPre<HostState>,
+    guest: Arc<Guest>,
     manifest: Arc<Manifest>,
-    /// Admission for `limits.max_concurrent_requests`, when the manifest sets it.
-    concurrency: Option<Arc<tokio::sync::Semaphore>>,
-    /// How its long-running requests share the CPU with other apps.
-    cpu_share: Arc<CpuShare>,
-    /// Idle instances waiting for reuse, when the manifest opts in.
-    reuse_pool: Option<Arc<InstancePool>>,
     version: Version,
     source: Source,
     compiled: Compiled,
@@ -151,7 +153,7 @@ pub struct App {
 ///
 /// [`LoadError::BadName`], [`LoadError::Empty`], [`LoadError::NotWasm`] or
 /// [`LoadError::CoreModule`].
-pub fn precheck(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
+pub(crate) fn precheck(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
     if !is_valid_app_name(name) {
         return Err(LoadError::BadName(name.to_owned()));
     }
@@ -174,7 +176,8 @@ impl App {
     /// # Errors
     ///
     /// A [`LoadError`] saying what is wrong; nothing is mounted.
-    pub fn compile(
+    pub(crate) fn compile(
+        context: &LinkContext,
         tier: &Tier,
         name: &str,
         bytes: &[u8],
@@ -185,7 +188,7 @@ impl App {
         let started = Instant::now();
         let component =
             Component::new(tier.engine(), bytes).map_err(|e| LoadError::Invalid(e.into()))?;
-        let app = Self::link(tier, name, &component, origin, compiled, started)?;
+        let app = Self::link(context, tier, name, &component, origin, compiled, started)?;
         Ok((app, component))
     }
 
@@ -194,17 +197,27 @@ impl App {
     /// # Errors
     ///
     /// [`LoadError::Incompatible`] if the host cannot serve it.
-    pub fn from_cache(
+    pub(crate) fn from_cache(
+        context: &LinkContext,
         tier: &Tier,
         name: &str,
         component: &Component,
         origin: Origin,
         started: Instant,
     ) -> Result<Self, LoadError> {
-        Self::link(tier, name, component, origin, Compiled::Cache, started)
+        Self::link(
+            context,
+            tier,
+            name,
+            component,
+            origin,
+            Compiled::Cache,
+            started,
+        )
     }
 
     fn link(
+        context: &LinkContext,
         tier: &Tier,
         name: &str,
         component: &Component,
@@ -212,26 +225,22 @@ impl App {
         compiled: Compiled,
         started: Instant,
     ) -> Result<Self, LoadError> {
-        let instance_pre = tier
-            .linker()
-            .instantiate_pre(component)
-            .map_err(|e| LoadError::Incompatible(e.into()))?;
-        let pre = ProxyPre::new(instance_pre).map_err(|e| LoadError::Incompatible(e.into()))?;
-        let concurrency = origin
-            .manifest
-            .max_concurrent_requests
-            .map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize)));
-        let reuse_pool = origin
-            .manifest
-            .reuse
-            .map(|settings| Arc::new(InstancePool::new(settings)));
+        let manifest = origin.manifest;
+        let spec = manifest.guest_spec(name, &context.defaults);
+        let policy = manifest.policy(&context.defaults);
+        let guest = Guest::link(
+            &context.engine,
+            tier,
+            component,
+            spec,
+            policy,
+            &context.fairness,
+        )
+        .map_err(LoadError::Incompatible)?;
         Ok(Self {
-            reuse_pool,
             name: name.into(),
-            pre,
-            manifest: origin.manifest,
-            concurrency,
-            cpu_share: Arc::new(CpuShare::new()),
+            guest: Arc::new(guest),
+            manifest,
             version: origin.version,
             source: origin.source,
             compiled,
@@ -241,82 +250,55 @@ impl App {
     }
 
     /// The app's name, which is also its mount point.
-    pub fn name(&self) -> &Arc<str> {
+    pub(crate) fn name(&self) -> &Arc<str> {
         &self.name
     }
 
-    /// The pre-instantiated component.
-    pub fn pre(&self) -> &ProxyPre<HostState> {
-        &self.pre
+    /// What the runtime runs.
+    pub(crate) fn guest(&self) -> &Arc<Guest> {
+        &self.guest
     }
 
     /// Where the app is mounted under `base`: its manifest's route, else `/NAME`.
-    pub fn prefix(&self, base: &str) -> String {
+    pub(crate) fn prefix(&self, base: &str) -> String {
         match &self.manifest.route {
             Some(route) => format!("{base}{route}"),
-            None => crate::router::mount_prefix(base, &self.name),
+            None => mount_prefix(base, &self.name),
         }
-    }
-
-    /// Its idle instances, if it reuses instances.
-    pub fn reuse_pool(&self) -> Option<&Arc<InstancePool>> {
-        self.reuse_pool.as_ref()
-    }
-
-    /// How its long-running requests share the CPU.
-    pub fn cpu_share(&self) -> &Arc<CpuShare> {
-        &self.cpu_share
     }
 
     /// The app's settings.
-    pub fn manifest(&self) -> &Arc<Manifest> {
+    pub(crate) fn manifest(&self) -> &Arc<Manifest> {
         &self.manifest
     }
 
-    /// A slot to run one more request, if the app's concurrency limit allows it; `Ok(None)`
-    /// when the app has no limit. The slot is held until the permit is dropped.
-    ///
-    /// # Errors
-    ///
-    /// When the limit is reached.
-    pub fn admit(&self) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, AtCapacity> {
-        match &self.concurrency {
-            None => Ok(None),
-            Some(slots) => slots
-                .clone()
-                .try_acquire_owned()
-                .map(Some)
-                .map_err(|_| AtCapacity),
-        }
-    }
-
     /// The component's hash and size.
-    pub fn version(&self) -> &Version {
+    pub(crate) fn version(&self) -> &Version {
         &self.version
     }
 
     /// Size of the component file in bytes.
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.version.size
     }
 
     /// Where this version came from.
-    pub fn source(&self) -> Source {
+    pub(crate) fn source(&self) -> Source {
         self.source
     }
 
     /// Whether the code was compiled now or taken from the cache.
-    pub fn compiled(&self) -> Compiled {
+    pub(crate) fn compiled(&self) -> Compiled {
         self.compiled
     }
 
     /// When this version was loaded.
-    pub fn loaded_at(&self) -> SystemTime {
+    pub(crate) fn loaded_at(&self) -> SystemTime {
         self.loaded_at
     }
 
     /// How long compiling (or loading from the cache) and linking took.
-    pub fn load_time(&self) -> Duration {
+    pub(crate) fn load_time(&self) -> Duration {
         self.load_time
     }
 }

@@ -3,16 +3,28 @@
 //! launched instance, whose input is in the environment). Bounded in count, requests served
 //! and idle time. Instances that trapped or overran their deadline never come back.
 
-use crate::manifest::Reuse;
-use crate::sandbox::HostState;
+use crate::runtime::sandbox::HostState;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::Proxy;
 
+/// Instance reuse, opted into by an app: one instance serves several requests in turn, so
+/// globals persist between those requests (never between apps, never after a trap or a
+/// timeout). Worth it for big interpreters, whose instantiation is most of a request's cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reuse {
+    /// Requests one instance serves before it is dropped.
+    pub max_requests: u32,
+    /// How long an idle instance is kept.
+    pub idle_timeout: Duration,
+    /// How many idle instances are kept.
+    pub max_idle_instances: usize,
+}
+
 /// An instance between requests.
-pub struct IdleInstance {
+pub(crate) struct IdleInstance {
     /// Its store (sandbox state, memory budget, resources).
     pub store: Store<HostState>,
     /// Its exports.
@@ -25,7 +37,7 @@ pub struct IdleInstance {
 }
 
 /// The idle instances of one app version.
-pub struct InstancePool {
+pub(crate) struct InstancePool {
     settings: Reuse,
     idle: Mutex<Vec<IdleInstance>>,
     sweeper_started: AtomicBool,
@@ -35,7 +47,7 @@ pub struct InstancePool {
 
 impl InstancePool {
     /// An empty pool with the app's settings.
-    pub fn new(settings: Reuse) -> Self {
+    pub(crate) fn new(settings: Reuse) -> Self {
         Self {
             settings,
             idle: Mutex::new(Vec::new()),
@@ -46,7 +58,7 @@ impl InstancePool {
 
     /// Turns reuse off for this app version: one of its reused instances returned without a
     /// response (some runtimes serve one request per instance only, e.g. componentize-js's).
-    pub fn disable(&self, app: &str) {
+    pub(crate) fn disable(&self, app: &str) {
         if !self.disabled.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 app,
@@ -59,12 +71,12 @@ impl InstancePool {
     }
 
     /// Whether reuse was turned off.
-    pub fn is_disabled(&self) -> bool {
+    pub(crate) fn is_disabled(&self) -> bool {
         self.disabled.load(Ordering::Relaxed)
     }
 
     /// The most recently used idle instance for `key`, if one is waiting and not expired.
-    pub fn take(&self, key: Option<&Arc<str>>) -> Option<IdleInstance> {
+    pub(crate) fn take(&self, key: Option<&Arc<str>>) -> Option<IdleInstance> {
         if self.is_disabled() {
             return None;
         }
@@ -82,7 +94,7 @@ impl InstancePool {
     /// Puts an instance back after a request it served cleanly (`served` counts that one). It
     /// is dropped instead once it has served its maximum; the oldest idle one makes room when
     /// the pool is full.
-    pub fn put(
+    pub(crate) fn put(
         self: &Arc<Self>,
         key: Option<Arc<str>>,
         store: Store<HostState>,
@@ -132,7 +144,7 @@ impl InstancePool {
     /// pool (the app version was replaced or removed).
     fn spawn_sweeper(self: &Arc<Self>) {
         let pool = Arc::downgrade(self);
-        let period = (self.settings.idle_timeout / 2).max(std::time::Duration::from_millis(100));
+        let period = (self.settings.idle_timeout / 2).max(Duration::from_millis(100));
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(period).await;

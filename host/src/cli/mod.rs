@@ -1,10 +1,13 @@
-//! The command line: the `wasmount` commands, log setup, signal handling, and
-//! bind-then-serve for `wasmount serve` (also used by the demo in `examples/`).
+//! The top layer: the `wasmount` commands, log setup, signal handling, and bind-then-serve
+//! for `wasmount serve` (also used by the demo in `examples/`).
 
-use crate::client::{self, DeployArgs, LaunchArgs, RemoveArgs, ServerArgs};
-use crate::config::ServeArgs;
+mod args;
+mod commands;
+
 use anyhow::Context as _;
+pub use args::ServeArgs;
 use clap::{Parser, Subcommand};
+use commands::{DeployArgs, LaunchArgs, RemoveArgs, ServerArgs};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -41,10 +44,10 @@ pub fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Dev(args) => dev(args).await,
-            Command::Deploy(args) => client::deploy(args).await,
-            Command::Apps(args) => client::list(args).await,
-            Command::Remove(args) => client::remove(args).await,
-            Command::Launch(args) => client::launch(args).await,
+            Command::Deploy(args) => commands::deploy(args).await,
+            Command::Apps(args) => commands::list(args).await,
+            Command::Remove(args) => commands::remove(args).await,
+            Command::Launch(args) => commands::launch(args).await,
         }
     })
 }

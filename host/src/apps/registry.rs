@@ -1,9 +1,11 @@
-//! The live table of mounted apps, name → entry. Lookups are lock-free; replacing an app is
-//! one atomic swap, so requests in flight finish on the old version and new ones see the new.
+//! The live table of mounted apps, name → entry, with the custom-route table built from it in
+//! the same swap. Lookups are lock-free; replacing an app is one atomic swap, so requests in
+//! flight finish on the old version and new ones see the new.
 //! An entry may still be loading (compiling in the background at start-up): requests wait for
 //! it instead of failing. The last load failure of each name is kept for the admin API.
 
-use crate::app::{App, Source};
+use crate::apps::app::{App, Source};
+use crate::apps::routes::CustomRoutes;
 use arc_swap::ArcSwap;
 use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared};
@@ -13,25 +15,25 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 /// The outcome of a background load: the app, or why it failed.
-pub type LoadOutcome = Result<Arc<App>, Arc<str>>;
+pub(crate) type LoadOutcome = Result<Arc<App>, Arc<str>>;
 
 /// An app whose first version is still being compiled.
 #[derive(Clone)]
-pub struct Loading {
+pub(crate) struct Loading {
     id: u64,
     outcome: Shared<BoxFuture<'static, LoadOutcome>>,
 }
 
 impl Loading {
     /// Waits for the load to finish.
-    pub async fn wait(&self) -> LoadOutcome {
+    pub(crate) async fn wait(&self) -> LoadOutcome {
         self.outcome.clone().await
     }
 }
 
 /// What is mounted under a name.
 #[derive(Clone)]
-pub enum Entry {
+pub(crate) enum Entry {
     /// Serving this version.
     Ready(Arc<App>),
     /// Compiling; requests wait for it.
@@ -40,7 +42,7 @@ pub enum Entry {
 
 impl Entry {
     /// The app, waiting for it if it is still loading.
-    pub async fn app(&self) -> LoadOutcome {
+    pub(crate) async fn app(&self) -> LoadOutcome {
         match self {
             Entry::Ready(app) => Ok(app.clone()),
             Entry::Loading(loading) => loading.wait().await,
@@ -50,7 +52,7 @@ impl Entry {
 
 /// The last failed attempt to load a name.
 #[derive(Debug, Clone)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// Why it failed.
     pub reason: String,
     /// Where the failed version came from.
@@ -59,14 +61,38 @@ pub struct Failure {
     pub at: SystemTime,
 }
 
-type Table = BTreeMap<Arc<str>, Entry>;
+type Apps = BTreeMap<Arc<str>, Entry>;
+
+/// One version of the table: the apps, and the custom routes of those serving.
+#[derive(Default)]
+pub(crate) struct Snapshot {
+    /// Name → what is mounted.
+    pub apps: Apps,
+    /// Built from `apps` in the same swap, so the two always agree.
+    pub routes: CustomRoutes,
+}
+
+impl Snapshot {
+    fn with(apps: Apps) -> Self {
+        // Names in order: when two apps claim one route, the first name wins, consistently.
+        let routes = apps
+            .iter()
+            .filter_map(|(name, entry)| match entry {
+                Entry::Ready(app) => app.manifest().route.clone().map(|r| (r, name.clone())),
+                Entry::Loading(_) => None,
+            })
+            .collect();
+        Self {
+            apps,
+            routes: CustomRoutes::new(routes),
+        }
+    }
+}
 
 /// The mounted apps.
 #[derive(Default)]
-pub struct Registry {
-    apps: ArcSwap<Table>,
-    /// `(route, name)` of serving apps whose manifest sets a custom route, rebuilt on swaps.
-    routes: ArcSwap<Vec<(String, Arc<str>)>>,
+pub(crate) struct Registry {
+    table: ArcSwap<Snapshot>,
     failures: Mutex<BTreeMap<Arc<str>, Failure>>,
     /// How many versions of each name went live since start (upgrades of one version to its
     /// optimized build do not count).
@@ -76,18 +102,23 @@ pub struct Registry {
 
 impl Registry {
     /// An empty registry.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// What is mounted as `name`.
-    pub fn get(&self, name: &str) -> Option<Entry> {
-        self.apps.load().get(name).cloned()
+    pub(crate) fn get(&self, name: &str) -> Option<Entry> {
+        self.table.load().apps.get(name).cloned()
+    }
+
+    /// The current table, for resolving one request against one consistent version.
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.table.load_full()
     }
 
     /// Mounts `app` under its name (one atomic swap) and clears its last failure. Returns
     /// what it replaced.
-    pub fn insert(&self, app: Arc<App>) -> Option<Entry> {
+    pub(crate) fn insert(&self, app: Arc<App>) -> Option<Entry> {
         self.clear_failure(app.name());
         self.count_deploy(app.name());
         self.swap(app.name().clone(), Some(Entry::Ready(app)))
@@ -95,7 +126,11 @@ impl Registry {
 
     /// Mounts a placeholder for `name` that requests wait on until `outcome` resolves; the
     /// returned id is what [`Registry::finish_loading`] needs.
-    pub fn insert_loading(&self, name: Arc<str>, outcome: BoxFuture<'static, LoadOutcome>) -> u64 {
+    pub(crate) fn insert_loading(
+        &self,
+        name: Arc<str>,
+        outcome: BoxFuture<'static, LoadOutcome>,
+    ) -> u64 {
         let id = self.next_loading_id.fetch_add(1, Ordering::Relaxed);
         let entry = Entry::Loading(Loading {
             id,
@@ -107,7 +142,12 @@ impl Registry {
 
     /// Replaces the placeholder `id` of `name` with the loaded app, or removes it and records
     /// the failure. Does nothing if something else was mounted meanwhile.
-    pub fn finish_loading(&self, name: &Arc<str>, id: u64, outcome: Result<Arc<App>, Failure>) {
+    pub(crate) fn finish_loading(
+        &self,
+        name: &Arc<str>,
+        id: u64,
+        outcome: Result<Arc<App>, Failure>,
+    ) {
         let is_placeholder =
             |entry: Option<&Entry>| matches!(entry, Some(Entry::Loading(l)) if l.id == id);
         if let Err(failure) = &outcome {
@@ -115,19 +155,16 @@ impl Registry {
         }
         let replacement = outcome.ok().map(Entry::Ready);
         let mut mounted = false;
-        self.apps.rcu(|table| {
-            let mut table = Table::clone(table);
+        self.update(|apps| {
             mounted = false;
-            if is_placeholder(table.get(name)) {
+            if is_placeholder(apps.get(name)) {
                 mounted = replacement.is_some();
                 match &replacement {
-                    Some(entry) => table.insert(name.clone(), entry.clone()),
-                    None => table.remove(name),
+                    Some(entry) => apps.insert(name.clone(), entry.clone()),
+                    None => apps.remove(name),
                 };
             }
-            table
         });
-        self.rebuild_routes();
         if mounted {
             self.clear_failure(name);
             self.count_deploy(name);
@@ -136,58 +173,49 @@ impl Registry {
 
     /// Swaps in `new` if `current` is still what is mounted under its name (one atomic step);
     /// returns whether it did. Used to upgrade a version without undoing a newer deployment.
-    pub fn replace_if_current(&self, current: &Arc<App>, new: Arc<App>) -> bool {
+    pub(crate) fn replace_if_current(&self, current: &Arc<App>, new: Arc<App>) -> bool {
         let name = current.name().clone();
-        let is_current = |table: &Table| matches!(table.get(&name), Some(Entry::Ready(app)) if Arc::ptr_eq(app, current));
+        let is_current = |apps: &Apps| matches!(apps.get(&name), Some(Entry::Ready(app)) if Arc::ptr_eq(app, current));
         let mut replaced = false;
-        self.apps.rcu(|table| {
-            let mut table = Table::clone(table);
-            replaced = is_current(&table);
+        self.update(|apps| {
+            replaced = is_current(apps);
             if replaced {
-                table.insert(name.clone(), Entry::Ready(new.clone()));
+                apps.insert(name.clone(), Entry::Ready(new.clone()));
             }
-            table
         });
-        self.rebuild_routes();
         replaced
     }
 
     /// Unmounts `name`, returning what was mounted.
-    pub fn remove(&self, name: &str) -> Option<Entry> {
+    pub(crate) fn remove(&self, name: &str) -> Option<Entry> {
         self.clear_failure(name);
         self.swap(name.into(), None)
     }
 
     fn swap(&self, name: Arc<str>, entry: Option<Entry>) -> Option<Entry> {
-        let previous = self.apps.rcu(|table| {
-            let mut table = Table::clone(table);
-            match &entry {
-                Some(entry) => table.insert(name.clone(), entry.clone()),
-                None => table.remove(&name),
+        let mut previous = None;
+        self.update(|apps| {
+            previous = match &entry {
+                Some(entry) => apps.insert(name.clone(), entry.clone()),
+                None => apps.remove(&name),
             };
-            table
         });
-        self.rebuild_routes();
-        previous.get(&name).cloned()
+        previous
     }
 
-    /// Recomputes the custom-route table from the serving apps (names in order, so when two
-    /// apps claim one route the first name wins, consistently).
-    fn rebuild_routes(&self) {
-        let table = self.apps.load();
-        let routes = table
-            .iter()
-            .filter_map(|(name, entry)| match entry {
-                Entry::Ready(app) => app.manifest().route.clone().map(|r| (r, name.clone())),
-                Entry::Loading(_) => None,
-            })
-            .collect();
-        self.routes.store(Arc::new(routes));
+    /// Applies `change` to a copy of the apps and swaps in that copy with its route table, in
+    /// one step (retried if another swap came first, so `change` may run more than once).
+    fn update(&self, mut change: impl FnMut(&mut Apps)) {
+        self.table.rcu(|snapshot| {
+            let mut apps = snapshot.apps.clone();
+            change(&mut apps);
+            Snapshot::with(apps)
+        });
     }
 
-    /// `(route, name)` of the serving apps with a custom route.
-    pub fn custom_routes(&self) -> Arc<Vec<(String, Arc<str>)>> {
-        self.routes.load_full()
+    /// The app holding custom route `route`, if any.
+    pub(crate) fn route_holder(&self, route: &str) -> Option<Arc<str>> {
+        self.table.load().routes.holder(route).cloned()
     }
 
     fn count_deploy(&self, name: &Arc<str>) {
@@ -200,12 +228,12 @@ impl Registry {
     }
 
     /// How many versions of `name` went live since start.
-    pub fn deploys(&self, name: &str) -> u64 {
+    pub(crate) fn deploys(&self, name: &str) -> u64 {
         self.deploys.lock().unwrap().get(name).copied().unwrap_or(0)
     }
 
     /// Records that loading `name` failed (the mounted version, if any, is untouched).
-    pub fn record_failure(&self, name: Arc<str>, failure: Failure) {
+    pub(crate) fn record_failure(&self, name: Arc<str>, failure: Failure) {
         self.failures.lock().unwrap().insert(name, failure);
     }
 
@@ -214,12 +242,12 @@ impl Registry {
     }
 
     /// The last load failure of `name`, if it has not loaded successfully since.
-    pub fn failure(&self, name: &str) -> Option<Failure> {
+    pub(crate) fn failure(&self, name: &str) -> Option<Failure> {
         self.failures.lock().unwrap().get(name).cloned()
     }
 
     /// Every name with a recorded failure.
-    pub fn failures(&self) -> Vec<(Arc<str>, Failure)> {
+    pub(crate) fn failures(&self) -> Vec<(Arc<str>, Failure)> {
         let failures = self.failures.lock().unwrap();
         failures
             .iter()
@@ -228,18 +256,17 @@ impl Registry {
     }
 
     /// Every mounted entry, ordered by name.
-    pub fn list(&self) -> Vec<(Arc<str>, Entry)> {
-        let table = self.apps.load();
-        table.iter().map(|(n, e)| (n.clone(), e.clone())).collect()
+    pub(crate) fn list(&self) -> Vec<(Arc<str>, Entry)> {
+        let table = self.table.load();
+        table
+            .apps
+            .iter()
+            .map(|(n, e)| (n.clone(), e.clone()))
+            .collect()
     }
 
     /// How many names are mounted (loaded or loading).
-    pub fn len(&self) -> usize {
-        self.apps.load().len()
-    }
-
-    /// Whether nothing is mounted.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    pub(crate) fn len(&self) -> usize {
+        self.table.load().apps.len()
     }
 }

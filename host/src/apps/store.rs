@@ -1,43 +1,78 @@
-//! Apps on disk: the apps folder is the one source of truth, each `NAME.wasm` one app.
-//! Writes are atomic (temp file in the same folder, fsync, rename, fsync the folder), and
-//! temp files left by a crash are removed when the store is opened.
+//! Where apps are kept: the [`AppStore`] trait, and the apps folder as its implementation,
+//! each `NAME.wasm` one app. Folder writes are atomic (temp file in the same folder, fsync,
+//! rename, fsync the folder), and temp files left by a crash are removed when it is opened.
 
-use crate::router::is_valid_app_name;
+use crate::apps::names::is_valid_app_name;
 use anyhow::Context as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// The file extension of an app component.
-pub const APP_EXTENSION: &str = "wasm";
+pub(crate) const APP_EXTENSION: &str = "wasm";
 /// The file extension of an app's manifest, beside its component.
-pub const MANIFEST_EXTENSION: &str = "toml";
+pub(crate) const MANIFEST_EXTENSION: &str = "toml";
 /// Prefix of temp files; never a valid app name, so never mounted.
-pub const TEMP_PREFIX: &str = ".tmp-";
+pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 /// Folder, inside the apps folder, of the host's own compiled artifacts.
-pub const CACHE_DIR: &str = ".cache";
+pub(crate) const CACHE_DIR: &str = ".cache";
 
 /// One app file found in the folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppFile {
+pub(crate) struct AppFile {
     /// The app name: the file name without `.wasm`.
     pub name: String,
     /// Where the component is.
     pub path: PathBuf,
 }
 
+/// Where the apps of a server are kept, durably. The request path never reads it: apps are
+/// loaded from it at start and when it changes, then served from memory.
+pub(crate) trait AppStore: Send + Sync {
+    /// Every stored app, each with a local file holding its component.
+    ///
+    /// # Errors
+    ///
+    /// If the store cannot be read.
+    fn scan(&self) -> anyhow::Result<Vec<AppFile>>;
+
+    /// The local file that holds (or would hold) app `name`'s component.
+    fn app_path(&self, name: &str) -> PathBuf;
+
+    /// The folder an app's `files` grant is resolved in.
+    fn files_root(&self) -> &Path;
+
+    /// The folder of this node's compiled artifacts.
+    fn cache_dir(&self) -> PathBuf;
+
+    /// Stores app `name`: its component and, when given, its manifest text. Durable when it
+    /// returns. Blocking.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O failure.
+    fn install(&self, name: &str, bytes: &[u8], manifest: Option<&str>) -> anyhow::Result<()>;
+
+    /// Deletes app `name`. Returns whether it existed. Blocking.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O failure other than the app being absent.
+    fn remove(&self, name: &str) -> anyhow::Result<bool>;
+}
+
 /// The apps folder.
 #[derive(Debug, Clone)]
-pub struct AppStore {
+pub(crate) struct FolderStore {
     dir: PathBuf,
 }
 
-impl AppStore {
+impl FolderStore {
     /// Opens the apps folder: creates the cache folder and removes temp files a crash left.
     ///
     /// # Errors
     ///
     /// If the folder does not exist or cannot be written.
-    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn open(dir: &Path) -> anyhow::Result<Self> {
         anyhow::ensure!(
             dir.is_dir(),
             "reading apps folder {}: not a folder (create it, or pass --apps)",
@@ -55,42 +90,37 @@ impl AppStore {
         Ok(store)
     }
 
-    /// The apps folder.
-    pub fn dir(&self) -> &Path {
+    /// Where app `name`'s manifest lives.
+    fn manifest_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.{MANIFEST_EXTENSION}"))
+    }
+}
+
+impl AppStore for FolderStore {
+    fn files_root(&self) -> &Path {
         &self.dir
     }
 
-    /// The folder of compiled artifacts.
-    pub fn cache_dir(&self) -> PathBuf {
+    fn cache_dir(&self) -> PathBuf {
         self.dir.join(CACHE_DIR)
     }
 
-    /// Where app `name`'s component lives.
-    pub fn app_path(&self, name: &str) -> PathBuf {
+    fn app_path(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.{APP_EXTENSION}"))
     }
 
-    /// The app files of the folder; see [`scan_apps`].
-    ///
-    /// # Errors
-    ///
-    /// If the folder cannot be read.
-    pub fn scan(&self) -> anyhow::Result<Vec<AppFile>> {
+    fn scan(&self) -> anyhow::Result<Vec<AppFile>> {
         scan_apps(&self.dir)
     }
 
     /// Writes `bytes` as app `name` atomically and durably: when this returns, the new file
     /// is in place and survives a crash; if it fails or the process dies first, the previous
-    /// file (if any) is still there, whole. Blocking: call it off the async runtime.
-    ///
-    /// # Errors
-    ///
-    /// Any I/O failure; the temp file is then removed.
+    /// file (if any) is still there, whole.
     ///
     /// With `manifest`, `NAME.toml` is replaced first, the same way. The two renames are not
     /// one atomic step: a crash between them leaves the new settings with the previous
     /// component — each whole and valid on its own.
-    pub fn install(&self, name: &str, bytes: &[u8], manifest: Option<&str>) -> anyhow::Result<()> {
+    fn install(&self, name: &str, bytes: &[u8], manifest: Option<&str>) -> anyhow::Result<()> {
         if let Some(manifest) = manifest {
             let target = self.manifest_path(name);
             write_atomically(&self.dir, &target, manifest.as_bytes())
@@ -101,17 +131,7 @@ impl AppStore {
             .with_context(|| format!("storing {}", target.display()))
     }
 
-    /// Where app `name`'s manifest lives.
-    pub fn manifest_path(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.{MANIFEST_EXTENSION}"))
-    }
-
-    /// Deletes app `name`'s component and manifest durably. Returns whether it existed.
-    ///
-    /// # Errors
-    ///
-    /// Any I/O failure other than the file being absent.
-    pub fn remove(&self, name: &str) -> anyhow::Result<bool> {
+    fn remove(&self, name: &str) -> anyhow::Result<bool> {
         match std::fs::remove_file(self.manifest_path(name)) {
             Ok(()) => {}
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -135,7 +155,7 @@ impl AppStore {
 /// # Errors
 ///
 /// Any I/O failure; the temp file is removed.
-pub fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut temp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
@@ -173,7 +193,7 @@ fn remove_temp_files(dir: &Path) -> anyhow::Result<usize> {
 /// # Errors
 ///
 /// If the folder cannot be read.
-pub fn scan_apps(dir: &Path) -> anyhow::Result<Vec<AppFile>> {
+pub(crate) fn scan_apps(dir: &Path) -> anyhow::Result<Vec<AppFile>> {
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("reading apps folder {}", dir.display()))?;
     let mut apps = Vec::new();
@@ -228,7 +248,7 @@ mod tests {
 
     #[test]
     fn a_missing_folder_is_an_error_naming_it() {
-        let error = AppStore::open(Path::new("/no/such/folder")).unwrap_err();
+        let error = FolderStore::open(Path::new("/no/such/folder")).unwrap_err();
         assert!(format!("{error:#}").contains("/no/such/folder"));
     }
 
@@ -238,7 +258,7 @@ mod tests {
         std::fs::write(dir.path().join(".tmp-abc"), b"half").unwrap();
         std::fs::create_dir(dir.path().join(CACHE_DIR)).unwrap();
         std::fs::write(dir.path().join(CACHE_DIR).join(".tmp-x"), b"half").unwrap();
-        let store = AppStore::open(dir.path()).unwrap();
+        let store = FolderStore::open(dir.path()).unwrap();
         assert!(!dir.path().join(".tmp-abc").exists());
         assert!(!dir.path().join(CACHE_DIR).join(".tmp-x").exists());
 

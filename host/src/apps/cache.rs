@@ -8,8 +8,8 @@
 //! (names cannot start with `.`), and precompiled uploads are refused as not-wasm. Anyone who
 //! can write the apps folder itself is trusted like the server's own binary.
 
-use crate::app::Version;
-use crate::store::write_atomically;
+use crate::apps::app::Version;
+use crate::apps::store::write_atomically;
 use serde::{Deserialize, Serialize};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -28,14 +28,14 @@ struct IndexEntry {
 
 /// The cache of one apps folder, for one engine configuration.
 #[derive(Debug, Clone)]
-pub struct CompiledCache {
+pub(crate) struct CompiledCache {
     dir: PathBuf,
     engine_key: String,
 }
 
 impl CompiledCache {
     /// The cache in `dir` for artifacts compatible with `engine`.
-    pub fn new(dir: PathBuf, engine: &Engine) -> Self {
+    pub(crate) fn new(dir: PathBuf, engine: &Engine) -> Self {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Self {
@@ -50,7 +50,7 @@ impl CompiledCache {
 
     /// The cached component for app file `app_path` (named `name`), if the index matches the
     /// file's current size and modification time and the artifact deserializes. Blocking.
-    pub fn load(
+    pub(crate) fn load(
         &self,
         engine: &Engine,
         name: &str,
@@ -86,7 +86,7 @@ impl CompiledCache {
     }
 
     /// Whether an artifact for content `version` exists.
-    pub fn has_content(&self, version: &Version) -> bool {
+    pub(crate) fn has_content(&self, version: &Version) -> bool {
         self.dir
             .join(artifact_name(&version.sha256, &self.engine_key))
             .exists()
@@ -94,7 +94,7 @@ impl CompiledCache {
 
     /// The cached artifact for content `version`, whatever app it was compiled for (copies
     /// of one component share one artifact). Blocking.
-    pub fn load_by_content(&self, engine: &Engine, version: &Version) -> Option<Component> {
+    pub(crate) fn load_by_content(&self, engine: &Engine, version: &Version) -> Option<Component> {
         let artifact = self
             .dir
             .join(artifact_name(&version.sha256, &self.engine_key));
@@ -110,7 +110,13 @@ impl CompiledCache {
 
     /// Records `component` as the compiled form of app file `app_path` (version `version`).
     /// Blocking. Failures only cost a recompile later, so they are logged, not returned.
-    pub fn save(&self, name: &str, app_path: &Path, version: &Version, component: &Component) {
+    pub(crate) fn save(
+        &self,
+        name: &str,
+        app_path: &Path,
+        version: &Version,
+        component: &Component,
+    ) {
         if let Err(error) = self.try_save(name, app_path, version, component) {
             tracing::warn!(app = name, "could not cache the compiled app: {error:#}");
         }
@@ -146,12 +152,12 @@ impl CompiledCache {
     }
 
     /// Forgets app `name` (its index; artifacts are shared by content and pruned at start).
-    pub fn forget(&self, name: &str) {
+    pub(crate) fn forget(&self, name: &str) {
         let _ = std::fs::remove_file(self.index_path(name));
     }
 
     /// Deletes artifacts no index refers to (old versions, removed apps). Blocking.
-    pub fn prune(&self) {
+    pub(crate) fn prune(&self) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };

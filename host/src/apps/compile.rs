@@ -1,0 +1,317 @@
+//! How a version gets its machine code: the compiled cache, the baseline compiler (Winch,
+//! quick, so a new version answers at once) or the optimizing one (Cranelift, what apps run
+//! on in the long run, and what is cached). Baseline builds are upgraded in the background.
+
+use crate::apps::app::{self, App, Compiled, LoadError, Origin, Source, Version};
+use crate::apps::deploy::{DeployError, Deployer, log_mounted};
+use crate::apps::manifest::Manifest;
+use crate::apps::registry::{Failure, LoadOutcome};
+use crate::apps::store::AppFile;
+use bytes::Bytes;
+use futures::FutureExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+use wasmtime::component::Component;
+
+/// At start-up, components at least this big go live on the baseline compiler first (as
+/// uploads do); smaller ones compile with Cranelift in well under a second, straight into the
+/// cache, without compiling twice.
+const BASELINE_FIRST_AT_START_BYTES: usize = 2 << 20;
+
+impl Deployer {
+    pub(super) fn load_cached(&self, file: &AppFile) -> Option<App> {
+        let started = Instant::now();
+        // An invalid manifest is reported by the background load that follows a miss.
+        let manifest = self.manifest_for(&file.path).ok()?;
+        let tier = self.context.engine.optimized();
+        let (component, version) = self.cache.load(tier.engine(), &file.name, &file.path)?;
+        let origin = Origin {
+            version,
+            source: Source::Folder,
+            manifest,
+        };
+        App::from_cache(&self.context, tier, &file.name, &component, origin, started).ok()
+    }
+
+    /// The settings of the app whose component is at `wasm_path` (`NAME.toml` beside it).
+    pub(super) fn manifest_for(&self, wasm_path: &Path) -> Result<Arc<Manifest>, LoadError> {
+        Manifest::read_beside(wasm_path, self.store.files_root())
+            .map(Arc::new)
+            .map_err(LoadError::Manifest)
+    }
+
+    /// Refuses a custom route another serving app already has.
+    fn check_route(&self, name: &str, manifest: &Manifest) -> Result<(), LoadError> {
+        let Some(route) = &manifest.route else {
+            return Ok(());
+        };
+        match self.registry.route_holder(route) {
+            Some(by) if by.as_ref() != name => Err(LoadError::RouteTaken {
+                route: route.clone(),
+                by: by.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Mounts a placeholder for `file` and compiles it in the background.
+    pub(super) fn compile_in_background(self: &Arc<Self>, file: AppFile) {
+        let name: Arc<str> = file.name.as_str().into();
+        let (done, outcome) = tokio::sync::oneshot::channel::<LoadOutcome>();
+        let outcome = outcome
+            .map(|received| received.unwrap_or_else(|_| Err("loading was interrupted".into())))
+            .boxed();
+        let id = self.registry.insert_loading(name.clone(), outcome);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let slot = this.compile_slots.acquire().await;
+            let compiler = this.clone();
+            let path = file.path.clone();
+            let result = tokio::task::spawn_blocking(move || compiler.compile_file(&file))
+                .await
+                .unwrap_or_else(|panic| Err(format!("compiling panicked: {panic}")));
+            let failure = |reason: &str| Failure {
+                reason: reason.to_owned(),
+                source: Source::Folder,
+                at: SystemTime::now(),
+            };
+            match result {
+                Ok((app, baseline_bytes)) => {
+                    log_mounted(&app);
+                    this.registry.finish_loading(&name, id, Ok(app.clone()));
+                    let _ = done.send(Ok(app.clone()));
+                    drop(slot);
+                    if let Some(bytes) = baseline_bytes {
+                        this.upgrade_in_background(app, bytes, path);
+                    }
+                }
+                Err(reason) => {
+                    tracing::warn!(app = %name, "not mounted: {reason}");
+                    this.registry
+                        .finish_loading(&name, id, Err(failure(&reason)));
+                    let _ = done.send(Err(reason.into()));
+                }
+            }
+        });
+    }
+
+    /// Loads a folder file that has no cached build: a big one the quickest way (see
+    /// [`Self::load_quick`]), a small one straight with the optimizing compiler. An optimized
+    /// build is cached before this returns (so the app serves with its cache written, as
+    /// after a restart); returns the app and, when it was built by the baseline compiler, the
+    /// bytes to build the optimized version from. Blocking.
+    fn compile_file(&self, file: &AppFile) -> Result<(Arc<App>, Option<Bytes>), String> {
+        let bytes = Bytes::from(
+            std::fs::read(&file.path)
+                .map_err(|e| format!("reading {}: {e}", file.path.display()))?,
+        );
+        let manifest = self.manifest_for(&file.path).map_err(|e| e.to_string())?;
+        let version = Version::of(&bytes);
+        let (app, optimized) = if bytes.len() < BASELINE_FIRST_AT_START_BYTES {
+            let (app, component) = self
+                .load_bytes(&file.name, &bytes, version, Source::Folder, manifest)
+                .map_err(|e| e.to_string())?;
+            (app, Some(component))
+        } else {
+            self.load_quick(&file.name, &bytes, version, Source::Folder, manifest)
+                .map_err(|e| e.to_string())?
+        };
+        match optimized {
+            Some(component) => {
+                self.cache
+                    .save(&file.name, &file.path, app.version(), &component);
+                Ok((Arc::new(app), None))
+            }
+            None => Ok((Arc::new(app), Some(bytes))),
+        }
+    }
+
+    /// Validates `bytes` as app `name` and compiles it with the optimizing compiler, or takes
+    /// the artifact from the cache when this exact content was compiled before (under any
+    /// name). Blocking.
+    fn load_bytes(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        version: Version,
+        source: Source,
+        manifest: Arc<Manifest>,
+    ) -> Result<(App, Component), LoadError> {
+        app::precheck(name, bytes)?;
+        self.check_route(name, &manifest)?;
+        self.load_optimized(name, bytes, version, source, manifest)
+    }
+
+    /// [`Self::load_bytes`] after its checks: the cached artifact or a Cranelift compile.
+    fn load_optimized(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        version: Version,
+        source: Source,
+        manifest: Arc<Manifest>,
+    ) -> Result<(App, Component), LoadError> {
+        let started = Instant::now();
+        let tier = self.context.engine.optimized();
+        let cached = self.cache.load_by_content(tier.engine(), &version);
+        let origin = Origin {
+            version,
+            source,
+            manifest,
+        };
+        match cached {
+            Some(component) => {
+                let app = App::from_cache(&self.context, tier, name, &component, origin, started)?;
+                Ok((app, component))
+            }
+            None => App::compile(&self.context, tier, name, bytes, origin, Compiled::Fresh),
+        }
+    }
+
+    /// The quickest way to a serving app for a new version: the cache, else the baseline compiler
+    /// (the optimized build follows in the background), else the optimizing one. Returns the
+    /// component when it is the optimized one, to be cached. Blocking.
+    fn load_quick(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        version: Version,
+        source: Source,
+        manifest: Arc<Manifest>,
+    ) -> Result<(App, Option<Component>), LoadError> {
+        app::precheck(name, bytes)?;
+        self.check_route(name, &manifest)?;
+        if let Some(baseline) = self.context.engine.baseline()
+            && !self.cache.has_content(&version)
+        {
+            let origin = Origin {
+                version: version.clone(),
+                source,
+                manifest: manifest.clone(),
+            };
+            match App::compile(
+                &self.context,
+                baseline,
+                name,
+                bytes,
+                origin,
+                Compiled::Baseline,
+            ) {
+                Ok((app, _)) => return Ok((app, None)),
+                // Refusals that do not depend on the compiler are final.
+                Err(error @ LoadError::Incompatible(_)) => return Err(error),
+                Err(error) => {
+                    tracing::debug!(
+                        app = name,
+                        "baseline compiler declined, using Cranelift: {error}"
+                    );
+                }
+            }
+        }
+        let (app, component) = self.load_optimized(name, bytes, version, source, manifest)?;
+        Ok((app, Some(component)))
+    }
+
+    /// After a version went live: cache its optimized build (which only saves a recompile
+    /// later), or, if it was compiled by the baseline compiler, build the optimized one.
+    pub(super) fn finish_in_background(
+        self: &Arc<Self>,
+        app: Arc<App>,
+        optimized: Option<Component>,
+        bytes: Bytes,
+        path: PathBuf,
+    ) {
+        match optimized {
+            Some(component) => {
+                let this = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    this.cache
+                        .save(app.name(), &path, app.version(), &component);
+                });
+            }
+            None => self.upgrade_in_background(app, bytes, path),
+        }
+    }
+
+    /// Compiles the optimized version of a baseline-compiled app, caches it (as the build of
+    /// the file at `path`), and swaps it in if that version is still the one serving.
+    fn upgrade_in_background(self: &Arc<Self>, baseline: Arc<App>, bytes: Bytes, path: PathBuf) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _slot = this.compile_slots.acquire().await;
+            let compiler = this.clone();
+            let name = baseline.name().clone();
+            let (source, manifest) = (baseline.source(), baseline.manifest().clone());
+            let version = baseline.version().clone();
+            let optimized = tokio::task::spawn_blocking(move || {
+                let loaded = compiler.load_bytes(&name, &bytes, version, source, manifest);
+                if let Ok((app, component)) = &loaded {
+                    compiler.cache.save(&name, &path, app.version(), component);
+                }
+                loaded
+            })
+            .await;
+            match optimized {
+                Ok(Ok((app, _))) => {
+                    let app = Arc::new(app);
+                    if this.registry.replace_if_current(&baseline, app.clone()) {
+                        log_mounted(&app);
+                    }
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(app = %baseline.name(), "optimized build failed, keeping the baseline one: {error}");
+                }
+                Err(panic) => {
+                    tracing::error!(app = %baseline.name(), "optimized build panicked: {panic}")
+                }
+            }
+        });
+    }
+
+    /// [`Self::load_quick`] on a blocking thread: the quickest way to a serving app for a new
+    /// version, and the optimized component when that is what it got. A panic of the compiler
+    /// is reported as such, not as a storage failure.
+    pub(super) async fn compile_off_runtime(
+        self: &Arc<Self>,
+        name: &str,
+        bytes: Bytes,
+        source: Source,
+        manifest: Arc<Manifest>,
+    ) -> Result<(App, Option<Component>), DeployError> {
+        let this = self.clone();
+        let owned_name = name.to_owned();
+        let joined = tokio::task::spawn_blocking(move || {
+            let version = Version::of(&bytes);
+            this.load_quick(&owned_name, &bytes, version, source, manifest)
+        })
+        .await;
+        Ok(compiled_or_crashed(name, joined)?)
+    }
+}
+
+/// A compile's outcome, a panic of the compiler counted as [`LoadError::CompilerCrashed`].
+fn compiled_or_crashed<T>(
+    name: &str,
+    joined: Result<Result<T, LoadError>, tokio::task::JoinError>,
+) -> Result<T, LoadError> {
+    joined.unwrap_or_else(|panic| {
+        tracing::error!(app = name, "the compiler crashed: {panic}");
+        Err(LoadError::CompilerCrashed)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_compiler_panic_is_reported_as_a_crash_not_a_storage_failure() {
+        let joined =
+            tokio::task::spawn_blocking(|| -> Result<(), LoadError> { panic!("cranelift bug") })
+                .await;
+        let error = compiled_or_crashed("app", joined).unwrap_err();
+        assert!(matches!(error, LoadError::CompilerCrashed), "{error}");
+        assert!(error.to_string().contains("compiler crashed"));
+    }
+}

@@ -1,0 +1,338 @@
+//! The one way an app goes live: load (compile, or take from the cache), validate, store,
+//! swap. Start-up, uploads and the folder watcher all go through here, so they behave alike:
+//! a bad version never replaces a good one, and nothing half-written is ever mounted. How a
+//! version is compiled (cache, baseline tier, optimized tier) is in `compile`.
+
+use crate::apps::app::{App, LinkContext, LoadError, Source, Version};
+use crate::apps::cache::CompiledCache;
+use crate::apps::manifest::Manifest;
+use crate::apps::names::{Holder, Namespace};
+use crate::apps::registry::{Entry, Failure, Registry};
+use crate::apps::store::{AppFile, AppStore};
+use anyhow::Context as _;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+use tokio::sync::{Mutex, Semaphore};
+
+/// Why a deployment was refused. Nothing stored or serving changed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DeployError {
+    /// The component is not acceptable.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The name is held by a launched instance.
+    #[error("`{0}` is the name of {1}; delete it first")]
+    NameTaken(String, Holder),
+    /// It could not be stored (disk full, permissions, …).
+    #[error("storing the app failed: {0:#}")]
+    Store(anyhow::Error),
+}
+
+/// A version that went live.
+pub(crate) struct Deployed {
+    /// The app now serving.
+    pub app: Arc<App>,
+    /// Whether it replaced a mounted version.
+    pub replaced: bool,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reload {
+    /// A new app was mounted.
+    Added,
+    /// A new version replaced the serving one.
+    Replaced,
+    /// The file holds the content already serving (or was already gone): nothing to do.
+    Unchanged,
+    /// The new version is broken: the previous one (if any) keeps serving.
+    Failed,
+    /// The file was deleted: the app is unmounted.
+    Removed,
+}
+
+/// Loads, stores and mounts apps.
+pub(crate) struct Deployer {
+    /// What apps are linked with: engines, defaults, fairness.
+    pub(super) context: LinkContext,
+    /// The mounted apps.
+    pub(super) registry: Registry,
+    /// Where apps are kept.
+    pub(super) store: Box<dyn AppStore>,
+    /// This node's compiled artifacts.
+    pub(super) cache: CompiledCache,
+    /// The namespace apps share with launched instances.
+    names: Arc<Namespace>,
+    /// Serializes the store-and-swap step, so disk and registry agree on the last version.
+    commit: Mutex<()>,
+    /// Bounds background compilations: each already uses every core.
+    pub(super) compile_slots: Semaphore,
+}
+
+impl Deployer {
+    /// A deployer over `store`, linking apps with `context` and taking their names in
+    /// `names`.
+    pub(crate) fn new(
+        context: LinkContext,
+        store: Box<dyn AppStore>,
+        names: Arc<Namespace>,
+    ) -> Arc<Self> {
+        let cache = CompiledCache::new(store.cache_dir(), context.engine.optimized().engine());
+        Arc::new(Self {
+            context,
+            registry: Registry::new(),
+            store,
+            cache,
+            names,
+            commit: Mutex::new(()),
+            compile_slots: Semaphore::new(parallelism()),
+        })
+    }
+
+    /// The mounted apps.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Mounts every stored app. Apps with a cached artifact are routable when this returns;
+    /// the others compile in the background and their requests wait for them. A bad file is
+    /// logged and recorded as failed; the rest are served.
+    ///
+    /// # Errors
+    ///
+    /// If the store cannot be read.
+    pub(crate) async fn mount_stored(self: &Arc<Self>) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.cache.prune())
+            .await
+            .context("pruning the cache")?;
+        let files = self.store.scan()?;
+        let cached: Vec<_> = futures::stream::iter(files)
+            .map(|file| {
+                let this = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    let app = this.load_cached(&file);
+                    (file, app)
+                })
+            })
+            .buffer_unordered(parallelism())
+            .collect()
+            .await;
+        let (mut from_cache, mut compiling) = (0, 0);
+        for joined in cached {
+            let (file, app) = joined.context("loading an app panicked")?;
+            let _ = self.names.take(&file.name, Holder::App);
+            match app {
+                Some(app) => {
+                    from_cache += 1;
+                    self.registry.insert(Arc::new(app));
+                }
+                None => {
+                    compiling += 1;
+                    self.compile_in_background(file);
+                }
+            }
+        }
+        tracing::info!(
+            from_cache,
+            compiling,
+            "apps routable after {:.1} ms",
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        Ok(())
+    }
+
+    /// Mounts apps whose files live outside the store (a build's output, in dev mode):
+    /// routable at once, compiled (or taken from the cache) in the background.
+    pub(crate) fn mount_external(self: &Arc<Self>, apps: &[(String, PathBuf)]) {
+        for (name, path) in apps {
+            let _ = self.names.take(name, Holder::App);
+            self.compile_in_background(AppFile {
+                name: name.clone(),
+                path: path.clone(),
+            });
+        }
+    }
+
+    /// Validates and compiles `bytes` as app `name` (with `manifest_text` as its settings, if
+    /// given), stores both durably, and swaps it in. Compilation happens before anything is
+    /// written; taking the name, storing and swapping are one step under a lock. In-flight
+    /// requests finish on the old version.
+    ///
+    /// # Errors
+    ///
+    /// [`DeployError`]: nothing was stored and the previous version keeps serving.
+    pub(crate) async fn deploy_upload(
+        self: &Arc<Self>,
+        name: &str,
+        bytes: Bytes,
+        manifest_text: Option<String>,
+    ) -> Result<Deployed, DeployError> {
+        // Settings sent with the component replace the stored ones; otherwise those apply.
+        let manifest = match &manifest_text {
+            Some(text) => Arc::new(
+                Manifest::parse(text, self.store.files_root()).map_err(LoadError::Manifest)?,
+            ),
+            None => self.manifest_for(&self.store.app_path(name))?,
+        };
+        let (app, component) = self
+            .compile_off_runtime(name, bytes.clone(), Source::Upload, manifest)
+            .await?;
+        let app = Arc::new(app);
+
+        let commit = self.commit.lock().await;
+        self.names
+            .take(name, Holder::App)
+            .map_err(|holder| DeployError::NameTaken(name.to_owned(), holder))?;
+        let this = self.clone();
+        let (owned_name, stored_bytes) = (name.to_owned(), bytes.clone());
+        let stored = tokio::task::spawn_blocking(move || {
+            this.store
+                .install(&owned_name, &stored_bytes, manifest_text.as_deref())
+        })
+        .await
+        .map_err(|panic| anyhow::anyhow!("storing panicked: {panic}"))
+        .and_then(|stored| stored);
+        if let Err(error) = stored {
+            if self.registry.get(name).is_none() {
+                self.names.free(name, Holder::App);
+            }
+            return Err(DeployError::Store(error));
+        }
+        let previous = self.registry.insert(app.clone());
+        drop(commit);
+
+        log_mounted(&app);
+        let path = self.store.app_path(name);
+        self.finish_in_background(app.clone(), component, bytes, path);
+        Ok(Deployed {
+            app,
+            replaced: previous.is_some(),
+        })
+    }
+
+    /// Loads app `name` again from `path` after the file changed, unless it holds the content
+    /// already serving. A new version goes live like an upload (baseline first, optimized
+    /// after); a broken one is recorded and logged, and the serving version stays.
+    pub(crate) async fn reload_file(self: &Arc<Self>, name: &str, path: &Path) -> Reload {
+        let bytes = match tokio::fs::read(path).await {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return self.unmount(name);
+            }
+            Err(error) => {
+                return self.reload_failed(name, format!("reading {}: {error}", path.display()));
+            }
+        };
+        let manifest = match self.manifest_for(path) {
+            Ok(manifest) => manifest,
+            Err(error) => return self.reload_failed(name, error.to_string()),
+        };
+        if let Some(Entry::Ready(current)) = self.registry.get(name)
+            && current.version() == &Version::of(&bytes)
+            && current.manifest() == &manifest
+        {
+            return Reload::Unchanged;
+        }
+        if let Err(holder) = self.names.take(name, Holder::App) {
+            return self.reload_failed(name, format!("`{name}` is the name of {holder}"));
+        }
+        let loaded = self
+            .compile_off_runtime(name, bytes.clone(), Source::Folder, manifest)
+            .await;
+        let (app, component) = match loaded {
+            Ok(loaded) => loaded,
+            Err(error) => return self.reload_failed(name, error.to_string()),
+        };
+        let app = Arc::new(app);
+        let replaced = self.registry.insert(app.clone()).is_some();
+        log_mounted(&app);
+        self.finish_in_background(app, component, bytes, path.to_owned());
+        if replaced {
+            Reload::Replaced
+        } else {
+            Reload::Added
+        }
+    }
+
+    fn reload_failed(&self, name: &str, reason: String) -> Reload {
+        let serving = self.registry.get(name).is_some();
+        if serving {
+            tracing::warn!(
+                app = name,
+                "new build not loaded, still serving the previous one: {reason}"
+            );
+        } else {
+            self.names.free(name, Holder::App);
+            tracing::warn!(app = name, "not mounted: {reason}");
+        }
+        self.registry.record_failure(
+            name.into(),
+            Failure {
+                reason,
+                source: Source::Folder,
+                at: SystemTime::now(),
+            },
+        );
+        Reload::Failed
+    }
+
+    /// Unmounts app `name` whose file is gone (nothing to delete).
+    fn unmount(&self, name: &str) -> Reload {
+        self.cache.forget(name);
+        let removed = self.registry.remove(name);
+        self.names.free(name, Holder::App);
+        match removed {
+            Some(_) => {
+                tracing::info!(app = name, "file removed: unmounted");
+                Reload::Removed
+            }
+            None => Reload::Unchanged,
+        }
+    }
+
+    /// Unmounts app `name` and deletes it from the store. Returns whether there was anything
+    /// to remove.
+    ///
+    /// # Errors
+    ///
+    /// If it cannot be deleted; the app then stays mounted.
+    pub(crate) async fn remove(self: &Arc<Self>, name: &str) -> anyhow::Result<bool> {
+        let _commit = self.commit.lock().await;
+        let this = self.clone();
+        let owned_name = name.to_owned();
+        let had_file = tokio::task::spawn_blocking(move || {
+            let removed = this.store.remove(&owned_name);
+            this.cache.forget(&owned_name);
+            removed
+        })
+        .await??;
+        let was_mounted = self.registry.remove(name).is_some();
+        self.names.free(name, Holder::App);
+        if had_file || was_mounted {
+            tracing::info!(app = name, "removed");
+        }
+        Ok(had_file || was_mounted)
+    }
+}
+
+/// Logs a version that went live.
+pub(super) fn log_mounted(app: &App) {
+    tracing::info!(
+        app = %app.name(),
+        bytes = app.size(),
+        sha256 = %&app.version().sha256[..12],
+        compiled = ?app.compiled(),
+        load_ms = app.load_time().as_millis() as u64,
+        "mounted"
+    );
+}
+
+/// How many compilations may run at once.
+pub(super) fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}

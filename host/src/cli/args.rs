@@ -1,0 +1,260 @@
+//! The `serve` flags: each also read from an environment variable `WASMOUNT_…`, each default
+//! taken from the constants in [`crate::config`], checked and resolved into a [`Config`].
+
+use crate::apps::names::{is_valid_app_name, normalize_base_path};
+use crate::config::*;
+use bytesize::ByteSize;
+use clap::Args;
+use humantime::Duration as HumanDuration;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// `wasmount serve`: mount every `NAME.wasm` of a folder at `/NAME/` and serve them.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Folder of apps: each `NAME.wasm` (a wasi:http component) is mounted at `/NAME/`.
+    #[arg(long, env = "WASMOUNT_APPS", default_value = DEFAULT_APPS_DIR, value_name = "DIR")]
+    pub apps: PathBuf,
+
+    /// Address to listen on; port 0 picks a free port (the real one is logged).
+    #[arg(long, env = "WASMOUNT_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Path every app is mounted under, e.g. `/visualizations` serves NAME at
+    /// `/visualizations/NAME/` (for running behind another site's proxy).
+    #[arg(
+        long,
+        env = "WASMOUNT_BASE_PATH",
+        default_value = "",
+        value_name = "PATH"
+    )]
+    pub base_path: String,
+
+    /// Longest time a guest may take for one request, body included (e.g. `30s`, `500ms`);
+    /// past it the client gets 504, or the connection is closed if the response had started.
+    #[arg(long, env = "WASMOUNT_REQUEST_TIMEOUT", default_value_t = DEFAULT_REQUEST_TIMEOUT.into(),
+          value_name = "DURATION")]
+    pub request_timeout: HumanDuration,
+
+    /// Linear memory one guest instance may use, all its memories together (e.g. `128MiB`);
+    /// a guest that needs more fails that request with 500.
+    #[arg(
+        long,
+        env = "WASMOUNT_MEMORY",
+        default_value_t = ByteSize(DEFAULT_INSTANCE_MEMORY_BYTES),
+        value_name = "SIZE"
+    )]
+    pub memory: ByteSize,
+
+    /// Largest request body an app receives (e.g. `10MiB`); larger ones get 413, decided from
+    /// `content-length` or while streaming. An app's manifest may set its own.
+    #[arg(
+        long,
+        env = "WASMOUNT_MAX_REQUEST_BODY",
+        default_value_t = ByteSize(DEFAULT_MAX_REQUEST_BODY_BYTES),
+        value_name = "SIZE"
+    )]
+    pub max_request_body: ByteSize,
+
+    /// Requests one app may run at once (beyond: 503 with retry-after), unless its manifest
+    /// sets `max_concurrent_requests`. Default: only --max-instances bounds them, over all apps.
+    #[arg(long, env = "WASMOUNT_MAX_CONCURRENT_REQUESTS", value_name = "N")]
+    pub max_concurrent_requests: Option<u32>,
+
+    /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
+    #[arg(long, env = "WASMOUNT_SHUTDOWN_TIMEOUT", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT.into(),
+          value_name = "DURATION")]
+    pub shutdown_timeout: HumanDuration,
+
+    /// How long a client may take to send its request headers.
+    #[arg(long, env = "WASMOUNT_HEADER_READ_TIMEOUT", default_value_t = DEFAULT_HEADER_READ_TIMEOUT.into(),
+          value_name = "DURATION")]
+    pub header_read_timeout: HumanDuration,
+
+    /// Largest request head (request line and headers) accepted, at least 8KiB; larger ones
+    /// get 431. At most 100 headers are accepted either way.
+    #[arg(
+        long,
+        env = "WASMOUNT_MAX_HEADER_SIZE",
+        default_value_t = ByteSize(DEFAULT_MAX_HEADER_BYTES),
+        value_name = "SIZE"
+    )]
+    pub max_header_size: ByteSize,
+
+    /// Client connections open at once; further ones wait to be accepted.
+    #[arg(long, env = "WASMOUNT_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_name = "N")]
+    pub max_connections: usize,
+
+    /// Guest instances that may run at once over all apps; beyond it requests get 503.
+    #[arg(long, env = "WASMOUNT_MAX_INSTANCES", default_value_t = DEFAULT_MAX_INSTANCES,
+          value_name = "N")]
+    pub max_instances: u32,
+
+    /// Bearer token for the admin API (`/_wasmount/apps`); without one (or a token file) every
+    /// admin call is refused. Prefer the environment variable or --admin-token-file.
+    #[arg(
+        long,
+        env = "WASMOUNT_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub admin_token: Option<String>,
+
+    /// File holding the admin API's bearer token (surrounding whitespace is ignored).
+    #[arg(
+        long,
+        env = "WASMOUNT_ADMIN_TOKEN_FILE",
+        value_name = "PATH",
+        conflicts_with = "admin_token"
+    )]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Let anyone list and inspect apps (GET /_wasmount/apps) without the token.
+    #[arg(long, env = "WASMOUNT_PUBLIC_APP_LIST")]
+    pub public_app_list: bool,
+
+    /// Largest component an upload may be (e.g. `50MiB`); larger ones get 413.
+    #[arg(
+        long,
+        env = "WASMOUNT_MAX_UPLOAD",
+        default_value_t = ByteSize(DEFAULT_MAX_UPLOAD_BYTES),
+        value_name = "SIZE"
+    )]
+    pub max_upload: ByteSize,
+
+    /// Watch the apps folder (and --app files): a new NAME.wasm is mounted, a changed one
+    /// replaced, a deleted one unmounted; a broken build keeps the previous version serving.
+    #[arg(long, env = "WASMOUNT_WATCH")]
+    pub watch: bool,
+
+    /// Also mount the component at PATH as app NAME without copying it (repeatable), e.g.
+    /// `--app viz=target/wasm32-wasip2/release/viz.wasm`; reloaded on change with --watch.
+    #[arg(long = "app", env = "WASMOUNT_APP", value_name = "NAME=PATH", value_parser = parse_external_app, value_delimiter = ',')]
+    pub external_apps: Vec<(String, PathBuf)>,
+
+    /// How long a launched instance (POST /_wasmount/instances) may go unused before it is
+    /// removed (e.g. `1h`, `30m`); `0` keeps instances until they are deleted.
+    #[arg(long, env = "WASMOUNT_INSTANCE_IDLE_TIMEOUT", default_value_t = DEFAULT_LAUNCH_IDLE_TIMEOUT.into(),
+          value_name = "DURATION")]
+    pub instance_idle_timeout: HumanDuration,
+
+    /// Largest input a launched instance may hold (e.g. `1MiB`); larger ones get 413.
+    #[arg(
+        long,
+        env = "WASMOUNT_MAX_INSTANCE_INPUT",
+        default_value_t = ByteSize(DEFAULT_MAX_LAUNCH_INPUT_BYTES),
+        value_name = "SIZE"
+    )]
+    pub max_instance_input: ByteSize,
+
+    /// Launched instances that may exist at once; beyond it launches get 429.
+    #[arg(long, env = "WASMOUNT_MAX_LAUNCHED_INSTANCES",
+          default_value_t = DEFAULT_MAX_LAUNCHES, value_name = "N")]
+    pub max_launched_instances: usize,
+
+    /// Memory each guest instance slot keeps resident between requests (reset in place rather
+    /// than faulted in again): more makes big guests (Python, JS) faster per request, at up to
+    /// this much RSS per slot that ran one.
+    #[arg(
+        long,
+        env = "WASMOUNT_KEEP_RESIDENT",
+        default_value_t = ByteSize(DEFAULT_KEEP_RESIDENT_BYTES),
+        value_name = "SIZE"
+    )]
+    pub keep_resident: ByteSize,
+
+    /// Largest linear memory one guest may grow to, in MiB.
+    #[arg(long, env = "WASMOUNT_MAX_MEMORY_MIB", default_value_t = DEFAULT_MAX_MEMORY_BYTES >> 20,
+          value_name = "MIB")]
+    pub max_memory_mib: u64,
+
+    /// For benchmarks only: compile without epoch interruption, so guests that never wait can
+    /// no longer be stopped at their deadline. Measures what the interruption checks cost.
+    #[arg(long, env = "WASMOUNT_UNSAFE_NO_EPOCH_INTERRUPTION", hide = true)]
+    pub unsafe_no_epoch_interruption: bool,
+}
+
+/// Parses `NAME=PATH` for `--app`.
+fn parse_external_app(value: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = value
+        .split_once('=')
+        .ok_or_else(|| format!("`{value}` is not NAME=PATH"))?;
+    if !is_valid_app_name(name) {
+        return Err(format!(
+            "app name `{name}` is invalid: use lowercase letters, digits and `-`"
+        ));
+    }
+    Ok((name.to_owned(), PathBuf::from(path)))
+}
+
+impl ServeArgs {
+    /// Checks the flags and resolves them into a [`Config`].
+    ///
+    /// # Errors
+    ///
+    /// An invalid base path, or a limit of zero.
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        let base_path = normalize_base_path(&self.base_path).map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(self.max_instances > 0, "--max-instances must be at least 1");
+        anyhow::ensure!(
+            self.max_connections > 0,
+            "--max-connections must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_header_size.as_u64() >= MIN_HEADER_BYTES,
+            "--max-header-size is {}, minimum is {}",
+            self.max_header_size,
+            ByteSize(MIN_HEADER_BYTES)
+        );
+        anyhow::ensure!(
+            self.max_memory_mib > 0,
+            "--max-memory-mib must be at least 1"
+        );
+        let admin_token = match (self.admin_token, &self.admin_token_file) {
+            (Some(token), _) => Some(token),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        anyhow::anyhow!("reading --admin-token-file {}: {e}", path.display())
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        if let Some(token) = &admin_token {
+            anyhow::ensure!(
+                token.len() >= 16,
+                "the admin token must be at least 16 characters"
+            );
+        }
+        Ok(Config {
+            apps_dir: self.apps,
+            base_path,
+            request_timeout: self.request_timeout.into(),
+            instance_memory_bytes: self.memory.as_u64(),
+            max_request_body: self.max_request_body.as_u64(),
+            max_concurrent_requests: self.max_concurrent_requests,
+            shutdown_timeout: self.shutdown_timeout.into(),
+            header_read_timeout: self.header_read_timeout.into(),
+            max_header_bytes: self.max_header_size.as_u64(),
+            max_connections: self.max_connections,
+            engine: EngineConfig {
+                max_instances: self.max_instances,
+                max_memory_bytes: self.max_memory_mib << 20,
+                epoch_interruption: !self.unsafe_no_epoch_interruption,
+                keep_resident_bytes: self.keep_resident.as_u64(),
+            },
+            admin_token,
+            public_app_list: self.public_app_list,
+            max_upload: self.max_upload.as_u64(),
+            watch: self.watch,
+            external_apps: self.external_apps,
+            instance_idle_timeout: Some(*self.instance_idle_timeout).filter(|idle| !idle.is_zero()),
+            max_instance_input: self.max_instance_input.as_u64(),
+            max_launched_instances: self.max_launched_instances,
+            dev: false,
+        })
+    }
+}

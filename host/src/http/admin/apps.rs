@@ -1,0 +1,248 @@
+//! `/_wasmount/apps`: list, inspect, upload (add or replace) and delete apps.
+
+use crate::apps::app::{App, Compiled, LoadError, Source};
+use crate::apps::deploy::DeployError;
+use crate::apps::names::{is_valid_app_name, mount_prefix};
+use crate::apps::registry::{Entry, Failure};
+use crate::http::admin::body::{BodyLimit, read_upload};
+use crate::http::admin::{ApiError, ApiResult, json, no_content, respond, timestamp};
+use crate::http::control::is_read;
+use crate::http::server::Server;
+use crate::respond::Body;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Serialize;
+
+/// Handles `/_wasmount/apps…`; `rest` is the path after `/apps`.
+pub(crate) async fn handle(
+    server: &Server,
+    rest: &str,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    respond(route(server, rest, request).await)
+}
+
+async fn route(server: &Server, rest: &str, request: Request<Incoming>) -> ApiResult {
+    let method = request.method().clone();
+    server.access.check(request.headers(), is_read(&method))?;
+    if rest.is_empty() || rest == "/" {
+        return match method {
+            Method::GET | Method::HEAD => list(server),
+            _ => Err(ApiError::method_not_allowed("GET, HEAD")),
+        };
+    }
+    let Some(name) = rest.strip_prefix('/').filter(|name| !name.contains('/')) else {
+        return Err(ApiError::not_found("no such admin endpoint"));
+    };
+    if !is_valid_app_name(name) {
+        return Err(ApiError::bad_request(LoadError::BadName(name.to_owned())));
+    }
+    match method {
+        Method::GET | Method::HEAD => inspect(server, name),
+        Method::PUT => upload(server, name, request).await,
+        Method::DELETE => remove(server, name).await,
+        _ => Err(ApiError::method_not_allowed("GET, HEAD, PUT, DELETE")),
+    }
+}
+
+/// One app as the API shows it.
+#[derive(Serialize)]
+struct AppInfo {
+    name: String,
+    route: String,
+    /// `serving`, `loading` or `failed`.
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<Source>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compiled: Option<Compiled>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loaded_at: Option<String>,
+    /// Versions that went live since the server started.
+    deploys: u64,
+    /// The last failed load, also while an older version keeps serving.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed_at: Option<String>,
+}
+
+impl AppInfo {
+    fn new(
+        base_path: &str,
+        name: &str,
+        entry: Option<&Entry>,
+        failure: Option<Failure>,
+        deploys: u64,
+    ) -> Self {
+        let mut info = Self {
+            name: name.to_owned(),
+            route: format!("{}/", mount_prefix(base_path, name)),
+            state: "failed",
+            sha256: None,
+            size: None,
+            source: failure.as_ref().map(|f| f.source),
+            compiled: None,
+            loaded_at: None,
+            deploys,
+            failed_at: failure.as_ref().map(|f| timestamp(f.at)),
+            error: failure.map(|f| f.reason),
+        };
+        match entry {
+            Some(Entry::Ready(app)) => {
+                info.state = "serving";
+                info.fill_from(app, base_path);
+            }
+            Some(Entry::Loading(_)) => info.state = "loading",
+            None => {}
+        }
+        info
+    }
+
+    fn fill_from(&mut self, app: &App, base_path: &str) {
+        self.route = format!("{}/", app.prefix(base_path));
+        self.sha256 = Some(app.version().sha256.clone());
+        self.size = Some(app.size());
+        self.source = Some(app.source());
+        self.compiled = Some(app.compiled());
+        self.loaded_at = Some(timestamp(app.loaded_at()));
+    }
+}
+
+fn list(server: &Server) -> ApiResult {
+    let registry = server.deployer.registry();
+    let mut apps: Vec<AppInfo> = registry
+        .list()
+        .iter()
+        .map(|(name, entry)| {
+            AppInfo::new(
+                &server.config.base_path,
+                name,
+                Some(entry),
+                registry.failure(name),
+                registry.deploys(name),
+            )
+        })
+        .collect();
+    for (name, failure) in registry.failures() {
+        if registry.get(&name).is_none() {
+            apps.push(AppInfo::new(
+                &server.config.base_path,
+                &name,
+                None,
+                Some(failure),
+                registry.deploys(&name),
+            ));
+        }
+    }
+    apps.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(json(StatusCode::OK, &serde_json::json!({ "apps": apps })))
+}
+
+fn inspect(server: &Server, name: &str) -> ApiResult {
+    let registry = server.deployer.registry();
+    let entry = registry.get(name);
+    let failure = registry.failure(name);
+    if entry.is_none() && failure.is_none() {
+        return Err(ApiError::not_found(format!("no app named `{name}`")));
+    }
+    Ok(json(
+        StatusCode::OK,
+        &AppInfo::new(
+            &server.config.base_path,
+            name,
+            entry.as_ref(),
+            failure,
+            registry.deploys(name),
+        ),
+    ))
+}
+
+async fn upload(server: &Server, name: &str, request: Request<Incoming>) -> ApiResult {
+    // Fail fast, before reading the body (the deployer decides again when it commits).
+    if server.launches.peek(name).is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("`{name}` is the name of a launched instance; delete it first"),
+        ));
+    }
+    let limit = BodyLimit {
+        bytes: server.config.max_upload,
+        what: "upload",
+        flag: "--max-upload",
+    };
+    let (component, manifest) = read_upload(request, limit).await?;
+    let deployed = server
+        .deployer
+        .deploy_upload(name, component, manifest)
+        .await
+        .map_err(|refusal| deploy_refusal(name, refusal))?;
+    let base_path = &server.config.base_path;
+    let deploys = server.deployer.registry().deploys(name);
+    let mut info = AppInfo::new(base_path, name, None, None, deploys);
+    info.state = "serving";
+    info.fill_from(&deployed.app, base_path);
+    let status = if deployed.replaced {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(json(
+        status,
+        &serde_json::json!({
+            "app": info,
+            "replaced": deployed.replaced,
+            "compile_ms": deployed.app.load_time().as_secs_f64() * 1000.0,
+        }),
+    ))
+}
+
+/// The status and message for a refused upload.
+fn deploy_refusal(name: &str, refusal: DeployError) -> ApiError {
+    let load = match refusal {
+        DeployError::Load(load) => load,
+        DeployError::NameTaken(..) => return ApiError::new(StatusCode::CONFLICT, refusal),
+        DeployError::Store(error) => return ApiError::internal("storing the app", &error),
+    };
+    tracing::info!(app = name, "upload refused: {load}");
+    let status = match load {
+        LoadError::RouteTaken { .. } => StatusCode::CONFLICT,
+        LoadError::CoreModule | LoadError::Incompatible(_) | LoadError::Manifest(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        LoadError::CompilerCrashed => StatusCode::INTERNAL_SERVER_ERROR,
+        LoadError::BadName(_) | LoadError::Empty | LoadError::NotWasm | LoadError::Invalid(_) => {
+            StatusCode::BAD_REQUEST
+        }
+    };
+    ApiError::new(status, load)
+}
+
+async fn remove(server: &Server, name: &str) -> ApiResult {
+    match server.deployer.remove(name).await {
+        Ok(true) => Ok(no_content()),
+        Ok(false) => Err(ApiError::not_found(format!("no app named `{name}`"))),
+        Err(error) => Err(ApiError::internal("removing the app", &error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compiler_crash_is_a_500_that_says_so() {
+        let refusal = deploy_refusal("app", DeployError::Load(LoadError::CompilerCrashed));
+        assert_eq!(refusal.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            refusal.message.contains("compiler crashed"),
+            "{}",
+            refusal.message
+        );
+        assert!(!refusal.message.contains("stored"), "{}", refusal.message);
+    }
+}

@@ -1,0 +1,218 @@
+//! `/_wasmount/instances`: launch an app bound to an input at a URL of its own, list,
+//! inspect and delete launched instances.
+
+use crate::apps::names::{is_valid_app_name, mount_prefix};
+use crate::http::admin::body::{BodyLimit, read_limited};
+use crate::http::admin::{ApiError, ApiResult, json, no_content, respond, timestamp};
+use crate::http::server::Server;
+use crate::launches::{Input, Instance, LaunchError};
+use crate::respond::Body;
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Handles `/_wasmount/instances…`; `rest` is the path after `/instances`.
+pub(crate) async fn handle(
+    server: &Server,
+    rest: &str,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    respond(route(server, rest, request).await)
+}
+
+async fn route(server: &Server, rest: &str, request: Request<Incoming>) -> ApiResult {
+    // Instances carry their users' inputs: even reading them needs the token.
+    server.access.check(request.headers(), false)?;
+    let method = request.method().clone();
+    let origin = public_origin(request.headers());
+    let base_path = &server.config.base_path;
+    if rest.is_empty() || rest == "/" {
+        return match method {
+            Method::GET | Method::HEAD => {
+                let launches = server.launches.list();
+                let all: Vec<_> = launches
+                    .iter()
+                    .map(|launch| InstanceInfo::new(base_path, &origin, launch, false))
+                    .collect();
+                Ok(json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "instances": all }),
+                ))
+            }
+            Method::POST => launch(server, &origin, request).await,
+            _ => Err(ApiError::method_not_allowed("GET, HEAD, POST")),
+        };
+    }
+    let Some(name) = rest.strip_prefix('/').filter(|name| !name.contains('/')) else {
+        return Err(ApiError::not_found("no such admin endpoint"));
+    };
+    let Some(launch) = server.launches.peek(name) else {
+        return Err(ApiError::not_found(format!("no instance named `{name}`")));
+    };
+    match method {
+        Method::GET | Method::HEAD => Ok(json(
+            StatusCode::OK,
+            &InstanceInfo::new(base_path, &origin, &launch, true),
+        )),
+        Method::DELETE => match server.launches.remove(name).await {
+            Ok(_) => Ok(no_content()),
+            Err(error) => Err(ApiError::internal("deleting the instance", &error)),
+        },
+        _ => Err(ApiError::method_not_allowed("GET, HEAD, DELETE")),
+    }
+}
+
+/// The body of `POST /_wasmount/instances`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LaunchRequest<'a> {
+    app: String,
+    #[serde(borrow, default)]
+    input: Option<&'a RawValue>,
+    #[serde(default)]
+    input_url: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Room for the request's other fields around the input.
+const LAUNCH_ENVELOPE_BYTES: u64 = 16 << 10;
+
+async fn launch(server: &Server, origin: &str, request: Request<Incoming>) -> ApiResult {
+    let input_limit = server.config.max_instance_input;
+    let limit = BodyLimit {
+        bytes: input_limit + LAUNCH_ENVELOPE_BYTES,
+        what: "the launch request",
+        flag: "--max-instance-input",
+    };
+    let body = read_limited(request, limit).await?;
+    let launch: LaunchRequest<'_> = serde_json::from_slice(&body).map_err(|problem| {
+        ApiError::bad_request(format!(
+            "the body must be JSON like {{\"app\": \"NAME\", \"input\": {{…}}}}: {problem}"
+        ))
+    })?;
+    let input = input_of(launch.input, launch.input_url, input_limit)?;
+    let app = launch.app;
+    if !is_valid_app_name(&app) || server.deployer.registry().get(&app).is_none() {
+        return Err(ApiError::not_found(format!(
+            "no app named `{app}` is mounted"
+        )));
+    }
+    let launched = server
+        .launches
+        .launch(&app, input, launch.name.as_deref())
+        .await
+        .map_err(|refusal| launch_refusal(&app, refusal))?;
+    tracing::info!(instance = %launched.name, app = %app, "launched");
+    let info = InstanceInfo::new(&server.config.base_path, origin, &launched, false);
+    Ok(json(StatusCode::CREATED, &info))
+}
+
+/// The input of a launch: exactly one of `input` (JSON, at most `limit` bytes) and
+/// `input_url` (an http(s) address).
+fn input_of(
+    input: Option<&RawValue>,
+    input_url: Option<String>,
+    limit: u64,
+) -> Result<Input, ApiError> {
+    match (input, input_url) {
+        (Some(input), None) if input.get().len() as u64 > limit => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the input is {}, limit is {} (--max-instance-input)",
+                bytesize::ByteSize(input.get().len() as u64),
+                bytesize::ByteSize(limit)
+            ),
+        )),
+        (Some(input), None) => Ok(Input::Json(input.get().into())),
+        (None, Some(url)) => match url.parse::<http::Uri>() {
+            Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) => {
+                Ok(Input::Url(url.into()))
+            }
+            _ => Err(ApiError::bad_request(format!(
+                "`input_url` `{url}` is not an http(s) URL"
+            ))),
+        },
+        _ => Err(ApiError::bad_request(
+            "give exactly one of `input` (the JSON the app gets as INPUT_JSON) and \
+             `input_url` (an address it gets as INPUT_JSON_URL)",
+        )),
+    }
+}
+
+/// The status for a refused launch.
+fn launch_refusal(app: &str, refusal: LaunchError) -> ApiError {
+    let status = match &refusal {
+        LaunchError::NameTaken(..) => StatusCode::CONFLICT,
+        LaunchError::BadName(_) => StatusCode::BAD_REQUEST,
+        LaunchError::Full(_) => StatusCode::TOO_MANY_REQUESTS,
+        LaunchError::Store(error) => {
+            tracing::error!(app, "launch could not be stored: {error:#}");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    ApiError::new(status, refusal)
+}
+
+/// One launched instance as the API shows it.
+#[derive(Serialize)]
+struct InstanceInfo<'a> {
+    name: &'a str,
+    /// Where to open it: absolute when the request said which host it was sent to.
+    url: String,
+    app: &'a str,
+    created: String,
+    last_used: String,
+    input_bytes: usize,
+    /// Only when one instance is inspected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_url: Option<&'a str>,
+}
+
+impl<'a> InstanceInfo<'a> {
+    fn new(base_path: &str, origin: &str, instance: &'a Instance, with_input: bool) -> Self {
+        let (input, input_url) = match &instance.input {
+            Input::Json(json) if with_input => (serde_json::from_str(json).ok(), None),
+            Input::Url(url) if with_input => (None, Some(url.as_ref())),
+            _ => (None, None),
+        };
+        Self {
+            name: &instance.name,
+            url: format!("{origin}{}/", mount_prefix(base_path, &instance.name)),
+            app: &instance.app,
+            created: timestamp(instance.created),
+            last_used: timestamp(instance.last_used()),
+            input_bytes: instance.input.len(),
+            input,
+            input_url,
+        }
+    }
+}
+
+/// `scheme://host` the client reached the server at (from `x-forwarded-proto`/`-host` when a
+/// proxy set them, else `host`), or `""` (URLs are then paths) when it did not say.
+fn public_origin(headers: &HeaderMap) -> String {
+    let value = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let host = value("x-forwarded-host").or_else(|| value(header::HOST.as_str()));
+    let proto = value("x-forwarded-proto").unwrap_or("http");
+    let valid = |host: &str| {
+        host.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
+    };
+    match host {
+        Some(host) if valid(host) && matches!(proto, "http" | "https") => {
+            format!("{proto}://{host}")
+        }
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,91 @@
+//! The request as a guest sees it, in the WSGI tradition: the path without the app's mount
+//! prefix (PATH_INFO), the prefix in `x-forwarded-prefix` (SCRIPT_NAME), `host` always
+//! present, and `x-forwarded-*` set by the server, never taken from the client.
+
+use http::{HeaderValue, Request, Uri, header};
+use std::net::SocketAddr;
+
+/// The mount prefix header (WSGI's `SCRIPT_NAME`).
+pub(crate) const X_FORWARDED_PREFIX: &str = "x-forwarded-prefix";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
+
+/// Where the request came from and where the app is mounted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Forwarding<'a> {
+    /// The mount prefix removed from the path (`/hello`, `/visualizations/heatmap`).
+    pub prefix: &'a str,
+    /// The path the app sees, starting with `/`.
+    pub rest: &'a str,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The address the client connected to, used as `host` when the client sent none.
+    pub local: SocketAddr,
+}
+
+/// The request as the guest sees it: path without the prefix (query kept), `host` present,
+/// and `x-forwarded-*` set by us (values from the client are replaced, not trusted).
+pub(crate) fn rewrite_for_guest<B>(
+    request: Request<B>,
+    forwarding: &Forwarding<'_>,
+) -> Result<Request<B>, String> {
+    let (mut parts, body) = request.into_parts();
+    let path_and_query = match parts.uri.query() {
+        Some(query) => format!("{}?{query}", forwarding.rest),
+        None => forwarding.rest.to_owned(),
+    };
+    parts.uri = Uri::builder()
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|error| format!("invalid request path: {error}"))?;
+    let headers = &mut parts.headers;
+    let host = match headers.get(header::HOST) {
+        Some(host) => host.clone(),
+        None => {
+            let host = HeaderValue::from_str(&forwarding.local.to_string())
+                .map_err(|error| format!("invalid host: {error}"))?;
+            headers.insert(header::HOST, host.clone());
+            host
+        }
+    };
+    let prefix = HeaderValue::from_str(forwarding.prefix)
+        .map_err(|error| format!("invalid prefix: {error}"))?;
+    headers.insert(X_FORWARDED_PREFIX, prefix);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_HOST, host);
+    headers.insert(
+        X_FORWARDED_FOR,
+        HeaderValue::from_str(&forwarding.peer.ip().to_string())
+            .map_err(|error| format!("invalid peer address: {error}"))?,
+    );
+    Ok(Request::from_parts(parts, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_sees_the_rest_of_the_path_and_forwarded_headers() {
+        let request = Request::builder()
+            .uri("/viz/plot?x=1&y=2")
+            .header("x-forwarded-for", "6.6.6.6")
+            .body(())
+            .unwrap();
+        let forwarding = Forwarding {
+            prefix: "/viz",
+            rest: "/plot",
+            peer: "127.0.0.9:5000".parse().unwrap(),
+            local: "127.0.0.1:8080".parse().unwrap(),
+        };
+        let rewritten = rewrite_for_guest(request, &forwarding).unwrap();
+        assert_eq!(rewritten.uri(), "/plot?x=1&y=2");
+        let header = |name: &str| rewritten.headers()[name].to_str().unwrap().to_owned();
+        assert_eq!(header("x-forwarded-prefix"), "/viz");
+        assert_eq!(header("x-forwarded-for"), "127.0.0.9");
+        assert_eq!(header("x-forwarded-proto"), "http");
+        assert_eq!(header("host"), "127.0.0.1:8080");
+        assert_eq!(header("x-forwarded-host"), "127.0.0.1:8080");
+    }
+}

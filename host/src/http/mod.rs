@@ -1,0 +1,9 @@
+//! The HTTP layer: the listener, the request path of a server (route → app or launched
+//! instance → the runtime), the request as a guest sees it, and the control plane under
+//! `/_wasmount/` (health, index, admin API). The guest path stays on bare hyper.
+
+pub(crate) mod admin;
+pub(crate) mod control;
+pub(crate) mod forwarding;
+pub(crate) mod listener;
+pub(crate) mod server;

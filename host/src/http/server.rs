@@ -1,0 +1,307 @@
+//! A server: what its connections share, how it starts (engine, store, apps, launches,
+//! watcher), and the request path, read top to bottom: route → app or launched instance →
+//! admission → rewrite for the guest → invoke. The `/_wasmount/` endpoints are in `control`.
+
+use crate::apps::app::{App, LinkContext};
+use crate::apps::deploy::Deployer;
+use crate::apps::names::{Namespace, mount_prefix};
+use crate::apps::registry::Entry;
+use crate::apps::routes::Route;
+use crate::apps::store::FolderStore;
+use crate::config::Config;
+use crate::http::admin::AdminAccess;
+use crate::http::forwarding::{Forwarding, rewrite_for_guest};
+use crate::http::listener;
+use crate::launches::{INSTANCE_ENV, InUse, Instances};
+use crate::respond::{self, Body};
+use crate::runtime::engine::WasmEngine;
+use crate::runtime::fairness::Fairness;
+use crate::runtime::invoke::invoke;
+use crate::runtime::sandbox::Binding;
+use anyhow::Context as _;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Response header carrying the reason a newer build of the app failed (dev mode).
+const X_WASMOUNT_ERROR: &str = "x-wasmount-error";
+const MAX_ERROR_HEADER_CHARS: usize = 1024;
+
+/// Mounts the apps of `config.apps_dir`, then serves on `listener` until `shutdown` resolves.
+///
+/// # Errors
+///
+/// If the engine cannot be created or the apps folder cannot be opened. A bad app file is not
+/// an error: it is logged, recorded as failed, and the others are served.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let engine = WasmEngine::new(&config.engine)?;
+    run_with_engine(listener, config, engine, shutdown).await
+}
+
+/// [`run`] with an engine the caller already has (tests share one across servers).
+///
+/// # Errors
+///
+/// As [`run`].
+pub async fn run_with_engine(
+    listener: TcpListener,
+    config: Config,
+    engine: WasmEngine,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let local = listener
+        .local_addr()
+        .context("reading the listening address")?;
+    let server = Server::start(config, engine, local).await?;
+    tracing::info!(
+        apps = server.deployer.registry().len(),
+        instances = server.launches.len(),
+        admin_api = if server.config.admin_token.is_some() {
+            "on"
+        } else {
+            "off"
+        },
+        "listening on http://{local}{}/",
+        server.config.base_path
+    );
+    listener::serve(listener, Arc::new(server), shutdown).await;
+    Ok(())
+}
+
+/// One wasmount server without a listener of its own: it mounts its apps when started and
+/// answers whatever requests it is given. [`run`] puts it behind a listener; another Rust
+/// web server can embed it by passing it the requests under `config.base_path` (and
+/// `/_wasmount/`).
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn example(request: http::Request<hyper::body::Incoming>) -> anyhow::Result<()> {
+/// use wasmount::{config::Config, engine::WasmEngine, server::Server};
+///
+/// let mut config = Config::new("apps");
+/// config.base_path = "/visualizations".into();
+/// let engine = WasmEngine::new(&config.engine)?;
+/// let local = "127.0.0.1:8000".parse()?;
+/// let server = Server::start(config, engine, local).await?;
+/// // In the embedder's own request handler, for paths under /visualizations/:
+/// let peer = "127.0.0.1:50000".parse()?;
+/// let response = server.handle(request, peer).await;
+/// # let _ = response;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Server {
+    /// Loads, stores and mounts apps.
+    pub(crate) deployer: Arc<Deployer>,
+    /// The launched instances.
+    pub(crate) launches: Arc<Instances>,
+    /// Who may call the admin API.
+    pub(crate) access: AdminAccess,
+    /// The settings it runs with.
+    pub(crate) config: Config,
+    /// The address clients reach it at, the guest's `host` when a client sends none.
+    local: SocketAddr,
+}
+
+impl Server {
+    /// Opens the apps folder, mounts its apps (those without a cached build keep compiling
+    /// in the background), loads the launched instances and starts the watcher if asked.
+    /// `local` is the address clients connect to.
+    ///
+    /// # Errors
+    ///
+    /// If the apps folder cannot be opened or watched.
+    pub async fn start(
+        config: Config,
+        engine: WasmEngine,
+        local: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        let names = Arc::new(Namespace::default());
+        let context = LinkContext {
+            engine,
+            defaults: config.app_defaults(),
+            fairness: Fairness::new(),
+        };
+        let store = Box::new(FolderStore::open(&config.apps_dir)?);
+        let deployer = Deployer::new(context, store, names.clone());
+        deployer.mount_stored().await?;
+        deployer.mount_external(&config.external_apps);
+        let launches = Arc::new(Instances::open(
+            &config.apps_dir,
+            names,
+            config.instance_idle_timeout,
+            config.max_launched_instances,
+        )?);
+        launches.spawn_sweeper();
+        if config.watch {
+            crate::apps::watch::spawn(deployer.clone(), &config.apps_dir, &config.external_apps)?;
+        }
+        Ok(Self {
+            deployer,
+            launches,
+            access: AdminAccess::new(config.admin_token.as_deref(), config.public_app_list),
+            config,
+            local,
+        })
+    }
+
+    /// Answers one request from `peer`: an app's, a launched instance's, or the server's own.
+    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let base = self.config.base_path.as_str();
+        let snapshot = self.deployer.registry().snapshot();
+        let path = request.uri().path().to_owned();
+        match snapshot.routes.resolve(base, &path) {
+            Route::App { name, rest, custom } => {
+                let mut response = match self.target(name, custom).await {
+                    Ok(target) => self.serve_app(target, request, rest, peer).await,
+                    Err(refusal) => refusal,
+                };
+                if self.config.dev {
+                    self.show_build_error(name, &mut response);
+                }
+                response
+            }
+            Route::AddTrailingSlash { name, custom } => self.redirect(name, custom, &request),
+            Route::Index => self.index(request.method()),
+            Route::Reserved(endpoint) => self.reserved(endpoint, request).await,
+            Route::NotFound => respond::text(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    /// What serves `name`: the app mounted as `name` (at its custom route only, when it has
+    /// one), or else the launched instance `name` and its app.
+    async fn target(&self, name: &str, custom: bool) -> Result<Target, Response<Body>> {
+        let registry = self.deployer.registry();
+        if let Some(entry) = registry.get(name) {
+            let app = entry
+                .app()
+                .await
+                .map_err(|reason| failed_app(name, &reason))?;
+            if !custom && app.manifest().route.is_some() {
+                return Err(no_such_app(name)); // it is mounted at its own route instead
+            }
+            return Ok(Target { app, launch: None });
+        }
+        let launch = self.launches.get(name).ok_or_else(|| no_such_app(name))?;
+        let Some(entry) = registry.get(&launch.app) else {
+            return Err(respond::text(
+                StatusCode::NOT_FOUND,
+                format_args!(
+                    "instance `{name}` runs app `{}`, which is not mounted",
+                    launch.app
+                ),
+            ));
+        };
+        let app = entry
+            .app()
+            .await
+            .map_err(|reason| failed_app(&launch.app, &reason))?;
+        Ok(Target {
+            app,
+            launch: Some(launch),
+        })
+    }
+
+    /// Runs the request in `target`'s app, after its admission, with the path it sees.
+    async fn serve_app(
+        &self,
+        target: Target,
+        request: Request<Incoming>,
+        rest: &str,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let Target { app, launch } = target;
+        let Ok(admission) = app.guest().admit() else {
+            return respond::unavailable(
+                format_args!(
+                    "app `{}` is at its limit of concurrent requests",
+                    app.name()
+                ),
+                1,
+            );
+        };
+        let base = &self.config.base_path;
+        let prefix = match &launch {
+            Some(launch) => mount_prefix(base, &launch.name),
+            None => app.prefix(base),
+        };
+        let forwarding = Forwarding {
+            prefix: &prefix,
+            rest,
+            peer,
+            local: self.local,
+        };
+        let request = match rewrite_for_guest(request, &forwarding) {
+            Ok(request) => request,
+            Err(message) => return respond::text(StatusCode::BAD_REQUEST, message),
+        };
+        let binding = launch.as_ref().map(|launch| Binding {
+            key: &launch.name,
+            env: [launch.input.env(), (INSTANCE_ENV, &launch.name)],
+        });
+        invoke(app.guest().clone(), request, binding, admission).await
+    }
+
+    /// `B/NAME` → `B/NAME/` (query kept), for whatever is mounted at `name`.
+    fn redirect(&self, name: &str, custom: bool, request: &Request<Incoming>) -> Response<Body> {
+        let base = &self.config.base_path;
+        let prefix = match self.deployer.registry().get(name) {
+            Some(Entry::Ready(app)) if custom || app.manifest().route.is_none() => app.prefix(base),
+            Some(Entry::Loading(_)) => mount_prefix(base, name),
+            None if self.launches.peek(name).is_some() => mount_prefix(base, name),
+            _ => return no_such_app(name),
+        };
+        let mut location = format!("{prefix}/");
+        if let Some(query) = request.uri().query() {
+            location.push('?');
+            location.push_str(query);
+        }
+        respond::permanent_redirect(&location)
+    }
+
+    /// In dev mode, tells the developer on every response of an app whose latest build failed
+    /// (the previous build is what answered). A header, not a banner in the body: it reaches
+    /// the browser's network panel and `curl -i` without altering what the app sent.
+    fn show_build_error(&self, name: &str, response: &mut Response<Body>) {
+        if let Some(failure) = self.deployer.registry().failure(name) {
+            let reason: String = failure
+                .reason
+                .chars()
+                .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
+                .take(MAX_ERROR_HEADER_CHARS)
+                .collect();
+            if let Ok(value) = http::HeaderValue::from_str(&reason) {
+                response.headers_mut().insert(X_WASMOUNT_ERROR, value);
+            }
+        }
+    }
+}
+
+/// What a request to a name runs: an app, and the launched instance if it is one's.
+struct Target {
+    app: Arc<App>,
+    /// Held while the request runs, so the instance does not expire under it.
+    launch: Option<InUse>,
+}
+
+fn failed_app(name: &str, reason: &str) -> Response<Body> {
+    respond::text(
+        StatusCode::NOT_FOUND,
+        format_args!("app `{name}` is not mounted: loading it failed: {reason}"),
+    )
+}
+
+fn no_such_app(name: &str) -> Response<Body> {
+    respond::text(
+        StatusCode::NOT_FOUND,
+        format_args!("no app named `{name}` is mounted"),
+    )
+}

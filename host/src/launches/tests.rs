@@ -1,0 +1,147 @@
+//! Unit tests of the launch table: durability, refusals, expiry, the shared namespace.
+
+use super::*;
+use std::sync::atomic::Ordering;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn launched_instances_survive_reopening_with_their_input_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = r#"{ "file_relationships": ["http://x/a.tsv"],  "parameters": [] }"#;
+    let runtime = runtime();
+    let instances = Instances::open(dir.path(), Arc::default(), None, 10).unwrap();
+    let launched = runtime
+        .block_on(instances.launch("heatmap", Input::Json(input.into()), Some("one")))
+        .unwrap();
+    let generated = runtime
+        .block_on(instances.launch("heatmap", Input::Url("http://x/in.json".into()), None))
+        .unwrap();
+    assert!(generated.name.starts_with("heatmap-") && generated.name.len() == 16);
+    drop(instances);
+
+    let reopened = Instances::open(dir.path(), Arc::default(), None, 10).unwrap();
+    assert_eq!(reopened.len(), 2);
+    let one = reopened.get("one").unwrap();
+    assert_eq!(one.input, Input::Json(input.into()));
+    assert_eq!(one.app.as_ref(), "heatmap");
+    assert_eq!(
+        launched
+            .created
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+        one.created.duration_since(UNIX_EPOCH).unwrap().as_millis()
+    );
+    assert_eq!(
+        reopened.get(&generated.name).unwrap().input,
+        Input::Url("http://x/in.json".into())
+    );
+}
+
+#[test]
+fn refusals_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime();
+    let instances = Instances::open(dir.path(), Arc::default(), None, 1).unwrap();
+    let json = || Input::Json("{}".into());
+    runtime
+        .block_on(instances.launch("app", json(), Some("taken")))
+        .unwrap();
+    let taken = runtime.block_on(instances.launch("app", json(), Some("taken")));
+    assert!(
+        matches!(taken, Err(LaunchError::NameTaken(..))),
+        "{taken:?}"
+    );
+    let bad = runtime.block_on(instances.launch("app", json(), Some("Bad/Name")));
+    assert!(matches!(bad, Err(LaunchError::BadName(_))), "{bad:?}");
+    let full = runtime.block_on(instances.launch("app", json(), Some("second")));
+    assert!(matches!(full, Err(LaunchError::Full(1))), "{full:?}");
+    let files = std::fs::read_dir(dir.path().join(INSTANCES_DIR))
+        .unwrap()
+        .count();
+    assert_eq!(files, 1);
+    assert!(runtime.block_on(instances.remove("taken")).unwrap());
+    assert!(!runtime.block_on(instances.remove("taken")).unwrap());
+    assert!(instances.get("taken").is_none());
+    let files = std::fs::read_dir(dir.path().join(INSTANCES_DIR))
+        .unwrap()
+        .count();
+    assert_eq!(files, 0);
+}
+
+#[test]
+fn idle_instances_expire_and_used_ones_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime();
+    let instances =
+        Instances::open(dir.path(), Arc::default(), Some(Duration::from_secs(1)), 10).unwrap();
+    for name in ["idle", "busy"] {
+        runtime
+            .block_on(instances.launch("app", Input::Json("1".into()), Some(name)))
+            .unwrap();
+    }
+    // Pretend both were last used long ago, then use one.
+    for instance in instances.list() {
+        set_last_used(&instance, Duration::from_secs(10));
+    }
+    assert!(
+        instances.get("idle").is_none(),
+        "expired instances are not served"
+    );
+    instances.peek("busy").unwrap().touch();
+    assert_eq!(instances.sweep(), 1);
+    assert!(instances.peek("idle").is_none());
+    assert!(instances.get("busy").is_some());
+    assert!(!dir.path().join(INSTANCES_DIR).join("idle.json").exists());
+}
+
+fn set_last_used(instance: &Instance, ago: Duration) {
+    let at = millis_since_epoch(SystemTime::now() - ago);
+    instance.last_used_ms.store(at, Ordering::Relaxed);
+}
+
+#[test]
+fn idle_time_counts_milliseconds_and_an_instance_in_use_never_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime();
+    let idle = Some(Duration::from_secs(2));
+    let instances = Instances::open(dir.path(), Arc::default(), idle, 10).unwrap();
+    runtime
+        .block_on(instances.launch("app", Input::Json("1".into()), Some("viz")))
+        .unwrap();
+    let instance = instances.peek("viz").unwrap();
+    // Used 1.2 s ago with a 2 s idle time: not expired, however the seconds fall.
+    set_last_used(&instance, Duration::from_millis(1200));
+    assert!(instances.get("viz").is_some());
+    set_last_used(&instance, Duration::from_millis(1200));
+    assert_eq!(instances.sweep(), 0);
+
+    // Held by a running request, it outlives its idle time...
+    let held = instances.get("viz").unwrap();
+    set_last_used(&instance, Duration::from_secs(10));
+    assert_eq!(instances.sweep(), 0, "swept while a request runs");
+    // ...and its idle clock starts again when the request ends.
+    drop(held);
+    assert_eq!(instances.sweep(), 0);
+    assert!(instances.get("viz").is_some());
+}
+
+#[test]
+fn a_name_held_by_an_app_cannot_be_launched() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = Arc::new(Namespace::default());
+    names.take("viz", Holder::App).unwrap();
+    let instances = Instances::open(dir.path(), names.clone(), None, 10).unwrap();
+    let taken = runtime().block_on(instances.launch("app", Input::Json("1".into()), Some("viz")));
+    assert!(
+        matches!(taken, Err(LaunchError::NameTaken(_, Holder::App))),
+        "{taken:?}"
+    );
+    assert_eq!(names.holder("viz"), Some(Holder::App));
+}
