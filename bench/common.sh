@@ -14,7 +14,8 @@ guest_flags=()
 for guest in $BENCH_GUESTS; do guest_flags+=(-p "$guest"); done
 (cd guests && cargo build --release -q --locked --target wasm32-wasip2 "${guest_flags[@]}" --target-dir "$root/target/guests")
 guests="$root/target/guests/wasm32-wasip2/release"
-wasmount="$root/target/release/wasmount"
+# WASMOUNT_BIN: measure another build (e.g. the previous commit's), side by side.
+wasmount="${WASMOUNT_BIN:-$root/target/release/wasmount}"
 
 work=$(mktemp -d)
 pids=()

@@ -77,7 +77,7 @@ pub(crate) fn spawn(
             .map(|(name, path)| (absolute(path), name.clone()))
             .collect(),
     };
-    let (events, mut changed) = mpsc::unbounded_channel::<PathBuf>();
+    let (events, changed) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher =
         notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
             Ok(event) if is_change(&event.kind) => event.paths.into_iter().for_each(|path| {
@@ -106,38 +106,48 @@ pub(crate) fn spawn(
 
     tokio::spawn(async move {
         let _watcher = watcher; // lives as long as this task
-        let mut pending: HashMap<String, Instant> = HashMap::new();
-        loop {
-            let next_due = pending.values().min().copied();
-            tokio::select! {
-                event = changed.recv() => match event {
-                    Some(path) => {
-                        if let Some(name) = targets.app_for(&path) {
-                            pending.insert(name, Instant::now() + DEBOUNCE);
-                        }
+        reload_on_changes(&deployer, &targets, changed).await;
+    });
+    Ok(())
+}
+
+/// Reloads each app a changed path belongs to, once its events have been quiet for
+/// [`DEBOUNCE`]; runs until the watcher is gone.
+async fn reload_on_changes(
+    deployer: &Arc<Deployer>,
+    targets: &Targets,
+    mut changed: mpsc::UnboundedReceiver<PathBuf>,
+) {
+    let mut pending: HashMap<String, Instant> = HashMap::new();
+    loop {
+        let next_due = pending.values().min().copied();
+        tokio::select! {
+            event = changed.recv() => match event {
+                Some(path) => {
+                    if let Some(name) = targets.app_for(&path) {
+                        pending.insert(name, Instant::now() + DEBOUNCE);
                     }
-                    None => break,
-                },
-                () = sleep_until(next_due) => {
-                    let now = Instant::now();
-                    let due: Vec<String> = pending
-                        .iter()
-                        .filter(|(_, at)| **at <= now)
-                        .map(|(name, _)| name.clone())
-                        .collect();
-                    for name in due {
-                        pending.remove(&name);
-                        // One at a time: a later change of an app never overtakes an earlier one.
-                        let outcome = deployer.reload_file(&name, &targets.path_of(&name)).await;
-                        if outcome != Reload::Unchanged {
-                            tracing::debug!(app = %name, ?outcome, "reloaded");
-                        }
+                }
+                None => return,
+            },
+            () = sleep_until(next_due) => {
+                let now = Instant::now();
+                let due: Vec<String> = pending
+                    .iter()
+                    .filter(|(_, at)| **at <= now)
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                for name in due {
+                    pending.remove(&name);
+                    // One at a time: a later change of an app never overtakes an earlier one.
+                    let outcome = deployer.reload_file(&name, &targets.path_of(&name)).await;
+                    if outcome != Reload::Unchanged {
+                        tracing::debug!(app = %name, ?outcome, "reloaded");
                     }
                 }
             }
         }
-    });
-    Ok(())
+    }
 }
 
 /// Whether an event can change what a file holds. Reads (our own included: loading a file

@@ -113,62 +113,21 @@ pub(crate) async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
     if status != StatusCode::NOT_FOUND {
         expect_success(status, reply)?;
     }
-    let mut file = tokio::fs::File::open(&args.file)
-        .await
-        .with_context(|| format!("opening {}", args.file.display()))?;
-    let total = file.metadata().await?.len();
-    let progress = ProgressBar::new(total).with_style(
+    let progress = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
     progress.set_message(format!("uploading {name}"));
-    let bar = progress.clone();
-    let chunks = futures::stream::poll_fn(move |cx| {
-        let mut buffer = vec![0; CHUNK_BYTES];
-        let read = std::pin::pin!(file.read(&mut buffer));
-        read.poll(cx).map(|result| match result {
-            Ok(0) => None,
-            Ok(n) => {
-                buffer.truncate(n);
-                bar.inc(n as u64);
-                Some(Ok(Frame::data(Bytes::from(buffer))))
-            }
-            Err(error) => Some(Err(error)),
-        })
-    });
-    let (status, reply) = match &args.manifest {
-        None => {
-            let body = StreamBody::new(chunks).boxed();
-            let content = Some((total, "application/wasm".to_owned()));
-            send(&args.server, Method::PUT, &path, body, content).await?
-        }
-        Some(manifest) => {
-            let manifest = tokio::fs::read(manifest)
-                .await
-                .with_context(|| format!("reading {}", manifest.display()))?;
-            let component = BodyExt::collect(StreamBody::new(chunks)).await?.to_bytes();
-            let (content_type, body) = crate::client::multipart(&[
-                ("component", "application/wasm", &component),
-                ("manifest", "application/toml", &manifest),
-            ]);
-            let content = Some((body.len() as u64, content_type));
-            let body = Full::new(Bytes::from(body))
-                .map_err(|never| match never {})
-                .boxed();
-            send(&args.server, Method::PUT, &path, body, content).await?
-        }
-    };
+    let (body, content) = upload_body(&args, progress.clone()).await?;
+    let (status, reply) = send(&args.server, Method::PUT, &path, body, Some(content)).await?;
     progress.finish_and_clear();
     let reply = expect_success(status, reply)?;
     let app = &reply["app"];
+    let replaced = reply["replaced"] == Value::Bool(true);
     println!(
         "{} {name}: {} bytes, sha256 {}, compiled in {:.0} ms, serving at {}{}",
-        if reply["replaced"] == Value::Bool(true) {
-            "replaced"
-        } else {
-            "deployed"
-        },
+        if replaced { "replaced" } else { "deployed" },
         app["size"],
         app["sha256"].as_str().unwrap_or("?"),
         reply["compile_ms"].as_f64().unwrap_or(0.0),
@@ -176,6 +135,49 @@ pub(crate) async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         app["route"].as_str().unwrap_or("/"),
     );
     Ok(())
+}
+
+/// The body of an upload and its length and content type: the component streamed from its
+/// file (advancing `progress`), or with `--manifest` a multipart body of both.
+async fn upload_body(
+    args: &DeployArgs,
+    progress: ProgressBar,
+) -> anyhow::Result<(RequestBody, (u64, String))> {
+    let mut file = tokio::fs::File::open(&args.file)
+        .await
+        .with_context(|| format!("opening {}", args.file.display()))?;
+    let total = file.metadata().await?.len();
+    progress.set_length(total);
+    let chunks = futures::stream::poll_fn(move |cx| {
+        let mut buffer = vec![0; CHUNK_BYTES];
+        let read = std::pin::pin!(file.read(&mut buffer));
+        read.poll(cx).map(|result| match result {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                progress.inc(n as u64);
+                Some(Ok(Frame::data(Bytes::from(buffer))))
+            }
+            Err(error) => Some(Err(error)),
+        })
+    });
+    let Some(manifest) = &args.manifest else {
+        let content = (total, "application/wasm".to_owned());
+        return Ok((StreamBody::new(chunks).boxed(), content));
+    };
+    let manifest = tokio::fs::read(manifest)
+        .await
+        .with_context(|| format!("reading {}", manifest.display()))?;
+    let component = BodyExt::collect(StreamBody::new(chunks)).await?.to_bytes();
+    let (content_type, body) = crate::client::multipart(&[
+        ("component", "application/wasm", &component),
+        ("manifest", "application/toml", &manifest),
+    ]);
+    let content = (body.len() as u64, content_type);
+    let body = Full::new(Bytes::from(body))
+        .map_err(|never| match never {})
+        .boxed();
+    Ok((body, content))
 }
 
 /// Prints the server's apps, one line each.
