@@ -34,10 +34,20 @@ pub const MIN_HEADER_BYTES: u64 = 8 << 10;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// How long a client may take to send the request headers (slowloris guard).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the start of a request body (64 KiB, or all of a shorter one) may take to
+/// arrive before a guest instance is taken for it; slower clients get 408.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+/// The longest duration any setting accepts (a timeout, an idle time): longer ones are
+/// refused rather than overflowing a deadline.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 /// How long a launched instance may go unused before it is removed.
 pub const DEFAULT_LAUNCH_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The largest input a launched instance may hold.
 pub const DEFAULT_MAX_LAUNCH_INPUT_BYTES: u64 = 1 << 20;
+/// How much input all launched instances may hold together (inputs are kept in memory).
+pub const DEFAULT_MAX_LAUNCH_INPUT_TOTAL_BYTES: u64 = 256 << 20;
 /// How many launched instances may exist at once.
 pub const DEFAULT_MAX_LAUNCHES: usize = 100_000;
 /// How long an idle reusable instance is kept, unless the app's manifest says otherwise.
@@ -65,6 +75,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// How long a client may take to send the request headers.
     pub header_read_timeout: Duration,
+    /// How long the start of a request body may take to arrive before a guest runs.
+    pub body_read_timeout: Duration,
     /// The largest request head accepted, in bytes (431 beyond).
     pub max_header_bytes: u64,
     /// Open client connections at once.
@@ -88,6 +100,11 @@ pub struct Config {
     pub max_instance_input: u64,
     /// How many launched instances may exist at once (429 beyond).
     pub max_launched_instances: usize,
+    /// How much input all launched instances may hold together, in bytes (429 beyond).
+    pub max_launch_input_total: u64,
+    /// Addresses of the proxies whose forwarding headers (`x-forwarded-*`, `forwarded`,
+    /// `x-real-ip`) are believed; from anyone else they are removed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Developer mode: a broken build's reason is added to the app's responses as
     /// `x-wasmount-error`.
     pub dev: bool,
@@ -130,6 +147,7 @@ impl Config {
             max_concurrent_requests: None,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             engine: EngineConfig::default(),
@@ -141,8 +159,41 @@ impl Config {
             instance_idle_timeout: Some(DEFAULT_LAUNCH_IDLE_TIMEOUT),
             max_instance_input: DEFAULT_MAX_LAUNCH_INPUT_BYTES,
             max_launched_instances: DEFAULT_MAX_LAUNCHES,
+            max_launch_input_total: DEFAULT_MAX_LAUNCH_INPUT_TOTAL_BYTES,
+            trusted_proxies: Vec::new(),
             dev: false,
         }
+    }
+
+    /// Refuses settings no server can run with: durations past [`MAX_DURATION`] (they would
+    /// overflow a deadline), zero limits.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the setting and the limit.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let durations = [
+            ("request timeout", self.request_timeout),
+            ("shutdown timeout", self.shutdown_timeout),
+            ("header read timeout", self.header_read_timeout),
+            ("body read timeout", self.body_read_timeout),
+            (
+                "instance idle timeout",
+                self.instance_idle_timeout.unwrap_or_default(),
+            ),
+        ];
+        for (what, duration) in durations {
+            check_duration(what, duration)?;
+        }
+        anyhow::ensure!(
+            self.max_connections > 0,
+            "--max-connections must be at least 1"
+        );
+        anyhow::ensure!(
+            self.engine.max_instances > 0,
+            "--max-instances must be at least 1"
+        );
+        Ok(())
     }
 
     /// What apps get where their manifest is silent.
@@ -153,6 +204,7 @@ impl Config {
             instance_memory_bytes: self.instance_memory_bytes,
             max_request_body: self.max_request_body,
             max_concurrent_requests: self.max_concurrent_requests,
+            body_read_timeout: self.body_read_timeout,
         }
     }
 }
@@ -170,4 +222,21 @@ pub(crate) struct AppDefaults {
     pub max_request_body: u64,
     /// Requests of one app running at once; `None`: bounded by the instance limit only.
     pub max_concurrent_requests: Option<u32>,
+    /// How long the start of a request body may take to arrive before a guest runs.
+    pub body_read_timeout: Duration,
+}
+
+/// Refuses a duration past [`MAX_DURATION`].
+///
+/// # Errors
+///
+/// A message naming `what`, its value and the limit.
+pub(crate) fn check_duration(what: &str, duration: Duration) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        duration <= MAX_DURATION,
+        "{what} is {}, longer than the longest accepted ({})",
+        humantime::format_duration(duration),
+        humantime::format_duration(MAX_DURATION)
+    );
+    Ok(())
 }

@@ -16,6 +16,8 @@ mod apps;
 pub mod cli;
 pub mod client;
 pub mod config;
+#[cfg(test)]
+mod fuzz;
 mod headers;
 mod http;
 mod launches;

@@ -21,7 +21,7 @@ pub mod guests {
 }
 
 /// The longest any single test request may take before the test fails instead of hanging.
-pub const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(180);
 
 /// One engine for every server in this test binary: creating the pool is not free.
 pub fn shared_engine() -> WasmEngine {
@@ -62,6 +62,16 @@ impl TestServer {
         apps_dir: tempfile::TempDir,
         configure: impl FnOnce(&mut Config),
     ) -> Self {
+        Self::start_in_with_engine(apps_dir, shared_engine(), configure).await
+    }
+
+    /// Serves an apps folder the caller filled, on an engine of its own (for tests of the
+    /// engine's limits).
+    pub async fn start_in_with_engine(
+        apps_dir: tempfile::TempDir,
+        engine: WasmEngine,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config::new(apps_dir.path());
         configure(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0")
@@ -72,7 +82,7 @@ impl TestServer {
         let task = tokio::spawn(wasmount::server::run_with_engine(
             listener,
             config,
-            shared_engine(),
+            engine,
             async move {
                 let _ = stop.await;
             },
@@ -361,14 +371,38 @@ pub struct ServerProcess {
     pub child: std::process::Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Every line it logged so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
     /// Runs `BIN serve --listen 127.0.0.1:0 ARGS…` and waits for its ready line. Integration
     /// tests pass `env!("CARGO_BIN_EXE_wasmount-under-test")` as `bin`.
     pub fn start(bin: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::start_command(std::process::Command::new(bin), args, envs)
+    }
+
+    /// [`ServerProcess::start`] with at most `open_files` file descriptors (`prlimit`).
+    pub fn start_with_open_files(
+        bin: &str,
+        open_files: u32,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
+        let mut command = std::process::Command::new("prlimit");
+        command
+            .arg(format!("--nofile={open_files}:{open_files}"))
+            .arg(bin);
+        Self::start_command(command, args, envs)
+    }
+
+    fn start_command(
+        mut command: std::process::Command,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
         use std::io::BufRead as _;
-        let mut child = std::process::Command::new(bin)
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .envs(envs.iter().copied())
@@ -380,6 +414,7 @@ impl ServerProcess {
         let stderr = child.stderr.take().expect("piped stderr");
         let mut lines = std::io::BufReader::new(stderr).lines();
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut addr = None;
         while addr.is_none() && std::time::Instant::now() < deadline {
             let Some(Ok(line)) = lines.next() else {
@@ -389,15 +424,21 @@ impl ServerProcess {
                 let rest = &line[at + "listening on http://".len()..];
                 addr = rest.split('/').next().and_then(|a| a.parse().ok());
             }
+            log.lock().unwrap().push(line);
         }
         // Wrap the child first, so it is killed and reaped on every path, panics included.
         let mut server = Self {
             child,
             addr: "0.0.0.0:0".parse().expect("an address"),
+            log: log.clone(),
         };
         server.addr = addr.expect("the server printed `listening on http://ADDR` within 60 s");
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        // Keep reading stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                log.lock().unwrap().push(line);
+            }
+        });
         server
     }
 

@@ -124,7 +124,7 @@ async fn upload_replace_inspect_and_delete() {
     let deleted = server
         .admin(Method::DELETE, "/_wasmount/apps/viz", Bytes::new())
         .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text());
     assert_eq!(server.get("/viz/").await.status, StatusCode::NOT_FOUND);
     assert!(server.stored_files().is_empty());
     let again = server
@@ -229,7 +229,7 @@ async fn every_bad_upload_is_refused_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_uploads_get_413_before_and_while_streaming() {
     let server =
-        TestServer::start_admin(&[("app", guests::HELLO)], |c| c.max_upload = 100 * 1024).await;
+        TestServer::start_admin(&[("app", guests::HELLO)], |c| c.max_upload = 400 * 1024).await;
     let auth = format!("Bearer {ADMIN_TOKEN}");
 
     // Declared too large: refused from the headers alone.
@@ -237,7 +237,7 @@ async fn oversized_uploads_get_413_before_and_while_streaming() {
         .send(
             Method::PUT,
             "/_wasmount/apps/big",
-            vec![0u8; 150_000],
+            vec![0u8; 500_000],
             &[("authorization", &auth)],
         )
         .await;
@@ -246,7 +246,7 @@ async fn oversized_uploads_get_413_before_and_while_streaming() {
         json(&declared)["error"]
             .as_str()
             .unwrap()
-            .contains("limit is 100.0 KiB"),
+            .contains("limit is 400.0 KiB"),
         "{}",
         declared.text()
     );
@@ -342,7 +342,7 @@ async fn a_restart_loads_apps_from_the_compiled_cache() {
         .await;
     assert_eq!(json(&created)["app"]["compiled"], "baseline", "Winch first");
     let index = server.apps_path().join(".cache/hello.json");
-    let within = Duration::from_secs(20);
+    let within = Duration::from_secs(60);
     let cached = || async { index.exists().then_some(()) };
     wasmount_tests::eventually("the cache to be written", within, cached).await;
     wasmount_tests::eventually("the Cranelift build to replace Winch's", within, || async {
@@ -447,6 +447,149 @@ async fn a_component_and_its_manifest_go_live_together() {
     let deleted = server
         .admin(Method::DELETE, "/_wasmount/apps/echo", Bytes::new())
         .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text());
     assert!(server.stored_files().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_upload_leaves_neither_its_manifest_nor_its_component() {
+    let server = TestServer::start_admin(&[], |_| {}).await;
+    std::fs::create_dir(server.apps_path().join("blocked.wasm")).unwrap();
+    let hello = read(guests::HELLO);
+    let manifest = b"environment = { TITLE = \"x\" }".as_slice();
+    let refused = server
+        .put_multipart("blocked", &[("component", &hello), ("manifest", manifest)])
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        refused.text()
+    );
+    assert!(
+        !server.apps_path().join("blocked.toml").exists(),
+        "no manifest alone"
+    );
+
+    // The manifest cannot be written: the component stays the previous one.
+    let stored = server.put_multipart("pair", &[("component", &hello)]).await;
+    assert_eq!(stored.status, StatusCode::CREATED, "{}", stored.text());
+    std::fs::create_dir(server.apps_path().join("pair.toml")).unwrap();
+    let echo = read(guests::ECHO);
+    let refused = server
+        .put_multipart("pair", &[("component", &echo), ("manifest", manifest)])
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        refused.text()
+    );
+    assert_eq!(
+        read(server.apps_path().join("pair.wasm").to_str().unwrap()),
+        hello
+    );
+    assert!(
+        server
+            .get("/pair/")
+            .await
+            .text()
+            .contains("Hello from wasmount!")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn public_answers_never_show_the_hosts_paths() {
+    let apps = tempfile::tempdir().unwrap();
+    for name in ["typo", "nofiles", "link"] {
+        std::fs::copy(guests::HELLO, apps.path().join(format!("{name}.wasm"))).unwrap();
+    }
+    std::fs::write(apps.path().join("typo.toml"), "enviroment = {}").unwrap();
+    std::fs::write(apps.path().join("nofiles.toml"), "files = \"missing\"").unwrap();
+    std::os::unix::fs::symlink("/etc", apps.path().join("etclink")).unwrap();
+    std::fs::write(apps.path().join("link.toml"), "files = \"etclink\"").unwrap();
+    let folder = apps.path().display().to_string();
+    let server = TestServer::start_in(apps, |config| config.public_app_list = true).await;
+    let listed =
+        wasmount_tests::eventually("the three failures", Duration::from_secs(60), || async {
+            let list = server.get("/_wasmount/apps").await;
+            (list.text().matches("\"error\"").count() == 3).then_some(list)
+        })
+        .await;
+    let text = listed.text();
+    assert!(!text.contains(&folder), "{text}");
+    assert!(
+        text.contains("enviroment") && text.contains("outside the apps folder"),
+        "{text}"
+    );
+    assert!(!text.contains("/etc"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_custom_route_cannot_cover_or_sit_under_another_apps_or_instances_url() {
+    let server =
+        TestServer::start_admin(&[("hello", guests::HELLO), ("viz", guests::VIZ)], |_| {}).await;
+    let hello = read(guests::HELLO);
+    let launch = |name: &str| {
+        let body = serde_json::json!({"app": "hello", "name": name, "input": {}});
+        server.admin(Method::POST, "/_wasmount/instances", body.to_string())
+    };
+    assert_eq!(launch("inst").await.status, StatusCode::CREATED);
+    for (route, holder) in [
+        ("/hello", "`/hello/`, the name of an app"),
+        ("/viz/static", "`/viz/`, the name of an app"),
+        ("/inst/a", "`/inst/`, the name of a launched instance"),
+    ] {
+        let manifest = format!("route = \"{route}\"");
+        let refused = server
+            .put_multipart(
+                "x",
+                &[("component", &hello), ("manifest", manifest.as_bytes())],
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::CONFLICT,
+            "{route}: {}",
+            refused.text()
+        );
+        assert!(
+            refused.text().contains(holder),
+            "{route}: {}",
+            refused.text()
+        );
+    }
+    assert!(
+        server
+            .get("/hello/")
+            .await
+            .text()
+            .contains("Hello from wasmount!")
+    );
+
+    // A free route is taken, and then nothing else may be mounted over it.
+    let manifest = b"route = \"/reports/x\"".as_slice();
+    let placed = server
+        .put_multipart("x", &[("component", &hello), ("manifest", manifest)])
+        .await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.text());
+    let launched = launch("reports").await;
+    assert_eq!(launched.status, StatusCode::CONFLICT, "{}", launched.text());
+    assert!(
+        launched.text().contains("custom route of app `x`"),
+        "{}",
+        launched.text()
+    );
+    let uploaded = server
+        .admin(Method::PUT, "/_wasmount/apps/reports", hello.clone())
+        .await;
+    assert_eq!(uploaded.status, StatusCode::CONFLICT, "{}", uploaded.text());
+    let nested = server
+        .put_multipart(
+            "y",
+            &[("component", &hello), ("manifest", b"route = \"/reports\"")],
+        )
+        .await;
+    assert_eq!(nested.status, StatusCode::CONFLICT, "{}", nested.text());
+    assert_eq!(server.get("/reports/x/").await.status, StatusCode::OK);
 }

@@ -279,3 +279,53 @@ async fn deploy_apps_and_remove_drive_a_running_server() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("no app named `greeter`"));
     let _ = std::fs::remove_file(token_file);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_low_open_file_limit_caps_connections_and_does_not_flood_the_log() {
+    let apps = tempfile::tempdir().unwrap();
+    std::fs::copy(guests::HELLO, apps.path().join("hello.wasm")).unwrap();
+    let args = [
+        "--apps",
+        apps.path().to_str().unwrap(),
+        "--header-read-timeout",
+        "2s",
+    ];
+    let server = ServerProcess::start_with_open_files(BIN, 512, &args, &[]);
+    let logged = |needle: &str| {
+        let log = server.log.lock().unwrap();
+        log.iter().filter(|line| line.contains(needle)).count()
+    };
+    let lowered = "--max-connections 10000 lowered to 256";
+    wasmount_tests::eventually(lowered, Duration::from_secs(60), || async {
+        (logged(lowered) == 1).then_some(())
+    })
+    .await;
+    // More idle connections than the server may hold: the rest wait in the backlog.
+    let mut idle = Vec::new();
+    for _ in 0..400 {
+        idle.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    // The header timeout closes the idle ones it accepted; then the rest, and a real client,
+    // are served.
+    let addr = server.addr;
+    let answered =
+        wasmount_tests::eventually("a request answered", Duration::from_secs(60), || {
+            let health = try_send(
+                addr,
+                http::Method::GET,
+                "/_wasmount/health",
+                Default::default(),
+                &[],
+            );
+            async move { health.await.ok().filter(|r| r.status == 200) }
+        })
+        .await;
+    assert_eq!(answered.status, 200);
+    drop(idle);
+    assert_eq!(
+        logged("Too many open files"),
+        0,
+        "{:?}",
+        server.log.lock().unwrap()
+    );
+}

@@ -29,6 +29,11 @@ async fn guest_output_is_logged_with_the_app_name() {
     let server = TestServer::start(&[("echo", guests::ECHO)]).await;
     let response = server.get("/echo/log?msg=first+line%0Asecond+line").await;
     assert_eq!(response.text(), "logged\n");
+    // A carriage return or an escape sequence cannot forge a log line or drive a terminal.
+    let forged = server
+        .get("/echo/log?msg=ok%0D2026-01-01+ERROR+forged%1B%5B31m")
+        .await;
+    assert_eq!(forged.text(), "logged\n");
     drop(server);
 
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
@@ -47,4 +52,9 @@ async fn guest_output_is_logged_with_the_app_name() {
             "no {stream} line `{line}` tagged app=echo in the log:\n{log}"
         );
     }
+    assert!(
+        log.contains(r"ok\r2026-01-01 ERROR forged\u{1b}[31m"),
+        "control characters escaped:\n{log}"
+    );
+    assert!(!log.contains('\r') && !log.contains('\u{1b}'), "{log}");
 }

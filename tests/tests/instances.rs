@@ -22,7 +22,7 @@ async fn wait_serving(server: &TestServer, path: &str) {
     let serving = || async { (server.get(path).await.status == StatusCode::OK).then_some(()) };
     wasmount_tests::eventually(
         &format!("{path} to serve"),
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         serving,
     )
     .await;
@@ -359,18 +359,24 @@ async fn replacing_the_app_upgrades_its_instances_and_removing_it_says_so() {
         hello.text()
     );
 
-    server
+    // Deleting the app deletes its instances, and says so: a later upload under the same
+    // name does not inherit them (nor their users' inputs).
+    let deleted = server
         .admin(Method::DELETE, "/_wasmount/apps/app", Bytes::new())
         .await;
-    let orphan = server.get("/inst/").await;
-    assert_eq!(orphan.status, StatusCode::NOT_FOUND);
-    assert!(
-        orphan
-            .text()
-            .contains("runs app `app`, which is not mounted"),
-        "{}",
-        orphan.text()
-    );
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text());
+    assert_eq!(json(&deleted)["instances_removed"], 1);
+    assert_eq!(server.get("/inst/").await.status, StatusCode::NOT_FOUND);
+    assert!(instance_files(&server).is_empty());
+    let again = server
+        .admin(
+            Method::PUT,
+            "/_wasmount/apps/app",
+            std::fs::read(guests::ECHO).unwrap(),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.text());
+    assert_eq!(server.get("/inst/").await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -427,4 +433,68 @@ async fn an_upload_and_a_launch_racing_for_one_name_never_both_win() {
         let served = server.get(&format!("/{name}/")).await;
         assert_eq!(served.status, StatusCode::OK, "{}", served.text());
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_launchs_url_believes_forwarding_headers_only_from_trusted_proxies() {
+    let forged = [
+        ("x-forwarded-host", "evil.example"),
+        ("x-forwarded-proto", "https"),
+    ];
+    let body = serde_json::json!({"app": "echo", "input": {}}).to_string();
+    for (trusted, expected) in [
+        (false, "http://127.0.0.1:"),
+        (true, "https://evil.example/"),
+    ] {
+        let server = TestServer::start_admin(&[("echo", guests::ECHO)], |config| {
+            if trusted {
+                config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+            }
+        })
+        .await;
+        let auth = format!("Bearer {}", wasmount_tests::ADMIN_TOKEN);
+        let mut headers = forged.to_vec();
+        headers.push(("authorization", &auth));
+        let launched = server
+            .send(Method::POST, "/_wasmount/instances", body.clone(), &headers)
+            .await;
+        assert_eq!(launched.status, StatusCode::CREATED, "{}", launched.text());
+        let url = json(&launched)["url"].as_str().unwrap().to_owned();
+        assert!(url.starts_with(expected), "trusted {trusted}: {url}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_inputs_of_all_launched_instances_together_are_bounded() {
+    let server = TestServer::start_admin(&[("echo", guests::ECHO)], |config| {
+        config.max_launch_input_total = 2050;
+    })
+    .await;
+    let input = "x".repeat(1000);
+    for round in 0..2 {
+        let launched = launch(&server, serde_json::json!({"app": "echo", "input": input})).await;
+        assert_eq!(
+            launched.status,
+            StatusCode::CREATED,
+            "{round}: {}",
+            launched.text()
+        );
+    }
+    let full = launch(&server, serde_json::json!({"app": "echo", "input": input})).await;
+    assert_eq!(
+        full.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        full.text()
+    );
+    assert!(
+        full.text().contains("--max-launch-input-total"),
+        "{}",
+        full.text()
+    );
+    assert_eq!(
+        instance_files(&server).len(),
+        2,
+        "nothing stored for the refusal"
+    );
 }

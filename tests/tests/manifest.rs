@@ -50,7 +50,7 @@ async fn the_environment_is_the_manifests_plus_the_hosts_two_and_follows_edits()
         .contains("TITLE=Scatter")
     {
         assert!(
-            started.elapsed() < Duration::from_secs(20),
+            started.elapsed() < Duration::from_secs(60),
             "the manifest change never applied"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -175,7 +175,7 @@ async fn a_bad_manifest_is_refused_and_changes_nothing() {
     };
     let info = wasmount_tests::eventually(
         "the bad manifest to be reported",
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         reported,
     )
     .await;
@@ -258,7 +258,7 @@ async fn a_custom_route_replaces_the_default_mount_point() {
         (response.status == StatusCode::OK).then_some(response)
     };
     let response =
-        wasmount_tests::eventually("the custom route to serve", Duration::from_secs(20), routed)
+        wasmount_tests::eventually("the custom route to serve", Duration::from_secs(60), routed)
             .await;
     let echoed = json(&response);
     assert_eq!(echoed["path"], "/x");

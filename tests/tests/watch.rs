@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use wasmount_tests::{TestServer, eventually, guests, json, sha256_of};
 
-const SETTLE: Duration = Duration::from_secs(20);
+const SETTLE: Duration = Duration::from_secs(60);
 
 async fn watched_server(apps: &[(&str, &str)]) -> TestServer {
     TestServer::start_admin(apps, |config| config.watch = true).await
@@ -216,4 +216,40 @@ async fn a_build_output_outside_the_folder_is_followed_and_dev_mode_shows_build_
             .header("x-wasmount-error")
             .contains("core WebAssembly module")
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn links_to_devices_and_fifos_are_refused_and_block_nothing() {
+    let server = watched_server(&[]).await;
+    let dir = server.apps_path().to_owned();
+    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.wasm")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.join("fifo.wasm"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Saved after them, a real app still goes live: the watcher was not blocked.
+    write(&dir, "app.wasm", guests::HELLO);
+    eventually("the app saved after them is mounted", SETTLE, || {
+        serves(&server, "/app/", "Hello from wasmount!")
+    })
+    .await;
+    for name in ["zero", "fifo"] {
+        let refused = eventually(&format!("{name} is reported"), SETTLE, || async {
+            let app = info(&server, name).await;
+            app.get("error").is_some().then_some(app)
+        })
+        .await;
+        assert!(
+            refused["error"]
+                .as_str()
+                .unwrap()
+                .contains("not a regular file"),
+            "{refused}"
+        );
+    }
+    let stopped = tokio::time::timeout(Duration::from_secs(20), server.shutdown()).await;
+    stopped
+        .expect("shut down promptly")
+        .expect("shut down cleanly");
 }

@@ -135,9 +135,7 @@ impl CompiledCache {
             let bytes = component.serialize().map_err(anyhow::Error::from)?;
             write_atomically(&self.dir, &artifact_path, &bytes)?;
         }
-        let (size, modified_ns) =
-            file_stamp(app_path).ok_or_else(|| anyhow::anyhow!("app file vanished"))?;
-        anyhow::ensure!(size == version.size, "app file changed while caching");
+        let (size, modified_ns) = stamp_of_content(app_path, version)?;
         let index = IndexEntry {
             sha256: version.sha256.clone(),
             size,
@@ -187,6 +185,27 @@ fn artifact_name(sha256: &str, engine_key: &str) -> String {
 }
 
 /// Size and modification time (ns since the epoch) of a file.
+/// The stamp (size, modification time) of the file at `path`, if it holds exactly the content
+/// `version` names: hashed between two stamps that agree, so an index never maps a file to
+/// another version's artifact (a later upload of the same size may have replaced it while
+/// this version compiled).
+fn stamp_of_content(path: &Path, version: &Version) -> anyhow::Result<(u64, u128)> {
+    let vanished = || anyhow::anyhow!("app file vanished");
+    let before = file_stamp(path).ok_or_else(vanished)?;
+    anyhow::ensure!(
+        before.0 == version.size,
+        "app file changed: another version is current"
+    );
+    let bytes = std::fs::read(path)?;
+    anyhow::ensure!(
+        Version::of(&bytes) == *version,
+        "app file changed: another version is current"
+    );
+    let after = file_stamp(path).ok_or_else(vanished)?;
+    anyhow::ensure!(before == after, "app file changed while caching");
+    Ok(after)
+}
+
 fn file_stamp(path: &Path) -> Option<(u64, u128)> {
     let metadata = std::fs::metadata(path).ok()?;
     let modified = metadata.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
@@ -202,4 +221,36 @@ fn deserialize_own_artifact(engine: &Engine, path: &Path) -> anyhow::Result<Comp
     // never rewritten in place: a new version gets a new content-addressed name. wasmtime
     // still checks the header and engine compatibility and refuses anything else.
     unsafe { Component::deserialize_file(engine, path) }.map_err(anyhow::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest component: the preamble alone.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+
+    #[test]
+    fn the_index_is_written_only_for_the_content_the_file_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::default();
+        let cache = CompiledCache::new(dir.path().join("cache"), &engine);
+        std::fs::create_dir(dir.path().join("cache")).unwrap();
+        let component = Component::new(&engine, EMPTY_COMPONENT).unwrap();
+        let app = dir.path().join("app.wasm");
+
+        // A's build finishes after B (same size) replaced A in the file: no index for A.
+        let version_a = Version::of(b"version A");
+        std::fs::write(&app, b"version B").unwrap();
+        cache.save("app", &app, &version_a, &component);
+        assert!(
+            cache.load(&engine, "app", &app).is_none(),
+            "A's artifact under B's file"
+        );
+
+        std::fs::write(&app, b"version A").unwrap();
+        cache.save("app", &app, &version_a, &component);
+        let (_, version) = cache.load(&engine, "app", &app).expect("cached");
+        assert_eq!(version, version_a);
+    }
 }

@@ -6,7 +6,7 @@ use crate::apps::app::{self, App, Compiled, LoadError, Origin, Source, Version};
 use crate::apps::deploy::{DeployError, Deployer, log_mounted};
 use crate::apps::manifest::Manifest;
 use crate::apps::registry::{Failure, LoadOutcome};
-use crate::apps::store::AppFile;
+use crate::apps::store::{AppFile, ReadError, read_regular_file};
 use bytes::Bytes;
 use futures::FutureExt as _;
 use std::path::{Path, PathBuf};
@@ -41,17 +41,17 @@ impl Deployer {
             .map_err(LoadError::Manifest)
     }
 
-    /// Refuses a custom route another serving app already has.
+    /// Refuses a custom route that equals, covers or lies within another serving app's.
     fn check_route(&self, name: &str, manifest: &Manifest) -> Result<(), LoadError> {
         let Some(route) = &manifest.route else {
             return Ok(());
         };
-        match self.registry.route_holder(route) {
-            Some(by) if by.as_ref() != name => Err(LoadError::RouteTaken {
+        match self.registry.route_overlapping(route, name) {
+            Some(by) => Err(LoadError::RouteTaken {
                 route: route.clone(),
                 by: by.to_string(),
             }),
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 
@@ -78,6 +78,7 @@ impl Deployer {
             };
             match result {
                 Ok((app, baseline_bytes)) => {
+                    this.claim_at_start(&app);
                     log_mounted(&app);
                     this.registry.finish_loading(&name, id, Ok(app.clone()));
                     let _ = done.send(Ok(app.clone()));
@@ -102,10 +103,11 @@ impl Deployer {
     /// after a restart); returns the app and, when it was built by the baseline compiler, the
     /// bytes to build the optimized version from. Blocking.
     fn compile_file(&self, file: &AppFile) -> Result<(Arc<App>, Option<Bytes>), String> {
-        let bytes = Bytes::from(
-            std::fs::read(&file.path)
-                .map_err(|e| format!("reading {}: {e}", file.path.display()))?,
-        );
+        let bytes = match read_regular_file(&file.path, self.max_component, "--max-upload") {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(ReadError::Missing) => return Err(format!("{}: no such file", file.name)),
+            Err(ReadError::Refused(why)) => return Err(why),
+        };
         let manifest = self.manifest_for(&file.path).map_err(|e| e.to_string())?;
         let version = Version::of(&bytes);
         let (app, optimized) = if bytes.len() < BASELINE_FIRST_AT_START_BYTES {

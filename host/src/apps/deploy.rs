@@ -8,7 +8,7 @@ use crate::apps::cache::CompiledCache;
 use crate::apps::manifest::Manifest;
 use crate::apps::names::{Holder, Namespace};
 use crate::apps::registry::{Entry, Failure, Registry};
-use crate::apps::store::{AppFile, AppStore};
+use crate::apps::store::{AppFile, AppStore, ReadError, read_regular_file};
 use anyhow::Context as _;
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -23,9 +23,19 @@ pub(crate) enum DeployError {
     /// The component is not acceptable.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// The name is held by a launched instance.
-    #[error("`{0}` is the name of {1}; delete it first")]
+    /// The name is held by a launched instance, or lies within another app's custom route.
+    #[error("`{0}` is {1}")]
     NameTaken(String, Holder),
+    /// Its custom route begins with the URL of another app or a launched instance.
+    #[error("route `{route}` overlaps `/{name}/`, {holder}")]
+    RouteCovers {
+        /// The route.
+        route: String,
+        /// The name whose URL it overlaps.
+        name: String,
+        /// What holds that name.
+        holder: Holder,
+    },
     /// It could not be stored (disk full, permissions, …).
     #[error("storing the app failed: {0:#}")]
     Store(anyhow::Error),
@@ -70,15 +80,18 @@ pub(crate) struct Deployer {
     commit: Mutex<()>,
     /// Bounds background compilations: each already uses every core.
     pub(super) compile_slots: Semaphore,
+    /// The largest component file read (the upload limit).
+    pub(super) max_component: u64,
 }
 
 impl Deployer {
-    /// A deployer over `store`, linking apps with `context` and taking their names in
-    /// `names`.
+    /// A deployer over `store`, linking apps with `context`, taking their names in `names`
+    /// and reading component files of at most `max_component` bytes.
     pub(crate) fn new(
         context: LinkContext,
         store: Box<dyn AppStore>,
         names: Arc<Namespace>,
+        max_component: u64,
     ) -> Arc<Self> {
         let cache = CompiledCache::new(store.cache_dir(), context.engine.optimized().engine());
         Arc::new(Self {
@@ -89,6 +102,7 @@ impl Deployer {
             names,
             commit: Mutex::new(()),
             compile_slots: Semaphore::new(parallelism()),
+            max_component,
         })
     }
 
@@ -129,6 +143,7 @@ impl Deployer {
             match app {
                 Some(app) => {
                     from_cache += 1;
+                    self.claim_at_start(&app);
                     self.registry.insert(Arc::new(app));
                 }
                 None => {
@@ -144,6 +159,14 @@ impl Deployer {
             started.elapsed().as_secs_f64() * 1000.0
         );
         Ok(())
+    }
+
+    /// [`Self::claim`] for an app found at start-up, which goes live either way: the
+    /// conflict is logged (a launch cannot take the name meanwhile: launches load later).
+    pub(super) fn claim_at_start(&self, app: &App) {
+        if let Err(conflict) = self.claim(app) {
+            tracing::warn!(app = %app.name(), "{conflict}");
+        }
     }
 
     /// Mounts apps whose files live outside the store (a build's output, in dev mode):
@@ -185,9 +208,7 @@ impl Deployer {
         let app = Arc::new(app);
 
         let commit = self.commit.lock().await;
-        self.names
-            .take(name, Holder::App)
-            .map_err(|holder| DeployError::NameTaken(name.to_owned(), holder))?;
+        self.claim(&app)?;
         let this = self.clone();
         let (owned_name, stored_bytes) = (name.to_owned(), bytes.clone());
         let stored = tokio::task::spawn_blocking(move || {
@@ -219,14 +240,16 @@ impl Deployer {
     /// already serving. A new version goes live like an upload (baseline first, optimized
     /// after); a broken one is recorded and logged, and the serving version stays.
     pub(crate) async fn reload_file(self: &Arc<Self>, name: &str, path: &Path) -> Reload {
-        let bytes = match tokio::fs::read(path).await {
-            Ok(bytes) => Bytes::from(bytes),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return self.unmount(name);
-            }
-            Err(error) => {
-                return self.reload_failed(name, format!("reading {}: {error}", path.display()));
-            }
+        let (owned_path, limit) = (path.to_owned(), self.max_component);
+        let read = tokio::task::spawn_blocking(move || {
+            read_regular_file(&owned_path, limit, "--max-upload")
+        })
+        .await;
+        let bytes = match read {
+            Ok(Ok(bytes)) => Bytes::from(bytes),
+            Ok(Err(ReadError::Missing)) => return self.unmount(name),
+            Ok(Err(ReadError::Refused(why))) => return self.reload_failed(name, why),
+            Err(panic) => return self.reload_failed(name, format!("reading panicked: {panic}")),
         };
         let manifest = match self.manifest_for(path) {
             Ok(manifest) => manifest,
@@ -238,9 +261,6 @@ impl Deployer {
         {
             return Reload::Unchanged;
         }
-        if let Err(holder) = self.names.take(name, Holder::App) {
-            return self.reload_failed(name, format!("`{name}` is the name of {holder}"));
-        }
         let loaded = self
             .compile_off_runtime(name, bytes.clone(), Source::Folder, manifest)
             .await;
@@ -249,6 +269,9 @@ impl Deployer {
             Err(error) => return self.reload_failed(name, error.to_string()),
         };
         let app = Arc::new(app);
+        if let Err(refusal) = self.claim(&app) {
+            return self.reload_failed(name, refusal.to_string());
+        }
         let replaced = self.registry.insert(app.clone()).is_some();
         log_mounted(&app);
         self.finish_in_background(app, component, bytes, path.to_owned());
@@ -257,6 +280,33 @@ impl Deployer {
         } else {
             Reload::Added
         }
+    }
+
+    /// Takes the app's name, and the root of its custom route, in the namespace it shares
+    /// with launched instances; call under the commit lock, right before it goes live.
+    ///
+    /// # Errors
+    ///
+    /// [`DeployError::NameTaken`] or [`DeployError::RouteCovers`]; nothing is taken then
+    /// (unless the name was already this app's).
+    pub(super) fn claim(&self, app: &App) -> Result<(), DeployError> {
+        let name = app.name();
+        self.names
+            .take(name, Holder::App)
+            .map_err(|holder| DeployError::NameTaken(name.to_string(), holder))?;
+        let route = app.manifest().route.as_deref();
+        self.names
+            .set_route(name, route)
+            .map_err(|(covered, holder)| {
+                if self.registry.get(name).is_none() {
+                    self.names.free(name, Holder::App);
+                }
+                DeployError::RouteCovers {
+                    route: route.unwrap_or_default().to_owned(),
+                    name: covered,
+                    holder,
+                }
+            })
     }
 
     fn reload_failed(&self, name: &str, reason: String) -> Reload {

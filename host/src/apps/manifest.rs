@@ -18,6 +18,7 @@
 //! ```
 
 use crate::apps::names::normalize_route;
+use crate::apps::store::{MANIFEST_EXTENSION, ReadError, read_regular_file};
 use crate::config::{AppDefaults, DEFAULT_MAX_IDLE_INSTANCES, DEFAULT_REUSE_IDLE_TIMEOUT};
 use crate::runtime::guest::GuestPolicy;
 use crate::runtime::reuse::Reuse;
@@ -27,6 +28,9 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The largest manifest read: far more than any real one needs.
+const MAX_MANIFEST_BYTES: u64 = 64 << 10;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,10 +94,7 @@ impl ReuseFile {
         }
         let idle_timeout = file
             .idle_timeout
-            .map(|v| {
-                humantime::parse_duration(&v)
-                    .map_err(|e| format!("reuse.idle_timeout = `{v}`: {e}"))
-            })
+            .map(|v| parse_duration("reuse.idle_timeout", &v))
             .transpose()?
             .unwrap_or(DEFAULT_REUSE_IDLE_TIMEOUT);
         Ok(Reuse {
@@ -147,10 +148,7 @@ impl Manifest {
         let limits = file.limits;
         let request_timeout = limits
             .request_timeout
-            .map(|v| {
-                humantime::parse_duration(&v)
-                    .map_err(|e| format!("limits.request_timeout = `{v}`: {e}"))
-            })
+            .map(|v| parse_duration("limits.request_timeout", &v))
             .transpose()?;
         if limits.max_concurrent_requests == Some(0) {
             return Err("limits.max_concurrent_requests must be at least 1".into());
@@ -175,14 +173,14 @@ impl Manifest {
     ///
     /// If it exists but cannot be read or is invalid.
     pub(crate) fn read_beside(wasm_path: &Path, apps_dir: &Path) -> Result<Self, String> {
-        let path = wasm_path.with_extension(crate::apps::store::MANIFEST_EXTENSION);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                Self::parse(&text, apps_dir).map_err(|e| format!("{}: {e}", path.display()))
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(error) => Err(format!("reading {}: {error}", path.display())),
-        }
+        let path = wasm_path.with_extension(MANIFEST_EXTENSION);
+        let text = match read_regular_file(&path, MAX_MANIFEST_BYTES, "manifests") {
+            Ok(bytes) => String::from_utf8(bytes)
+                .map_err(|_| format!("{}: not UTF-8 text", file_name(&path)))?,
+            Err(ReadError::Missing) => return Ok(Self::default()),
+            Err(ReadError::Refused(why)) => return Err(why),
+        };
+        Self::parse(&text, apps_dir).map_err(|e| format!("{}: {e}", file_name(&path)))
     }
 }
 
@@ -208,6 +206,7 @@ impl Manifest {
                 timeout: self.request_timeout.unwrap_or(defaults.request_timeout),
                 memory_bytes: self.memory.unwrap_or(defaults.instance_memory_bytes),
                 max_request_body: self.max_request_body.unwrap_or(defaults.max_request_body),
+                body_read_timeout: defaults.body_read_timeout,
             },
         }
     }
@@ -223,7 +222,25 @@ impl Manifest {
     }
 }
 
-/// `files` must name a folder inside the apps folder: relative, no `..`, existing.
+/// The last part of `path`, for messages that must not show the host's folders.
+pub(crate) fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || "?".to_owned(),
+        |name| name.to_string_lossy().into_owned(),
+    )
+}
+
+/// A duration setting: valid, and no longer than [`crate::config::MAX_DURATION`].
+fn parse_duration(key: &str, value: &str) -> Result<Duration, String> {
+    let duration =
+        humantime::parse_duration(value).map_err(|e| format!("{key} = `{value}`: {e}"))?;
+    crate::config::check_duration(key, duration).map_err(|e| e.to_string())?;
+    Ok(duration)
+}
+
+/// `files` must name a folder inside the apps folder: relative, no `..`, existing, and
+/// still inside once symbolic links are resolved. The resolved path is what is granted.
+/// Messages name the folder as written, never the host's paths.
 fn files_folder(folder: &str, apps_dir: &Path) -> Result<PathBuf, String> {
     let relative = Path::new(folder);
     let plain = relative
@@ -238,11 +255,21 @@ fn files_folder(folder: &str, apps_dir: &Path) -> Result<PathBuf, String> {
     let path = apps_dir.join(relative);
     if !path.is_dir() {
         return Err(format!(
-            "files = `{folder}`: no such folder in {}",
-            apps_dir.display()
+            "files = `{folder}`: no such folder in the apps folder"
         ));
     }
-    Ok(path)
+    let resolved = path
+        .canonicalize()
+        .map_err(|e| format!("files = `{folder}`: {e}"))?;
+    let root = apps_dir
+        .canonicalize()
+        .map_err(|e| format!("files = `{folder}`: the apps folder: {e}"))?;
+    if !resolved.starts_with(&root) {
+        return Err(format!(
+            "files = `{folder}`: a link leading outside the apps folder is not allowed"
+        ));
+    }
+    Ok(resolved)
 }
 
 #[cfg(test)]
@@ -273,7 +300,10 @@ mod tests {
             manifest.environment,
             [("TITLE".to_owned(), "Heatmap".to_owned())]
         );
-        assert_eq!(manifest.files, Some(dir.path().join("data")));
+        assert_eq!(
+            manifest.files,
+            Some(dir.path().join("data").canonicalize().unwrap())
+        );
         assert_eq!(manifest.memory, Some(64 << 20));
         assert_eq!(manifest.request_timeout, Some(Duration::from_secs(2)));
         assert_eq!(manifest.max_concurrent_requests, Some(4));
@@ -296,9 +326,19 @@ mod tests {
         assert!(error("enviroment = {}").contains("enviroment"));
         assert!(error("[limits]\nmemory = \"lots\"").contains("limits.memory"));
         assert!(error("[limits]\nrequest_timeout = \"soon\"").contains("limits.request_timeout"));
+        assert!(
+            error("[limits]\nrequest_timeout = \"500000000000years\"")
+                .contains("longer than the longest accepted")
+        );
+        assert!(
+            error("[reuse]\nmax_requests = 2\nidle_timeout = \"10000years\"")
+                .contains("reuse.idle_timeout")
+        );
         assert!(error("files = \"../etc\"").contains("files"));
         assert!(error("files = \"/etc\"").contains("files"));
         assert!(error("files = \"missing\"").contains("no such folder"));
+        std::os::unix::fs::symlink("/etc", dir.path().join("etclink")).unwrap();
+        assert!(error("files = \"etclink\"").contains("outside the apps folder"));
         assert!(error("environment = { WASMOUNT_APP = \"x\" }").contains("reserved"));
         assert!(error("route = \"/_wasmount/x\"").contains("reserved"));
         assert!(error("allowed_outbound_hosts = [\"ftp://x\"]").contains("http or https"));
@@ -308,5 +348,14 @@ mod tests {
         assert!(
             error("[reuse]\nmax_requests = 2\nidle_timeout = \"x\"").contains("reuse.idle_timeout")
         );
+    }
+
+    #[test]
+    fn the_manifest_parser_never_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        crate::fuzz::fuzz("manifest", |bytes| {
+            let _ = Manifest::parse(&String::from_utf8_lossy(bytes), dir.path());
+        });
     }
 }

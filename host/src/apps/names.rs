@@ -1,7 +1,7 @@
 //! What a name or a path under the server may be: app and launch names (one namespace),
 //! base paths, custom routes, and the [`Namespace`] that decides who holds a name.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// The path prefix reserved for the server's own endpoints.
@@ -67,29 +67,43 @@ pub(crate) fn normalize_route(raw: &str) -> Result<String, String> {
     Ok(route)
 }
 
-/// What holds a name: an app, or a launched instance. Both are mounted at `B/NAME/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What holds a name: an app, a launched instance (both mounted at `B/NAME/`), or an app's
+/// custom route that begins with `/NAME/` (it would cover, or be covered by, `B/NAME/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Holder {
     /// A mounted (or loading, or being deployed) app.
     App,
     /// A launched instance.
     Launch,
+    /// The custom route of this app.
+    Route(Arc<str>),
 }
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Holder::App => "an app",
-            Holder::Launch => "a launched instance",
-        })
+        match self {
+            Holder::App => f.write_str("the name of an app"),
+            Holder::Launch => f.write_str("the name of a launched instance"),
+            Holder::Route(app) => write!(f, "within the custom route of app `{app}`"),
+        }
     }
 }
 
-/// The one namespace of apps and launched instances: a name is taken by one kind at a time,
-/// decided under one lock, so an upload and a launch racing for one name cannot both win.
+/// Names and route roots, under one lock.
+#[derive(Default)]
+struct Names {
+    /// Name → the app or launched instance mounted at `B/NAME/`.
+    holders: HashMap<Arc<str>, Holder>,
+    /// First segment of a custom route → the apps whose route begins with it.
+    route_roots: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
+}
+
+/// The one namespace of apps, launched instances and custom routes: a name is taken by one
+/// kind at a time, decided under one lock, so an upload and a launch racing for one name
+/// cannot both win, and no custom route covers another's URL.
 #[derive(Default)]
 pub(crate) struct Namespace {
-    taken: Mutex<HashMap<Arc<str>, Holder>>,
+    names: Mutex<Names>,
 }
 
 impl Namespace {
@@ -97,32 +111,85 @@ impl Namespace {
     ///
     /// # Errors
     ///
-    /// The other kind that holds it.
+    /// What else holds it: the other kind, or another app's custom route.
     pub(crate) fn take(&self, name: &str, holder: Holder) -> Result<(), Holder> {
-        let mut taken = self.taken.lock().unwrap();
-        match taken.get(name) {
-            Some(other) if *other != holder => Err(*other),
+        let mut names = self.names.lock().unwrap();
+        if let Some(apps) = names.route_roots.get(name)
+            && let Some(app) = apps
+                .iter()
+                .find(|app| !(holder == Holder::App && &***app == name))
+        {
+            return Err(Holder::Route(app.clone()));
+        }
+        match names.holders.get(name) {
+            Some(other) if *other != holder => Err(other.clone()),
             Some(_) => Ok(()),
             None => {
-                taken.insert(name.into(), holder);
+                names.holders.insert(name.into(), holder);
                 Ok(())
             }
         }
     }
 
-    /// Gives `name` back, if `holder` holds it.
+    /// Gives `name` back, if `holder` holds it; an app gives back its route too.
     pub(crate) fn free(&self, name: &str, holder: Holder) {
-        let mut taken = self.taken.lock().unwrap();
-        if taken.get(name) == Some(&holder) {
-            taken.remove(name);
+        let mut names = self.names.lock().unwrap();
+        if names.holders.get(name) == Some(&holder) {
+            names.holders.remove(name);
         }
+        if holder == Holder::App {
+            remove_route(&mut names, name);
+        }
+    }
+
+    /// Records that app `app` is mounted at custom route `route` (normalized, `/a/b`), or
+    /// at none.
+    ///
+    /// # Errors
+    ///
+    /// What holds the route's first segment: another app or a launched instance, whose URL
+    /// `B/SEGMENT/` covers the route.
+    pub(crate) fn set_route(&self, app: &str, route: Option<&str>) -> Result<(), (String, Holder)> {
+        let mut names = self.names.lock().unwrap();
+        if let Some(root) = route.and_then(route_root) {
+            match names.holders.get(root) {
+                Some(Holder::App) if root == app => {}
+                Some(holder) => return Err((root.to_owned(), holder.clone())),
+                None => {}
+            }
+            remove_route(&mut names, app);
+            names
+                .route_roots
+                .entry(root.into())
+                .or_default()
+                .insert(app.into());
+        } else {
+            remove_route(&mut names, app);
+        }
+        Ok(())
     }
 
     /// Who holds `name`.
     #[cfg(test)]
     pub(crate) fn holder(&self, name: &str) -> Option<Holder> {
-        self.taken.lock().unwrap().get(name).copied()
+        self.names.lock().unwrap().holders.get(name).cloned()
     }
+}
+
+/// The first segment of a normalized route: `/a/b` → `a`.
+pub(crate) fn route_root(route: &str) -> Option<&str> {
+    route
+        .strip_prefix('/')?
+        .split('/')
+        .next()
+        .filter(|root| !root.is_empty())
+}
+
+fn remove_route(names: &mut Names, app: &str) {
+    names.route_roots.retain(|_, apps| {
+        apps.remove(app);
+        !apps.is_empty()
+    });
 }
 
 #[cfg(test)]
@@ -171,5 +238,38 @@ mod tests {
         assert_eq!(names.holder("viz"), Some(Holder::App));
         names.free("viz", Holder::App);
         assert_eq!(names.take("viz", Holder::Launch), Ok(()));
+    }
+
+    #[test]
+    fn a_custom_route_and_a_name_never_cover_each_other() {
+        let names = Namespace::default();
+        names.take("hello", Holder::App).unwrap();
+        names.take("inst", Holder::Launch).unwrap();
+        names.take("tools", Holder::App).unwrap();
+        let taken = |route| names.set_route("tools", Some(route)).unwrap_err().1;
+        assert_eq!(taken("/hello"), Holder::App);
+        assert_eq!(taken("/inst/a"), Holder::Launch);
+        // Its own name is fine, and so is a free one, which then nobody else may take.
+        names.set_route("tools", Some("/tools/x")).unwrap();
+        names.set_route("tools", Some("/reports/x")).unwrap();
+        let route = Holder::Route("tools".into());
+        assert_eq!(names.take("reports", Holder::Launch), Err(route.clone()));
+        assert_eq!(names.take("reports", Holder::App), Err(route));
+        names.free("tools", Holder::App);
+        assert_eq!(names.take("reports", Holder::App), Ok(()));
+    }
+
+    #[test]
+    fn name_and_route_checks_never_panic() {
+        let names = Namespace::default();
+        crate::fuzz::fuzz("route", |bytes| {
+            let text = String::from_utf8_lossy(bytes);
+            let _ = is_valid_app_name(&text);
+            let _ = normalize_base_path(&text);
+            if let Ok(route) = normalize_route(&text) {
+                assert!(route.starts_with('/') && !route.ends_with('/'), "{route}");
+                let _ = names.set_route("app", Some(&route));
+            }
+        });
     }
 }

@@ -213,9 +213,9 @@ impl Registry {
         });
     }
 
-    /// The app holding custom route `route`, if any.
-    pub(crate) fn route_holder(&self, route: &str) -> Option<Arc<str>> {
-        self.table.load().routes.holder(route).cloned()
+    /// An app other than `name` whose custom route equals, covers or lies within `route`.
+    pub(crate) fn route_overlapping(&self, route: &str, name: &str) -> Option<Arc<str>> {
+        self.table.load().routes.overlapping(route, name).cloned()
     }
 
     fn count_deploy(&self, name: &Arc<str>) {

@@ -51,12 +51,17 @@ impl CustomRoutes {
         Self(routes)
     }
 
-    /// The app holding exactly `route`, if any.
-    pub(crate) fn holder(&self, route: &str) -> Option<&Arc<str>> {
+    /// An app other than `name` whose route equals, covers or lies within `route`.
+    pub(crate) fn overlapping(&self, route: &str, name: &str) -> Option<&Arc<str>> {
+        let within = |inner: &str, outer: &str| {
+            inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
         self.0
             .iter()
-            .find(|(r, _)| r == route)
-            .map(|(_, name)| name)
+            .find(|(r, by)| by.as_ref() != name && (within(r, route) || within(route, r)))
+            .map(|(_, by)| by)
     }
 
     /// Resolves `path` (no query) against the custom routes, then the `B/NAME` layout.
@@ -219,6 +224,16 @@ mod tests {
         assert_eq!(routes.resolve("", "/vizzy/"), app("vizzy", "/"));
         assert_eq!(routes.resolve("/b", "/b/viz/x"), custom("outer", "/x"));
         assert_eq!(routes.resolve("/b", "/viz/x"), Route::NotFound);
-        assert_eq!(routes.holder("/viz").map(|n| &**n), Some("outer"));
+        let overlapping = |route| routes.overlapping(route, "new").map(|n| n.to_string());
+        assert_eq!(overlapping("/viz").as_deref(), Some("outer"));
+        assert_eq!(overlapping("/viz/heat/x").as_deref(), Some("outer"));
+        assert_eq!(overlapping("/vizzy"), None);
+        assert_eq!(
+            routes
+                .overlapping("/viz/heat", "heat")
+                .map(|n| n.to_string())
+                .as_deref(),
+            Some("outer")
+        );
     }
 }

@@ -117,18 +117,42 @@ impl AppStore for FolderStore {
     /// is in place and survives a crash; if it fails or the process dies first, the previous
     /// file (if any) is still there, whole.
     ///
-    /// With `manifest`, `NAME.toml` is replaced first, the same way. The two renames are not
-    /// one atomic step: a crash between them leaves the new settings with the previous
-    /// component — each whole and valid on its own.
+    /// With `manifest`, both or neither: both are written and synced under temp names first,
+    /// then the component is renamed into place, then the manifest; if that last rename
+    /// fails, the previous component is put back. (A crash between the two renames leaves
+    /// the new component with the previous settings, each whole and valid on its own.)
     fn install(&self, name: &str, bytes: &[u8], manifest: Option<&str>) -> anyhow::Result<()> {
-        if let Some(manifest) = manifest {
-            let target = self.manifest_path(name);
-            write_atomically(&self.dir, &target, manifest.as_bytes())
-                .with_context(|| format!("storing {}", target.display()))?;
+        let component_path = self.app_path(name);
+        let Some(manifest) = manifest else {
+            return write_atomically(&self.dir, &component_path, bytes)
+                .with_context(|| format!("storing {}", component_path.display()));
+        };
+        let manifest_path = self.manifest_path(name);
+        let component = synced_temp_file(&self.dir, bytes)?;
+        let manifest = synced_temp_file(&self.dir, manifest.as_bytes())?;
+        let backup = self.dir.join(format!("{TEMP_PREFIX}{name}.previous"));
+        let _ = std::fs::remove_file(&backup);
+        let had_previous = std::fs::hard_link(&component_path, &backup).is_ok();
+        component
+            .persist(&component_path)
+            .with_context(|| format!("storing {}", component_path.display()))?;
+        if let Err(error) = manifest.persist(&manifest_path) {
+            let restored = if had_previous {
+                std::fs::rename(&backup, &component_path)
+            } else {
+                std::fs::remove_file(&component_path)
+            };
+            if let Err(restoring) = restored {
+                tracing::error!(
+                    app = name,
+                    "putting the previous component back: {restoring}"
+                );
+            }
+            sync_dir(&self.dir)?;
+            return Err(error).with_context(|| format!("storing {}", manifest_path.display()));
         }
-        let target = self.app_path(name);
-        write_atomically(&self.dir, &target, bytes)
-            .with_context(|| format!("storing {}", target.display()))
+        let _ = std::fs::remove_file(&backup);
+        sync_dir(&self.dir)
     }
 
     fn remove(&self, name: &str) -> anyhow::Result<bool> {
@@ -149,6 +173,61 @@ impl AppStore for FolderStore {
     }
 }
 
+/// Why a file of the apps folder was not read.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// There is no such file (it was removed).
+    Missing,
+    /// It cannot be an app's file: not a regular file, too big, unreadable. The message names
+    /// the file, not its folder.
+    Refused(String),
+}
+
+/// Reads the regular file at `path` (a symbolic link is followed), at most `limit` bytes
+/// (`flag` names the setting in the refusal). Never blocks on a FIFO or a device and never
+/// reads past the limit, whatever the file turns out to be.
+///
+/// # Errors
+///
+/// [`ReadError::Missing`], or [`ReadError::Refused`] saying why.
+pub(crate) fn read_regular_file(path: &Path, limit: u64, flag: &str) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    /// `O_NONBLOCK` on Linux: opening a FIFO without a writer returns at once.
+    const O_NONBLOCK: i32 = 0o4000;
+    let name = crate::apps::manifest::file_name(path);
+    let refused = |why: String| ReadError::Refused(format!("{name}: {why}"));
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ReadError::Missing);
+        }
+        Err(error) => return Err(refused(error.to_string())),
+    };
+    let metadata = file.metadata().map_err(|e| refused(e.to_string()))?;
+    if !metadata.is_file() {
+        return Err(refused("not a regular file".into()));
+    }
+    if metadata.len() > limit {
+        return Err(refused(format!(
+            "{} bytes, limit is {limit} bytes ({flag})",
+            metadata.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| refused(e.to_string()))?;
+    if bytes.len() as u64 > limit {
+        return Err(refused(format!("more than {limit} bytes ({flag})")));
+    }
+    Ok(bytes)
+}
+
 /// Writes `bytes` to `target` through a temp file in `dir` (same file system): write, fsync,
 /// rename over `target`, fsync `dir`.
 ///
@@ -156,15 +235,21 @@ impl AppStore for FolderStore {
 ///
 /// Any I/O failure; the temp file is removed.
 pub(crate) fn write_atomically(dir: &Path, target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    synced_temp_file(dir, bytes)?
+        .persist(target)
+        .context("renaming the temp file into place")?;
+    sync_dir(dir)
+}
+
+/// `bytes` in a new temp file in `dir`, synced; removed when dropped unless persisted.
+fn synced_temp_file(dir: &Path, bytes: &[u8]) -> anyhow::Result<tempfile::NamedTempFile> {
     let mut temp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .context("creating a temp file")?;
     temp.write_all(bytes).context("writing the temp file")?;
     temp.as_file().sync_all().context("syncing the temp file")?;
-    temp.persist(target)
-        .context("renaming the temp file into place")?;
-    sync_dir(dir)
+    Ok(temp)
 }
 
 /// Makes a rename or delete in `dir` durable.
@@ -247,6 +332,35 @@ mod tests {
     }
 
     #[test]
+    fn only_regular_files_are_read_and_never_past_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        std::fs::write(path("ok.wasm"), b"1234").unwrap();
+        assert_eq!(
+            read_regular_file(&path("ok.wasm"), 4, "--x").unwrap(),
+            b"1234"
+        );
+        let refusal = |name: &str, limit| match read_regular_file(&path(name), limit, "--x") {
+            Err(ReadError::Refused(why)) => why,
+            other => panic!("{name}: {other:?}"),
+        };
+        assert!(refusal("ok.wasm", 3).contains("limit is 3 bytes (--x)"));
+        std::os::unix::fs::symlink("/dev/zero", path("zero.wasm")).unwrap();
+        assert!(refusal("zero.wasm", 1 << 20).contains("not a regular file"));
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(path("fifo.wasm"))
+            .status()
+            .unwrap();
+        assert!(fifo.success());
+        assert!(refusal("fifo.wasm", 1 << 20).contains("not a regular file"));
+        assert!(!refusal("fifo.wasm", 1).contains(&dir.path().display().to_string()));
+        assert!(matches!(
+            read_regular_file(&path("gone.wasm"), 1, "--x"),
+            Err(ReadError::Missing)
+        ));
+    }
+
+    #[test]
     fn a_missing_folder_is_an_error_naming_it() {
         let error = FolderStore::open(Path::new("/no/such/folder")).unwrap_err();
         assert!(format!("{error:#}").contains("/no/such/folder"));
@@ -272,5 +386,24 @@ mod tests {
         assert_eq!(names.len(), 2, "only app.wasm and .cache: {names:?}");
         assert!(store.remove("app").unwrap());
         assert!(!store.remove("app").unwrap());
+
+        // A component and its manifest: both or neither.
+        std::fs::create_dir(store.app_path("blocked")).unwrap();
+        assert!(store.install("blocked", b"one", Some("x = 1")).is_err());
+        assert!(
+            !store.manifest_path("blocked").exists(),
+            "no manifest alone"
+        );
+        store.install("pair", b"old", Some("old = 1")).unwrap();
+        std::fs::remove_file(store.manifest_path("pair")).unwrap();
+        std::fs::create_dir(store.manifest_path("pair")).unwrap();
+        assert!(store.install("pair", b"new", Some("new = 1")).is_err());
+        assert_eq!(std::fs::read(store.app_path("pair")).unwrap(), b"old");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.starts_with(TEMP_PREFIX))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 }

@@ -71,6 +71,12 @@ pub struct ServeArgs {
           value_name = "DURATION")]
     pub header_read_timeout: HumanDuration,
 
+    /// How long the start of a request body (64KiB, or all of a shorter one) may take to
+    /// arrive; slower clients get 408, and never hold a guest instance meanwhile.
+    #[arg(long, env = "WASMOUNT_BODY_READ_TIMEOUT", default_value_t = DEFAULT_BODY_READ_TIMEOUT.into(),
+          value_name = "DURATION")]
+    pub body_read_timeout: HumanDuration,
+
     /// Largest request head (request line and headers) accepted, at least 8KiB; larger ones
     /// get 431. At most 100 headers are accepted either way.
     #[arg(
@@ -109,6 +115,13 @@ pub struct ServeArgs {
         conflicts_with = "admin_token"
     )]
     pub admin_token_file: Option<PathBuf>,
+
+    /// Proxies whose forwarding headers (`x-forwarded-*`, `forwarded`, `x-real-ip`) are
+    /// believed, as addresses or networks (`127.0.0.1`, `10.0.0.0/8`, comma-separated); from
+    /// anyone else those headers are removed.
+    #[arg(long, env = "WASMOUNT_TRUSTED_PROXIES", value_name = "CIDR", value_delimiter = ',',
+          value_parser = parse_network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// Let anyone list and inspect apps (GET /_wasmount/apps) without the token.
     #[arg(long, env = "WASMOUNT_PUBLIC_APP_LIST")]
@@ -153,6 +166,16 @@ pub struct ServeArgs {
           default_value_t = DEFAULT_MAX_LAUNCHES, value_name = "N")]
     pub max_launched_instances: usize,
 
+    /// How much input all launched instances may hold together (e.g. `256MiB`; inputs are
+    /// kept in memory); launches beyond it get 429.
+    #[arg(
+        long,
+        env = "WASMOUNT_MAX_LAUNCH_INPUT_TOTAL",
+        default_value_t = ByteSize(DEFAULT_MAX_LAUNCH_INPUT_TOTAL_BYTES),
+        value_name = "SIZE"
+    )]
+    pub max_launch_input_total: ByteSize,
+
     /// Memory each guest instance slot keeps resident between requests (reset in place rather
     /// than faulted in again): more makes big guests (Python, JS) faster per request, at up to
     /// this much RSS per slot that ran one.
@@ -175,6 +198,15 @@ pub struct ServeArgs {
     pub unsafe_no_epoch_interruption: bool,
 }
 
+/// Parses an address (`127.0.0.1`) or a network (`10.0.0.0/8`) for `--trusted-proxies`.
+fn parse_network(value: &str) -> Result<ipnet::IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{value}` is not an IP address or network (e.g. 10.0.0.0/8)"))
+}
+
 /// Parses `NAME=PATH` for `--app`.
 fn parse_external_app(value: &str) -> Result<(String, PathBuf), String> {
     let (name, path) = value
@@ -189,6 +221,25 @@ fn parse_external_app(value: &str) -> Result<(String, PathBuf), String> {
 }
 
 impl ServeArgs {
+    /// The admin token from the flag, the environment or the token file, surrounding white
+    /// space removed (as the client does), at least [`MIN_ADMIN_TOKEN_CHARS`] characters.
+    fn admin_token(&self) -> anyhow::Result<Option<String>> {
+        let token = match (&self.admin_token, &self.admin_token_file) {
+            (Some(token), _) => token.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("reading --admin-token-file {}: {e}", path.display())
+            })?,
+            (None, None) => return Ok(None),
+        };
+        let token = token.trim();
+        anyhow::ensure!(
+            token.chars().count() >= MIN_ADMIN_TOKEN_CHARS,
+            "the admin token must be at least {MIN_ADMIN_TOKEN_CHARS} characters, not counting \
+             surrounding white space"
+        );
+        Ok(Some(token.to_owned()))
+    }
+
     /// Checks the flags and resolves them into a [`Config`].
     ///
     /// # Errors
@@ -196,11 +247,6 @@ impl ServeArgs {
     /// An invalid base path, or a limit of zero.
     pub fn into_config(self) -> anyhow::Result<Config> {
         let base_path = normalize_base_path(&self.base_path).map_err(anyhow::Error::msg)?;
-        anyhow::ensure!(self.max_instances > 0, "--max-instances must be at least 1");
-        anyhow::ensure!(
-            self.max_connections > 0,
-            "--max-connections must be at least 1"
-        );
         anyhow::ensure!(
             self.max_header_size.as_u64() >= MIN_HEADER_BYTES,
             "--max-header-size is {}, minimum is {}",
@@ -211,25 +257,8 @@ impl ServeArgs {
             self.max_memory_mib > 0,
             "--max-memory-mib must be at least 1"
         );
-        let admin_token = match (self.admin_token, &self.admin_token_file) {
-            (Some(token), _) => Some(token),
-            (None, Some(path)) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| {
-                        anyhow::anyhow!("reading --admin-token-file {}: {e}", path.display())
-                    })?
-                    .trim()
-                    .to_owned(),
-            ),
-            (None, None) => None,
-        };
-        if let Some(token) = &admin_token {
-            anyhow::ensure!(
-                token.len() >= 16,
-                "the admin token must be at least 16 characters"
-            );
-        }
-        Ok(Config {
+        let admin_token = self.admin_token()?;
+        let config = Config {
             apps_dir: self.apps,
             base_path,
             request_timeout: self.request_timeout.into(),
@@ -238,6 +267,7 @@ impl ServeArgs {
             max_concurrent_requests: self.max_concurrent_requests,
             shutdown_timeout: self.shutdown_timeout.into(),
             header_read_timeout: self.header_read_timeout.into(),
+            body_read_timeout: self.body_read_timeout.into(),
             max_header_bytes: self.max_header_size.as_u64(),
             max_connections: self.max_connections,
             engine: EngineConfig {
@@ -254,7 +284,11 @@ impl ServeArgs {
             instance_idle_timeout: Some(*self.instance_idle_timeout).filter(|idle| !idle.is_zero()),
             max_instance_input: self.max_instance_input.as_u64(),
             max_launched_instances: self.max_launched_instances,
+            max_launch_input_total: self.max_launch_input_total.as_u64(),
+            trusted_proxies: self.trusted_proxies,
             dev: false,
-        })
+        };
+        config.check()?;
+        Ok(config)
     }
 }

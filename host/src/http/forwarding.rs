@@ -1,15 +1,57 @@
 //! The request as a guest sees it, in the WSGI tradition: the path without the app's mount
 //! prefix (PATH_INFO), the prefix in `x-forwarded-prefix` (SCRIPT_NAME), `host` always
-//! present, and `x-forwarded-*` set by the server, never taken from the client.
+//! present, and `x-forwarded-*` set by the server. Forwarding headers a client sent are kept
+//! only from a trusted proxy (`--trusted-proxies`); from anyone else they are removed where
+//! the request enters the server ([`strip_untrusted`]), so no part of it sees them.
 
-use http::{HeaderValue, Request, Uri, header};
-use std::net::SocketAddr;
+use http::{HeaderMap, HeaderValue, Request, Uri, header};
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
 
 /// The mount prefix header (WSGI's `SCRIPT_NAME`).
 pub(crate) const X_FORWARDED_PREFIX: &str = "x-forwarded-prefix";
 const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 const X_FORWARDED_HOST: &str = "x-forwarded-host";
+
+/// Headers by which a proxy tells where a request came from and how it was addressed.
+const FORWARDING_HEADERS: [&str; 7] = [
+    "forwarded",
+    X_FORWARDED_FOR,
+    X_FORWARDED_HOST,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_PREFIX,
+    "x-forwarded-port",
+    "x-real-ip",
+];
+
+/// The proxies whose forwarding headers are believed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    /// Proxies at the addresses in `networks`.
+    pub(crate) fn new(networks: Vec<IpNet>) -> Self {
+        Self(networks)
+    }
+
+    fn trust(&self, peer: IpAddr) -> bool {
+        let peer = match peer {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
+            v4 => v4,
+        };
+        self.0.iter().any(|network| network.contains(&peer))
+    }
+
+    /// Removes the forwarding headers of a request from `peer` unless it is a trusted proxy.
+    pub(crate) fn strip_untrusted(&self, peer: SocketAddr, headers: &mut HeaderMap) {
+        if self.0.is_empty() || !self.trust(peer.ip()) {
+            for name in FORWARDING_HEADERS {
+                headers.remove(name);
+            }
+        }
+    }
+}
 
 /// Where the request came from and where the app is mounted.
 #[derive(Debug, Clone, Copy)]
@@ -25,7 +67,8 @@ pub(crate) struct Forwarding<'a> {
 }
 
 /// The request as the guest sees it: path without the prefix (query kept), `host` present,
-/// and `x-forwarded-*` set by us (values from the client are replaced, not trusted).
+/// `x-forwarded-prefix` the mount prefix; `x-forwarded-for/-host/-proto` as a trusted proxy
+/// sent them (the peer appended to `-for`), else set from the connection.
 pub(crate) fn rewrite_for_guest<B>(
     request: Request<B>,
     forwarding: &Forwarding<'_>,
@@ -52,12 +95,20 @@ pub(crate) fn rewrite_for_guest<B>(
     let prefix = HeaderValue::from_str(forwarding.prefix)
         .map_err(|error| format!("invalid prefix: {error}"))?;
     headers.insert(X_FORWARDED_PREFIX, prefix);
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    headers.insert(X_FORWARDED_HOST, host);
+    if !headers.contains_key(X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    }
+    if !headers.contains_key(X_FORWARDED_HOST) {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+    let peer = forwarding.peer.ip().to_string();
+    let chain = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {peer}"),
+        None => peer,
+    };
     headers.insert(
         X_FORWARDED_FOR,
-        HeaderValue::from_str(&forwarding.peer.ip().to_string())
-            .map_err(|error| format!("invalid peer address: {error}"))?,
+        HeaderValue::from_str(&chain).map_err(|error| format!("invalid peer address: {error}"))?,
     );
     Ok(Request::from_parts(parts, body))
 }
@@ -68,11 +119,17 @@ mod tests {
 
     #[test]
     fn guest_sees_the_rest_of_the_path_and_forwarded_headers() {
-        let request = Request::builder()
+        let mut request = Request::builder()
             .uri("/viz/plot?x=1&y=2")
             .header("x-forwarded-for", "6.6.6.6")
+            .header("forwarded", "for=6.6.6.6")
+            .header("x-real-ip", "6.6.6.6")
             .body(())
             .unwrap();
+        let proxies = TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()]);
+        proxies.strip_untrusted("127.0.0.9:5000".parse().unwrap(), request.headers_mut());
+        assert!(!request.headers().contains_key("forwarded"));
+        assert!(!request.headers().contains_key("x-real-ip"));
         let forwarding = Forwarding {
             prefix: "/viz",
             rest: "/plot",

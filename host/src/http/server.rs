@@ -10,9 +10,9 @@ use crate::apps::routes::Route;
 use crate::apps::store::FolderStore;
 use crate::config::Config;
 use crate::http::admin::AdminAccess;
-use crate::http::forwarding::{Forwarding, rewrite_for_guest};
+use crate::http::forwarding::{Forwarding, TrustedProxies, rewrite_for_guest};
 use crate::http::listener;
-use crate::launches::{INSTANCE_ENV, InUse, Instances};
+use crate::launches::{INSTANCE_ENV, InUse, Instances, LaunchLimits};
 use crate::respond::{self, Body};
 use crate::runtime::engine::WasmEngine;
 use crate::runtime::fairness::Fairness;
@@ -109,6 +109,8 @@ pub struct Server {
     pub(crate) config: Config,
     /// The address clients reach it at, the guest's `host` when a client sends none.
     local: SocketAddr,
+    /// Whose forwarding headers are believed.
+    proxies: TrustedProxies,
 }
 
 impl Server {
@@ -124,6 +126,7 @@ impl Server {
         engine: WasmEngine,
         local: SocketAddr,
     ) -> anyhow::Result<Self> {
+        config.check()?;
         let names = Arc::new(Namespace::default());
         let context = LinkContext {
             engine,
@@ -131,15 +134,15 @@ impl Server {
             fairness: Fairness::new(),
         };
         let store = Box::new(FolderStore::open(&config.apps_dir)?);
-        let deployer = Deployer::new(context, store, names.clone());
+        let deployer = Deployer::new(context, store, names.clone(), config.max_upload);
         deployer.mount_stored().await?;
         deployer.mount_external(&config.external_apps);
-        let launches = Arc::new(Instances::open(
-            &config.apps_dir,
-            names,
-            config.instance_idle_timeout,
-            config.max_launched_instances,
-        )?);
+        let limits = LaunchLimits {
+            idle_timeout: config.instance_idle_timeout,
+            max_instances: config.max_launched_instances,
+            max_input_total: config.max_launch_input_total,
+        };
+        let launches = Arc::new(Instances::open(&config.apps_dir, names, limits)?);
         launches.spawn_sweeper();
         if config.watch {
             crate::apps::watch::spawn(deployer.clone(), &config.apps_dir, &config.external_apps)?;
@@ -148,13 +151,18 @@ impl Server {
             deployer,
             launches,
             access: AdminAccess::new(config.admin_token.as_deref(), config.public_app_list),
+            proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             config,
             local,
         })
     }
 
     /// Answers one request from `peer`: an app's, a launched instance's, or the server's own.
-    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    pub async fn handle(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        if head_size(&request) > self.config.max_header_bytes {
+            return head_too_large(self.config.max_header_bytes);
+        }
+        self.proxies.strip_untrusted(peer, request.headers_mut());
         let base = self.config.base_path.as_str();
         let snapshot = self.deployer.registry().snapshot();
         let path = request.uri().path().to_owned();
@@ -290,6 +298,30 @@ struct Target {
     app: Arc<App>,
     /// Held while the request runs, so the instance does not expire under it.
     launch: Option<InUse>,
+}
+
+/// The size of a request's head as sent: request line and header lines. The HTTP parser reads
+/// in chunks and may accept up to about twice its buffer; this is the exact limit.
+fn head_size<B>(request: &Request<B>) -> u64 {
+    let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    (line + headers + 2) as u64
+}
+
+fn head_too_large(limit: u64) -> Response<Body> {
+    let mut response = respond::text(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        format_args!("the request head is larger than {limit} bytes (--max-header-size)"),
+    );
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 fn failed_app(name: &str, reason: &str) -> Response<Body> {

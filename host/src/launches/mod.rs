@@ -147,7 +147,7 @@ fn millis_since_epoch(at: SystemTime) -> u64 {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LaunchError {
     /// The name is taken by another instance, or by an app.
-    #[error("`{0}` is the name of {1}; choose another instance name")]
+    #[error("`{0}` is {1}; choose another instance name")]
     NameTaken(String, Holder),
     /// The name cannot be used.
     #[error("instance name `{0}` is invalid: use 1-63 lowercase letters, digits and `-`")]
@@ -155,6 +155,17 @@ pub(crate) enum LaunchError {
     /// The instance limit is reached.
     #[error("{0} instances exist, the limit (--max-launched-instances); delete some first")]
     Full(usize),
+    /// The inputs of all instances together would pass their limit.
+    #[error(
+        "launched instances hold {held} bytes of input, and this one would pass the limit of \
+         {limit} bytes (--max-launch-input-total); delete some first"
+    )]
+    InputsFull {
+        /// Bytes held now.
+        held: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// Writing it to the store failed.
     #[error("storing the instance failed: {0:#}")]
     Store(anyhow::Error),
@@ -165,6 +176,35 @@ struct Table {
     live: HashMap<Arc<str>, Arc<Instance>>,
     /// Names being written to the store, not yet live.
     reserved: HashSet<Arc<str>>,
+    /// Bytes of input held, live and reserved instances together (inputs live in memory).
+    input_bytes: u64,
+}
+
+impl Table {
+    /// Takes `instance` out, if it is the live one under its name.
+    fn take_out(&mut self, instance: &Arc<Instance>) -> bool {
+        let current = self
+            .live
+            .get(&instance.name)
+            .is_some_and(|live| Arc::ptr_eq(live, instance));
+        if current {
+            self.live.remove(&instance.name);
+            self.input_bytes -= instance.input.len() as u64;
+        }
+        current
+    }
+}
+
+/// How many launched instances may exist, how much input they may hold together, and how
+/// long one may go unused.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LaunchLimits {
+    /// Unused this long, an instance is removed; `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// Instances at once (429 beyond).
+    pub max_instances: usize,
+    /// Bytes of input, all instances together (429 beyond).
+    pub max_input_total: u64,
 }
 
 /// Every launched instance, and their folder.
@@ -173,8 +213,7 @@ pub(crate) struct Instances {
     table: RwLock<Table>,
     /// The namespace shared with apps.
     names: Arc<Namespace>,
-    idle_timeout: Option<Duration>,
-    max: usize,
+    limits: LaunchLimits,
 }
 
 impl Instances {
@@ -188,8 +227,7 @@ impl Instances {
     pub(crate) fn open(
         apps_dir: &Path,
         names: Arc<Namespace>,
-        idle_timeout: Option<Duration>,
-        max: usize,
+        limits: LaunchLimits,
     ) -> anyhow::Result<Self> {
         let dir = apps_dir.join(INSTANCES_DIR);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -214,23 +252,23 @@ impl Instances {
                     Ok(()) => {
                         live.insert(instance.name.clone(), Arc::new(instance));
                     }
-                    Err(holder) => tracing::warn!(
-                        "skipping instance {}: `{name}` is the name of {holder}",
-                        path.display()
-                    ),
+                    Err(holder) => {
+                        tracing::warn!("skipping instance {}: `{name}` is {holder}", path.display())
+                    }
                 },
                 Err(error) => tracing::warn!("skipping instance {}: {error:#}", path.display()),
             }
         }
+        let input_bytes = live.values().map(|i| i.input.len() as u64).sum();
         Ok(Self {
             dir,
             table: RwLock::new(Table {
                 live,
                 reserved: HashSet::new(),
+                input_bytes,
             }),
             names,
-            idle_timeout,
-            max,
+            limits,
         })
     }
 
@@ -239,7 +277,7 @@ impl Instances {
     pub(crate) fn get(&self, name: &str) -> Option<InUse> {
         let table = self.table.read().unwrap();
         let instance = table.live.get(name)?;
-        if instance.is_expired(self.idle_timeout, SystemTime::now()) {
+        if instance.is_expired(self.limits.idle_timeout, SystemTime::now()) {
             return None; // the sweeper deletes it
         }
         // Taken under the table's lock, which the sweeper holds to remove: no race.
@@ -287,13 +325,18 @@ impl Instances {
                 return Err(LaunchError::NameTaken(name.to_string(), Holder::Launch));
             }
             let count = table.live.len() + table.reserved.len();
-            if count >= self.max {
+            if count >= self.limits.max_instances {
                 return Err(LaunchError::Full(count));
+            }
+            let (held, limit) = (table.input_bytes, self.limits.max_input_total);
+            if held.saturating_add(input.len() as u64) > limit {
+                return Err(LaunchError::InputsFull { held, limit });
             }
             self.names
                 .take(&name, Holder::Launch)
                 .map_err(|holder| LaunchError::NameTaken(name.to_string(), holder))?;
             table.reserved.insert(name.clone());
+            table.input_bytes += input.len() as u64;
         }
         let created = SystemTime::now();
         let instance = Arc::new(Instance::new(
@@ -314,6 +357,7 @@ impl Instances {
         let mut table = self.table.write().unwrap();
         table.reserved.remove(&name);
         if let Err(error) = written {
+            table.input_bytes -= instance.input.len() as u64;
             self.names.free(&name, Holder::Launch);
             return Err(LaunchError::Store(error));
         }
@@ -327,13 +371,33 @@ impl Instances {
     ///
     /// If its file cannot be deleted; it is then still live.
     pub(crate) async fn remove(&self, name: &str) -> anyhow::Result<bool> {
-        if self.peek(name).is_none() {
+        let Some(instance) = self.peek(name) else {
             return Ok(false);
-        }
+        };
         let (dir, path) = (self.dir.clone(), self.path(name));
         tokio::task::spawn_blocking(move || remove_file(&dir, &path)).await??;
-        let removed = self.table.write().unwrap().live.remove(name).is_some();
+        let removed = self.table.write().unwrap().take_out(&instance);
         self.names.free(name, Holder::Launch);
+        Ok(removed)
+    }
+
+    /// Deletes every instance of `app` (the app is being deleted: its instances, and their
+    /// users' inputs, must not pass to whatever is uploaded next under that name). Returns
+    /// how many were deleted.
+    ///
+    /// # Errors
+    ///
+    /// If a file cannot be deleted; the instances not yet deleted are then still live.
+    pub(crate) async fn remove_app(&self, app: &str) -> anyhow::Result<usize> {
+        let of_app: Vec<_> = self
+            .list()
+            .into_iter()
+            .filter(|instance| instance.app.as_ref() == app)
+            .collect();
+        let mut removed = 0;
+        for instance in of_app {
+            removed += usize::from(self.remove(&instance.name).await?);
+        }
         Ok(removed)
     }
 
@@ -371,21 +435,16 @@ impl Instances {
     /// is never removed.
     fn remove_if_expired(&self, instance: &Arc<Instance>, now: SystemTime) -> bool {
         let mut table = self.table.write().unwrap();
-        let current = table
-            .live
-            .get(&instance.name)
-            .is_some_and(|live| Arc::ptr_eq(live, instance));
-        if !current || !instance.is_expired(self.idle_timeout, now) {
+        if !instance.is_expired(self.limits.idle_timeout, now) || !table.take_out(instance) {
             return false;
         }
-        table.live.remove(&instance.name);
         self.names.free(&instance.name, Holder::Launch);
         true
     }
 
     /// Sweeps in the background, as often as the idle timeout needs (at most every minute).
     pub(crate) fn spawn_sweeper(self: &Arc<Self>) {
-        let Some(idle) = self.idle_timeout else {
+        let Some(idle) = self.limits.idle_timeout else {
             return;
         };
         let period = (idle / 10).clamp(Duration::from_millis(200), Duration::from_secs(60));

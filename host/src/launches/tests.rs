@@ -1,6 +1,14 @@
 //! Unit tests of the launch table: durability, refusals, expiry, the shared namespace.
 
 use super::*;
+
+fn limits(idle_timeout: Option<Duration>, max_instances: usize) -> LaunchLimits {
+    LaunchLimits {
+        idle_timeout,
+        max_instances,
+        max_input_total: u64::MAX,
+    }
+}
 use std::sync::atomic::Ordering;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -15,7 +23,7 @@ fn launched_instances_survive_reopening_with_their_input_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let input = r#"{ "file_relationships": ["http://x/a.tsv"],  "parameters": [] }"#;
     let runtime = runtime();
-    let instances = Instances::open(dir.path(), Arc::default(), None, 10).unwrap();
+    let instances = Instances::open(dir.path(), Arc::default(), limits(None, 10)).unwrap();
     let launched = runtime
         .block_on(instances.launch("heatmap", Input::Json(input.into()), Some("one")))
         .unwrap();
@@ -25,7 +33,7 @@ fn launched_instances_survive_reopening_with_their_input_exactly() {
     assert!(generated.name.starts_with("heatmap-") && generated.name.len() == 16);
     drop(instances);
 
-    let reopened = Instances::open(dir.path(), Arc::default(), None, 10).unwrap();
+    let reopened = Instances::open(dir.path(), Arc::default(), limits(None, 10)).unwrap();
     assert_eq!(reopened.len(), 2);
     let one = reopened.get("one").unwrap();
     assert_eq!(one.input, Input::Json(input.into()));
@@ -48,7 +56,7 @@ fn launched_instances_survive_reopening_with_their_input_exactly() {
 fn refusals_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime();
-    let instances = Instances::open(dir.path(), Arc::default(), None, 1).unwrap();
+    let instances = Instances::open(dir.path(), Arc::default(), limits(None, 1)).unwrap();
     let json = || Input::Json("{}".into());
     runtime
         .block_on(instances.launch("app", json(), Some("taken")))
@@ -79,8 +87,12 @@ fn refusals_store_nothing() {
 fn idle_instances_expire_and_used_ones_stay() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime();
-    let instances =
-        Instances::open(dir.path(), Arc::default(), Some(Duration::from_secs(1)), 10).unwrap();
+    let instances = Instances::open(
+        dir.path(),
+        Arc::default(),
+        limits(Some(Duration::from_secs(1)), 10),
+    )
+    .unwrap();
     for name in ["idle", "busy"] {
         runtime
             .block_on(instances.launch("app", Input::Json("1".into()), Some(name)))
@@ -111,7 +123,7 @@ fn idle_time_counts_milliseconds_and_an_instance_in_use_never_expires() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime();
     let idle = Some(Duration::from_secs(2));
-    let instances = Instances::open(dir.path(), Arc::default(), idle, 10).unwrap();
+    let instances = Instances::open(dir.path(), Arc::default(), limits(idle, 10)).unwrap();
     runtime
         .block_on(instances.launch("app", Input::Json("1".into()), Some("viz")))
         .unwrap();
@@ -137,11 +149,34 @@ fn a_name_held_by_an_app_cannot_be_launched() {
     let dir = tempfile::tempdir().unwrap();
     let names = Arc::new(Namespace::default());
     names.take("viz", Holder::App).unwrap();
-    let instances = Instances::open(dir.path(), names.clone(), None, 10).unwrap();
+    let instances = Instances::open(dir.path(), names.clone(), limits(None, 10)).unwrap();
     let taken = runtime().block_on(instances.launch("app", Input::Json("1".into()), Some("viz")));
     assert!(
         matches!(taken, Err(LaunchError::NameTaken(_, Holder::App))),
         "{taken:?}"
     );
     assert_eq!(names.holder("viz"), Some(Holder::App));
+}
+
+#[test]
+fn the_inputs_of_all_instances_together_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let bounded = LaunchLimits {
+        max_input_total: 10,
+        ..limits(None, 100)
+    };
+    let instances = Instances::open(dir.path(), Arc::default(), bounded).unwrap();
+    let launch = |name: &str, input: &str| {
+        let input = Input::Json(input.into());
+        runtime().block_on(instances.launch("app", input, Some(name)))
+    };
+    launch("a", "\"1234\"").unwrap();
+    launch("b", "[1, 2]").unwrap_err();
+    assert!(matches!(
+        launch("b", "[1, 2]"),
+        Err(LaunchError::InputsFull { held: 6, limit: 10 })
+    ));
+    launch("b", "[12]").unwrap();
+    assert!(runtime().block_on(instances.remove("a")).unwrap());
+    launch("c", "[1, 2]").unwrap();
 }

@@ -4,12 +4,15 @@
 
 use crate::respond::Body;
 use bytes::Bytes;
+use http_body_util::BodyExt as _;
 use hyper::body::{Frame, Incoming, SizeHint};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 /// Whether a request body went over its limit; set by the body, read once the guest is done.
 #[derive(Clone, Default)]
@@ -37,6 +40,17 @@ pub(crate) struct LimitedBody {
     remaining: u64,
     limit: u64,
     overflow: Overflow,
+    /// Frames already read (see [`LimitedBody::prebuffer`]), handed out first.
+    ahead: VecDeque<Frame<Bytes>>,
+}
+
+/// Why the start of a body could not be read before the guest runs.
+#[derive(Debug)]
+pub(crate) enum Prebuffer {
+    /// Not enough of it came in time: a slow (or stalled) client.
+    TooSlow,
+    /// It failed: over the limit (see [`Overflow`]), or the connection broke.
+    Failed(wasmtime_wasi_http::Error),
 }
 
 impl LimitedBody {
@@ -48,8 +62,47 @@ impl LimitedBody {
             remaining: limit,
             limit,
             overflow: overflow.clone(),
+            ahead: VecDeque::new(),
         };
         (body, overflow)
+    }
+
+    /// Reads the first `want` bytes of the body (all of it if shorter) within `timeout`,
+    /// before a guest instance is taken for the request, so a client sending slowly holds a
+    /// connection but never an instance (as reverse proxies buffer for their upstreams).
+    ///
+    /// # Errors
+    ///
+    /// [`Prebuffer::TooSlow`] when they do not arrive in time; [`Prebuffer::Failed`] when the
+    /// body fails (over the limit, or the connection broke).
+    pub(crate) async fn prebuffer(
+        &mut self,
+        want: u64,
+        timeout: Duration,
+    ) -> Result<(), Prebuffer> {
+        if hyper::body::Body::is_end_stream(&*self) {
+            return Ok(());
+        }
+        let mut frames = VecDeque::new();
+        let read = async {
+            let mut got = 0u64;
+            while got < want {
+                match self.frame().await {
+                    None => break,
+                    Some(Ok(frame)) => {
+                        got += frame.data_ref().map_or(0, |data| data.len() as u64);
+                        frames.push_back(frame);
+                    }
+                    Some(Err(error)) => return Err(Prebuffer::Failed(error)),
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| Prebuffer::TooSlow)??;
+        self.ahead = frames;
+        Ok(())
     }
 
     /// No body at all (a replayed request).
@@ -59,6 +112,7 @@ impl LimitedBody {
             remaining: 0,
             limit: 0,
             overflow: Overflow::default(),
+            ahead: VecDeque::new(),
         }
     }
 
@@ -92,6 +146,9 @@ impl hyper::body::Body for LimitedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
+        if let Some(frame) = this.ahead.pop_front() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
         let too_large = wasmtime_wasi_http::Error::HttpRequestBodySize(Some(this.limit));
         if this.overflow.tripped() {
             return this.drain(cx).map(|()| Some(Err(too_large)));
@@ -119,13 +176,25 @@ impl hyper::body::Body for LimitedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
+        self.ahead.is_empty() && self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
+        let rest = self
+            .inner
             .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
+            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint);
+        let ahead: u64 = self
+            .ahead
+            .iter()
+            .map(|frame| frame.data_ref().map_or(0, |data| data.len() as u64))
+            .sum();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + ahead);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + ahead);
+        }
+        hint
     }
 }
 

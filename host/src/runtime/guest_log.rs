@@ -91,10 +91,28 @@ impl LineWriter {
 
     fn emit(&mut self) {
         let line = String::from_utf8_lossy(&self.pending);
-        let line = line.trim_end_matches('\r');
+        let line = escape_controls(line.trim_end_matches('\r'));
         tracing::info!(target: "wasmount::guest", app = %self.log.app, stream = self.log.stream.name(), "{line}");
         self.pending.clear();
     }
+}
+
+/// `line` with every control character but tab escaped (`\r`, `\u{1b}`), so a guest can
+/// neither forge log lines nor drive the operator's terminal.
+fn escape_controls(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line.chars().any(|c| c.is_control() && c != '\t') {
+        return line.into();
+    }
+    line.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 impl Drop for LineWriter {
@@ -141,5 +159,18 @@ impl OutputStream for LineWriter {
 
     fn check_write(&mut self) -> StreamResult<usize> {
         Ok(WRITE_BUDGET)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    #[test]
+    fn control_characters_are_escaped_so_lines_cannot_be_forged() {
+        assert_eq!(escape_controls("plain\ttext"), "plain\ttext");
+        assert_eq!(escape_controls("ok\rERROR forged"), "ok\\rERROR forged");
+        assert_eq!(escape_controls("\u{1b}[31mred"), "\\u{1b}[31mred");
+        assert_eq!(escape_controls("a\u{7f}b"), "a\\u{7f}b");
     }
 }

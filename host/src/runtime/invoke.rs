@@ -6,7 +6,9 @@
 use crate::headers::content_length;
 use crate::respond::{self, Body};
 use crate::runtime::bodies::is_deadline;
-use crate::runtime::bodies::{GuestDrivenBody, GuestFuture, GuestOutcome, LimitedBody, Overflow};
+use crate::runtime::bodies::{
+    GuestDrivenBody, GuestFuture, GuestOutcome, LimitedBody, Overflow, Prebuffer,
+};
 use crate::runtime::guest::{Admission, Guest};
 use crate::runtime::sandbox::{Binding, Deadline, HostState, arm_deadline, new_store};
 use http::{Request, Response, StatusCode, header};
@@ -39,7 +41,22 @@ pub(crate) async fn invoke(
         return body_too_large(&length.to_string(), limit);
     }
     let (parts, body) = request.into_parts();
-    let (body, overflow) = LimitedBody::new(body, limit);
+    let (mut body, overflow) = LimitedBody::new(body, limit);
+    let limits = &guest.spec().limits;
+    let want = PREBUFFER_BYTES.min(limit);
+    match body.prebuffer(want, limits.body_read_timeout).await {
+        Ok(()) => {}
+        Err(_) if overflow.tripped() => {
+            return body_too_large(&format!("more than {limit}"), limit);
+        }
+        Err(Prebuffer::TooSlow) => return body_too_slow(want, limits.body_read_timeout),
+        Err(Prebuffer::Failed(error)) => {
+            return respond::text(
+                StatusCode::BAD_REQUEST,
+                format_args!("reading the request body: {error}"),
+            );
+        }
+    }
     let request = Request::from_parts(parts, body);
     // A request without a body can be replayed on a fresh instance if a reused one turns out
     // not to support reuse (see below); keep its head for that.
@@ -302,6 +319,25 @@ fn head_without_body<B: hyper::body::Body>(request: &Request<B>) -> Option<Reque
         .ok()?;
     *head.headers_mut() = request.headers().clone();
     Some(head)
+}
+
+/// How much of a request body must have arrived before a guest instance is taken for it.
+const PREBUFFER_BYTES: u64 = 64 << 10;
+
+/// `408`: the start of the body did not come in time. The connection closes (the rest of the
+/// body is not read).
+fn body_too_slow(want: u64, timeout: std::time::Duration) -> Response<Body> {
+    let mut response = respond::text(
+        StatusCode::REQUEST_TIMEOUT,
+        format_args!(
+            "the request body's first {want} bytes did not arrive within {}",
+            humantime::format_duration(timeout)
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    response
 }
 
 fn body_too_large(size: &str, limit: u64) -> Response<Body> {

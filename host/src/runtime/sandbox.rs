@@ -67,6 +67,8 @@ pub(crate) struct InstanceLimits {
     pub memory_bytes: u64,
     /// Largest request body, in bytes.
     pub max_request_body: u64,
+    /// How long the start of a request body may take to arrive before a guest runs.
+    pub body_read_timeout: Duration,
 }
 
 /// Counts every linear memory of an instance against one budget (wasmtime's own limits are

@@ -5,7 +5,7 @@ use crate::apps::deploy::DeployError;
 use crate::apps::names::{is_valid_app_name, mount_prefix};
 use crate::apps::registry::{Entry, Failure};
 use crate::http::admin::body::{BodyLimit, read_upload};
-use crate::http::admin::{ApiError, ApiResult, json, no_content, respond, timestamp};
+use crate::http::admin::{ApiError, ApiResult, json, respond, timestamp};
 use crate::http::control::is_read;
 use crate::http::server::Server;
 use crate::respond::Body;
@@ -205,7 +205,9 @@ async fn upload(server: &Server, name: &str, request: Request<Incoming>) -> ApiR
 fn deploy_refusal(name: &str, refusal: DeployError) -> ApiError {
     let load = match refusal {
         DeployError::Load(load) => load,
-        DeployError::NameTaken(..) => return ApiError::new(StatusCode::CONFLICT, refusal),
+        DeployError::NameTaken(..) | DeployError::RouteCovers { .. } => {
+            return ApiError::new(StatusCode::CONFLICT, refusal);
+        }
         DeployError::Store(error) => return ApiError::internal("storing the app", &error),
     };
     tracing::info!(app = name, "upload refused: {load}");
@@ -222,12 +224,28 @@ fn deploy_refusal(name: &str, refusal: DeployError) -> ApiError {
     ApiError::new(status, load)
 }
 
+/// Deletes the app and its launched instances, and says how many instances went with it.
 async fn remove(server: &Server, name: &str) -> ApiResult {
-    match server.deployer.remove(name).await {
-        Ok(true) => Ok(no_content()),
-        Ok(false) => Err(ApiError::not_found(format!("no app named `{name}`"))),
-        Err(error) => Err(ApiError::internal("removing the app", &error)),
+    let removed = server
+        .deployer
+        .remove(name)
+        .await
+        .map_err(|error| ApiError::internal("removing the app", &error))?;
+    let instances = server
+        .launches
+        .remove_app(name)
+        .await
+        .map_err(|error| ApiError::internal("removing the app's instances", &error))?;
+    if !removed && instances == 0 {
+        return Err(ApiError::not_found(format!("no app named `{name}`")));
     }
+    if instances > 0 {
+        tracing::info!(app = name, instances, "removed with its launched instances");
+    }
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "removed": name, "instances_removed": instances }),
+    ))
 }
 
 #[cfg(test)]

@@ -156,3 +156,19 @@ pub(super) async fn read_upload(
         Some(boundary) => split_multipart(body, boundary).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_multipart_parser_never_panics() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        crate::fuzz::fuzz("multipart", |bytes| {
+            let body = Bytes::copy_from_slice(bytes);
+            let _ = runtime.block_on(split_multipart(body, "b".into()));
+        });
+    }
+}

@@ -146,7 +146,7 @@ fn launch_refusal(app: &str, refusal: LaunchError) -> ApiError {
     let status = match &refusal {
         LaunchError::NameTaken(..) => StatusCode::CONFLICT,
         LaunchError::BadName(_) => StatusCode::BAD_REQUEST,
-        LaunchError::Full(_) => StatusCode::TOO_MANY_REQUESTS,
+        LaunchError::Full(_) | LaunchError::InputsFull { .. } => StatusCode::TOO_MANY_REQUESTS,
         LaunchError::Store(error) => {
             tracing::error!(app, "launch could not be stored: {error:#}");
             StatusCode::INTERNAL_SERVER_ERROR
@@ -214,5 +214,20 @@ fn public_origin(headers: &HeaderMap) -> String {
             format!("{proto}://{host}")
         }
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_launch_request_parser_never_panics() {
+        crate::fuzz::fuzz("launch", |bytes| {
+            if let Ok(launch) = serde_json::from_slice::<LaunchRequest<'_>>(bytes) {
+                let _ = input_of(launch.input, launch.input_url, 1 << 20);
+                let _ = is_valid_app_name(&launch.app);
+            }
+        });
     }
 }

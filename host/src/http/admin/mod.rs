@@ -29,7 +29,7 @@ impl AdminAccess {
     /// Access with `token` (none: every call refused) and the list public or not.
     pub(crate) fn new(token: Option<&str>, public_list: bool) -> Self {
         Self {
-            token_hash: token.map(|token| Sha256::digest(token.as_bytes()).into()),
+            token_hash: token.map(|token| Sha256::digest(token.trim().as_bytes()).into()),
             public_list,
         }
     }
@@ -50,8 +50,8 @@ impl AdminAccess {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(|token| Sha256::digest(token.trim().as_bytes()));
+            .and_then(bearer_token)
+            .map(|token| Sha256::digest(token.as_bytes()));
         match given {
             Some(given) if bool::from(given.as_slice().ct_eq(expected)) => Ok(()),
             Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong admin token")),
@@ -61,6 +61,13 @@ impl AdminAccess {
             )),
         }
     }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header; the scheme name in any case
+/// (RFC 9110), surrounding white space ignored.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// A refusal: a status and a short, true message for the client (`{"error": message}`).
@@ -148,4 +155,42 @@ pub(crate) fn no_content() -> Response<Body> {
 /// A time as the API shows it (RFC 3339, milliseconds).
 pub(crate) fn timestamp(at: SystemTime) -> String {
     humantime::format_rfc3339_millis(at).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed(access: &AdminAccess, header: &str) -> bool {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(header).unwrap(),
+        );
+        access.check(&headers, false).is_ok()
+    }
+
+    #[test]
+    fn tokens_are_trimmed_on_both_sides_and_the_scheme_is_case_insensitive() {
+        let access = AdminAccess::new(Some("secret-token-0123456789\n"), false);
+        assert!(allowed(&access, "Bearer secret-token-0123456789"));
+        assert!(allowed(&access, "bearer secret-token-0123456789"));
+        assert!(allowed(&access, "BEARER  secret-token-0123456789 "));
+        assert!(!allowed(&access, "Basic secret-token-0123456789"));
+        assert!(!allowed(&access, "Bearer secret-token-012345678"));
+        assert!(!allowed(&access, "secret-token-0123456789"));
+    }
+
+    #[test]
+    fn the_token_header_parser_never_panics() {
+        let access = AdminAccess::new(Some("test-admin-token-0123456789"), false);
+        crate::fuzz::fuzz("token", |bytes| {
+            let _ = std::str::from_utf8(bytes).map(bearer_token);
+            if let Ok(value) = HeaderValue::from_bytes(bytes) {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::AUTHORIZATION, value);
+                let _ = access.check(&headers, false);
+            }
+        });
+    }
 }
