@@ -132,6 +132,44 @@ fn bad_settings_exit_non_zero_with_a_clear_message() {
         short_token.contains("at least 16 characters"),
         "{short_token}"
     );
+    let blank = " ".repeat(16);
+    let blank_token = run(&["serve", "--listen", "127.0.0.1:0", "--admin-token", &blank]);
+    assert!(
+        blank_token.contains("not counting surrounding white space"),
+        "{blank_token}"
+    );
+    let absurd = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--request-timeout",
+        "500000000000years",
+    ]);
+    assert!(
+        absurd.contains("longer than the longest accepted"),
+        "{absurd}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_with_a_trailing_newline_works_with_any_case_of_bearer() {
+    let apps = tempfile::tempdir().unwrap();
+    let token = format!("{ADMIN_TOKEN}\n");
+    let args = ["--apps", apps.path().to_str().unwrap()];
+    let server = ServerProcess::start(BIN, &args, &[("WASMOUNT_ADMIN_TOKEN", &token)]);
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let auth = format!("{scheme} {ADMIN_TOKEN}");
+        let listed = try_send(
+            server.addr,
+            http::Method::GET,
+            "/_wasmount/apps",
+            Default::default(),
+            &[("authorization", &auth)],
+        )
+        .await
+        .unwrap();
+        assert_eq!(listed.status, 200, "{scheme}: {}", listed.text());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

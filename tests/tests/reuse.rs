@@ -120,3 +120,47 @@ async fn a_replayed_request_keeps_its_apps_concurrency_slot() {
     assert_eq!(replayed.status, StatusCode::OK, "{}", replayed.text());
     assert_eq!(server.get("/once/").await.text(), "served\n");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relaunch_under_a_deleted_instances_name_never_gets_its_reused_instance() {
+    let server = echo_with("[reuse]\nmax_requests = 100\n").await;
+    let auth = format!("Bearer {}", wasmount_tests::ADMIN_TOKEN);
+    let launch = |input: &'static str| {
+        let body = serde_json::json!({"app": "echo", "name": "ds", "input": input});
+        let auth = auth.clone();
+        let server = &server;
+        async move {
+            let headers = [("authorization", auth.as_str())];
+            server
+                .send(
+                    Method::POST,
+                    "/_wasmount/instances",
+                    body.to_string(),
+                    &headers,
+                )
+                .await
+        }
+    };
+    assert_eq!(launch("first user").await.status, StatusCode::CREATED);
+    assert!(
+        server
+            .get("/ds/env")
+            .await
+            .text()
+            .contains("INPUT_JSON=\"first user\"")
+    );
+    // That instance now waits for reuse. Delete the launch and launch again under its name.
+    let deleted = server
+        .send(
+            Method::DELETE,
+            "/_wasmount/instances/ds",
+            Bytes::new(),
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(launch("second user").await.status, StatusCode::CREATED);
+    let env = server.get("/ds/env").await.text();
+    assert!(env.contains("INPUT_JSON=\"second user\""), "{env}");
+    assert!(!env.contains("first user"), "{env}");
+}

@@ -5,6 +5,7 @@
 use crate::apps::app::{self, App, Compiled, LoadError, Origin, Source, Version};
 use crate::apps::deploy::{DeployError, Deployer, log_mounted};
 use crate::apps::manifest::Manifest;
+use crate::apps::names::Holder;
 use crate::apps::registry::{Failure, LoadOutcome};
 use crate::apps::store::{AppFile, ReadError, read_regular_file};
 use bytes::Bytes;
@@ -78,9 +79,12 @@ impl Deployer {
             };
             match result {
                 Ok((app, baseline_bytes)) => {
-                    this.claim_at_start(&app);
-                    log_mounted(&app);
-                    this.registry.finish_loading(&name, id, Ok(app.clone()));
+                    let commit = this.commit.lock().await;
+                    if this.registry.finish_loading(&name, id, Ok(app.clone())) {
+                        this.claim_at_start(&app);
+                        log_mounted(&app);
+                    }
+                    drop(commit);
                     let _ = done.send(Ok(app.clone()));
                     drop(slot);
                     if let Some(bytes) = baseline_bytes {
@@ -89,8 +93,12 @@ impl Deployer {
                 }
                 Err(reason) => {
                     tracing::warn!(app = %name, "not mounted: {reason}");
+                    let _commit = this.commit.lock().await;
                     this.registry
                         .finish_loading(&name, id, Err(failure(&reason)));
+                    if this.registry.get(&name).is_none() {
+                        this.names.free(&name, Holder::App);
+                    }
                     let _ = done.send(Err(reason.into()));
                 }
             }

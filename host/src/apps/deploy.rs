@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use tokio::sync::{Mutex, Semaphore};
+use wasmtime::component::Component;
 
 /// Why a deployment was refused. Nothing stored or serving changed.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,14 @@ pub(crate) enum Reload {
     Removed,
 }
 
+/// Why a changed file does not go live.
+enum Change {
+    /// It was deleted.
+    Removed,
+    /// It cannot be loaded, for this reason.
+    Broken(String),
+}
+
 /// Loads, stores and mounts apps.
 pub(crate) struct Deployer {
     /// What apps are linked with: engines, defaults, fairness.
@@ -75,9 +84,9 @@ pub(crate) struct Deployer {
     /// This node's compiled artifacts.
     pub(super) cache: CompiledCache,
     /// The namespace apps share with launched instances.
-    names: Arc<Namespace>,
+    pub(super) names: Arc<Namespace>,
     /// Serializes the store-and-swap step, so disk and registry agree on the last version.
-    commit: Mutex<()>,
+    pub(super) commit: Mutex<()>,
     /// Bounds background compilations: each already uses every core.
     pub(super) compile_slots: Semaphore,
     /// The largest component file read (the upload limit).
@@ -240,39 +249,24 @@ impl Deployer {
     /// already serving. A new version goes live like an upload (baseline first, optimized
     /// after); a broken one is recorded and logged, and the serving version stays.
     pub(crate) async fn reload_file(self: &Arc<Self>, name: &str, path: &Path) -> Reload {
-        let (owned_path, limit) = (path.to_owned(), self.max_component);
-        let read = tokio::task::spawn_blocking(move || {
-            read_regular_file(&owned_path, limit, "--max-upload")
-        })
-        .await;
-        let bytes = match read {
-            Ok(Ok(bytes)) => Bytes::from(bytes),
-            Ok(Err(ReadError::Missing)) => return self.unmount(name),
-            Ok(Err(ReadError::Refused(why))) => return self.reload_failed(name, why),
-            Err(panic) => return self.reload_failed(name, format!("reading panicked: {panic}")),
+        let loaded = match self.load_changed(name, path).await {
+            Ok(Some(loaded)) => loaded,
+            Ok(None) => return Reload::Unchanged,
+            Err(change) => {
+                let _commit = self.commit.lock().await;
+                return match change {
+                    Change::Removed => self.unmount(name),
+                    Change::Broken(reason) => self.reload_failed(name, reason),
+                };
+            }
         };
-        let manifest = match self.manifest_for(path) {
-            Ok(manifest) => manifest,
-            Err(error) => return self.reload_failed(name, error.to_string()),
-        };
-        if let Some(Entry::Ready(current)) = self.registry.get(name)
-            && current.version() == &Version::of(&bytes)
-            && current.manifest() == &manifest
-        {
-            return Reload::Unchanged;
-        }
-        let loaded = self
-            .compile_off_runtime(name, bytes.clone(), Source::Folder, manifest)
-            .await;
-        let (app, component) = match loaded {
-            Ok(loaded) => loaded,
-            Err(error) => return self.reload_failed(name, error.to_string()),
-        };
-        let app = Arc::new(app);
+        let (app, component, bytes) = loaded;
+        let commit = self.commit.lock().await;
         if let Err(refusal) = self.claim(&app) {
             return self.reload_failed(name, refusal.to_string());
         }
         let replaced = self.registry.insert(app.clone()).is_some();
+        drop(commit);
         log_mounted(&app);
         self.finish_in_background(app, component, bytes, path.to_owned());
         if replaced {
@@ -280,6 +274,44 @@ impl Deployer {
         } else {
             Reload::Added
         }
+    }
+
+    /// The new version in the changed file at `path`, compiled; `None` when it holds what
+    /// already serves.
+    ///
+    /// # Errors
+    ///
+    /// The file is gone, or the version in it cannot go live.
+    async fn load_changed(
+        self: &Arc<Self>,
+        name: &str,
+        path: &Path,
+    ) -> Result<Option<(Arc<App>, Option<Component>, Bytes)>, Change> {
+        let (owned_path, limit) = (path.to_owned(), self.max_component);
+        let read = tokio::task::spawn_blocking(move || {
+            read_regular_file(&owned_path, limit, "--max-upload")
+        })
+        .await;
+        let bytes = match read {
+            Ok(Ok(bytes)) => Bytes::from(bytes),
+            Ok(Err(ReadError::Missing)) => return Err(Change::Removed),
+            Ok(Err(ReadError::Refused(why))) => return Err(Change::Broken(why)),
+            Err(panic) => return Err(Change::Broken(format!("reading panicked: {panic}"))),
+        };
+        let manifest = self
+            .manifest_for(path)
+            .map_err(|error| Change::Broken(error.to_string()))?;
+        if let Some(Entry::Ready(current)) = self.registry.get(name)
+            && current.version() == &Version::of(&bytes)
+            && current.manifest() == &manifest
+        {
+            return Ok(None);
+        }
+        let (app, component) = self
+            .compile_off_runtime(name, bytes.clone(), Source::Folder, manifest)
+            .await
+            .map_err(|error| Change::Broken(error.to_string()))?;
+        Ok(Some((Arc::new(app), component, bytes)))
     }
 
     /// Takes the app's name, and the root of its custom route, in the namespace it shares

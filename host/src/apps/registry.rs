@@ -141,13 +141,14 @@ impl Registry {
     }
 
     /// Replaces the placeholder `id` of `name` with the loaded app, or removes it and records
-    /// the failure. Does nothing if something else was mounted meanwhile.
+    /// the failure. Does nothing if something else was mounted meanwhile. Returns whether the
+    /// app went live.
     pub(crate) fn finish_loading(
         &self,
         name: &Arc<str>,
         id: u64,
         outcome: Result<Arc<App>, Failure>,
-    ) {
+    ) -> bool {
         let is_placeholder =
             |entry: Option<&Entry>| matches!(entry, Some(Entry::Loading(l)) if l.id == id);
         if let Err(failure) = &outcome {
@@ -169,6 +170,7 @@ impl Registry {
             self.clear_failure(name);
             self.count_deploy(name);
         }
+        mounted
     }
 
     /// Swaps in `new` if `current` is still what is mounted under its name (one atomic step);

@@ -132,7 +132,14 @@ impl AppStore for FolderStore {
         let manifest = synced_temp_file(&self.dir, manifest.as_bytes())?;
         let backup = self.dir.join(format!("{TEMP_PREFIX}{name}.previous"));
         let _ = std::fs::remove_file(&backup);
-        let had_previous = std::fs::hard_link(&component_path, &backup).is_ok();
+        let had_previous = match std::fs::hard_link(&component_path, &backup) {
+            Ok(()) => true,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
+            // No hard links here: a copy does, or nothing is replaced.
+            Err(_) => std::fs::copy(&component_path, &backup)
+                .map(|_| true)
+                .context("keeping the previous component")?,
+        };
         component
             .persist(&component_path)
             .with_context(|| format!("storing {}", component_path.display()))?;
@@ -193,13 +200,13 @@ pub(crate) enum ReadError {
 pub(crate) fn read_regular_file(path: &Path, limit: u64, flag: &str) -> Result<Vec<u8>, ReadError> {
     use std::io::Read as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    /// `O_NONBLOCK` on Linux: opening a FIFO without a writer returns at once.
-    const O_NONBLOCK: i32 = 0o4000;
+    // Opening a FIFO without a writer returns at once instead of blocking.
+    let nonblocking = rustix::fs::OFlags::NONBLOCK.bits() as i32;
     let name = crate::apps::manifest::file_name(path);
     let refused = |why: String| ReadError::Refused(format!("{name}: {why}"));
     let file = match std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(O_NONBLOCK)
+        .custom_flags(nonblocking)
         .open(path)
     {
         Ok(file) => file,

@@ -248,12 +248,6 @@ impl ServeArgs {
     pub fn into_config(self) -> anyhow::Result<Config> {
         let base_path = normalize_base_path(&self.base_path).map_err(anyhow::Error::msg)?;
         anyhow::ensure!(
-            self.max_header_size.as_u64() >= MIN_HEADER_BYTES,
-            "--max-header-size is {}, minimum is {}",
-            self.max_header_size,
-            ByteSize(MIN_HEADER_BYTES)
-        );
-        anyhow::ensure!(
             self.max_memory_mib > 0,
             "--max-memory-mib must be at least 1"
         );

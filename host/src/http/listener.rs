@@ -33,7 +33,8 @@ pub(crate) async fn serve(
         .max_buf_size(usize::try_from(config.max_header_bytes).unwrap_or(usize::MAX))
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
-    let max_connections = connection_limit(config.max_connections);
+    let max_connections =
+        connection_limit(config.max_connections).min(tokio::sync::Semaphore::MAX_PERMITS);
     let connections = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let mut accept_errors = AcceptErrors::default();
     let mut shutdown = std::pin::pin!(shutdown);

@@ -218,7 +218,7 @@ impl Server {
         })
     }
 
-    /// Runs the request in `target`'s app, after its admission, with the path it sees.
+    /// Runs the request in `target`'s app, with the path it sees.
     async fn serve_app(
         &self,
         target: Target,
@@ -227,15 +227,6 @@ impl Server {
         peer: SocketAddr,
     ) -> Response<Body> {
         let Target { app, launch } = target;
-        let Ok(admission) = app.guest().admit() else {
-            return respond::unavailable(
-                format_args!(
-                    "app `{}` is at its limit of concurrent requests",
-                    app.name()
-                ),
-                1,
-            );
-        };
         let base = &self.config.base_path;
         let prefix = match &launch {
             Some(launch) => mount_prefix(base, &launch.name),
@@ -251,11 +242,17 @@ impl Server {
             Ok(request) => request,
             Err(message) => return respond::text(StatusCode::BAD_REQUEST, message),
         };
-        let binding = launch.as_ref().map(|launch| Binding {
-            key: &launch.name,
+        // Held until the guest is done, response body included: the instance cannot expire
+        // under a running request.
+        let launch = launch.map(Arc::new);
+        let binding = launch.as_deref().map(|launch| Binding {
+            key: &launch.reuse_key,
             env: [launch.input.env(), (INSTANCE_ENV, &launch.name)],
         });
-        invoke(app.guest().clone(), request, binding, admission).await
+        let keep = launch
+            .clone()
+            .map(|launch| launch as Arc<dyn std::any::Any + Send + Sync>);
+        invoke(app.guest().clone(), request, binding, keep).await
     }
 
     /// `B/NAME` → `B/NAME/` (query kept), for whatever is mounted at `name`.
@@ -303,7 +300,14 @@ struct Target {
 /// The size of a request's head as sent: request line and header lines. The HTTP parser reads
 /// in chunks and may accept up to about twice its buffer; this is the exact limit.
 fn head_size<B>(request: &Request<B>) -> u64 {
-    let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+    let uri = request.uri();
+    let target = uri
+        .path_and_query()
+        .map_or(1, |target| target.as_str().len())
+        + uri
+            .authority()
+            .map_or(0, |authority| authority.as_str().len() + 8);
+    let line = request.method().as_str().len() + target + 12;
     let headers: usize = request
         .headers()
         .iter()

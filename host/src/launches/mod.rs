@@ -62,6 +62,9 @@ pub(crate) struct Instance {
     pub input: Input,
     /// When it was launched.
     pub created: SystemTime,
+    /// What its reused guest instances are kept under: unique to this launch, so a later
+    /// launch under the same name never gets an instance holding this one's input.
+    pub reuse_key: Arc<str>,
     /// Milliseconds since the epoch of its last request's end (or launch, or the last
     /// recorded use).
     last_used_ms: AtomicU64,
@@ -79,7 +82,10 @@ impl Instance {
         created: SystemTime,
         last_used: SystemTime,
     ) -> Self {
+        static LAUNCHES: AtomicU64 = AtomicU64::new(0);
+        let serial = LAUNCHES.fetch_add(1, Ordering::Relaxed);
         Self {
+            reuse_key: format!("{name}#{serial}").into(),
             name,
             app,
             input,
@@ -371,14 +377,43 @@ impl Instances {
     ///
     /// If its file cannot be deleted; it is then still live.
     pub(crate) async fn remove(&self, name: &str) -> anyhow::Result<bool> {
-        let Some(instance) = self.peek(name) else {
+        let Some(instance) = self.retire(name, |_| true) else {
             return Ok(false);
         };
         let (dir, path) = (self.dir.clone(), self.path(name));
-        tokio::task::spawn_blocking(move || remove_file(&dir, &path)).await??;
-        let removed = self.table.write().unwrap().take_out(&instance);
-        self.names.free(name, Holder::Launch);
-        Ok(removed)
+        let deleted = tokio::task::spawn_blocking(move || remove_file(&dir, &path))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|deleted| deleted);
+        self.finish_retiring(&instance, deleted.is_ok());
+        deleted.map(|()| true)
+    }
+
+    /// Takes the instance called `name` out of the table if `expired` says so, deciding under
+    /// the table's lock (which a request takes to hold an instance); its name stays reserved,
+    /// in the table and the namespace, until [`Self::finish_retiring`], so nobody can launch
+    /// under it while its file is being deleted.
+    fn retire(&self, name: &str, expired: impl FnOnce(&Instance) -> bool) -> Option<Arc<Instance>> {
+        let mut table = self.table.write().unwrap();
+        let instance = table.live.get(name)?.clone();
+        if !expired(&instance) || !table.take_out(&instance) {
+            return None;
+        }
+        table.reserved.insert(instance.name.clone());
+        Some(instance)
+    }
+
+    /// Ends [`Self::retire`]: frees the name once the file is gone, or puts the instance back
+    /// live when it could not be deleted.
+    fn finish_retiring(&self, instance: &Arc<Instance>, file_deleted: bool) {
+        let mut table = self.table.write().unwrap();
+        table.reserved.remove(&instance.name);
+        if file_deleted {
+            self.names.free(&instance.name, Holder::Launch);
+        } else {
+            table.input_bytes += instance.input.len() as u64;
+            table.live.insert(instance.name.clone(), instance.clone());
+        }
     }
 
     /// Deletes every instance of `app` (the app is being deleted: its instances, and their
@@ -407,13 +442,17 @@ impl Instances {
         let now = SystemTime::now();
         let all: Vec<_> = self.table.read().unwrap().live.values().cloned().collect();
         let mut removed = 0;
+        let idle_timeout = self.limits.idle_timeout;
         for instance in all {
             let path = self.path(&instance.name);
-            if self.remove_if_expired(&instance, now) {
-                removed += 1;
-                if let Err(error) = remove_file(&self.dir, &path) {
+            let expired = |live: &Instance| live.is_expired(idle_timeout, now);
+            if let Some(retired) = self.retire(&instance.name, expired) {
+                let deleted = remove_file(&self.dir, &path);
+                if let Err(error) = &deleted {
                     tracing::warn!(instance = %instance.name, "expiring: {error:#}");
                 }
+                self.finish_retiring(&retired, deleted.is_ok());
+                removed += usize::from(deleted.is_ok());
             } else if instance.used_since_sweep.swap(false, Ordering::Relaxed) {
                 let touched = std::fs::File::options()
                     .write(true)
@@ -428,18 +467,6 @@ impl Instances {
             tracing::info!("{removed} idle instance(s) expired");
         }
         removed
-    }
-
-    /// Takes `instance` out of the table if it is still the live one and expired, deciding
-    /// under the table's lock, which a request takes to hold an instance: an instance in use
-    /// is never removed.
-    fn remove_if_expired(&self, instance: &Arc<Instance>, now: SystemTime) -> bool {
-        let mut table = self.table.write().unwrap();
-        if !instance.is_expired(self.limits.idle_timeout, now) || !table.take_out(instance) {
-            return false;
-        }
-        self.names.free(&instance.name, Holder::Launch);
-        true
     }
 
     /// Sweeps in the background, as often as the idle timeout needs (at most every minute).

@@ -24,9 +24,9 @@ pub(crate) struct GuestPolicy {
 #[error("the app is at its limit of concurrent requests")]
 pub(crate) struct AtCapacity;
 
-/// An admitted request's hold on its app's concurrency limit, shared by every attempt to
-/// serve that request (a replay included); `None` when the app has no limit.
-pub(crate) type Admission = Option<Arc<OwnedSemaphorePermit>>;
+/// An admitted request's hold on its app's concurrency limit; `None` when the app has no
+/// limit.
+pub(crate) type Admission = Option<OwnedSemaphorePermit>;
 
 /// A compiled app, linked and ready to instantiate for each request.
 pub(crate) struct Guest {
@@ -95,7 +95,7 @@ impl Guest {
     }
 
     /// A slot to run one more request, if the app's concurrency limit allows it; `Ok(None)`
-    /// when the app has no limit. The slot is held until every clone of it is dropped.
+    /// when the app has no limit. The slot is held until the permit is dropped.
     ///
     /// # Errors
     ///
@@ -106,7 +106,7 @@ impl Guest {
             Some(slots) => slots
                 .clone()
                 .try_acquire_owned()
-                .map(|permit| Some(Arc::new(permit)))
+                .map(Some)
                 .map_err(|_| AtCapacity),
         }
     }

@@ -14,6 +14,7 @@ use crate::runtime::sandbox::{Binding, Deadline, HostState, arm_deadline, new_st
 use http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,15 +25,23 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::Proxy;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
+/// What a request holds until its guest is done (response body included), whichever
+/// attempt serves it: the app's concurrency slot, and what the caller asked to keep (a
+/// launched instance's use, so it cannot expire meanwhile).
+struct Hold {
+    _admission: Admission,
+    _caller: Option<Arc<dyn Any + Send + Sync>>,
+}
+
 /// Serves `request` with a fresh instance of `guest` (or a waiting one, if the app reuses
 /// instances), within its limits (the deadline covers the response body too). `binding` is
-/// the launched instance the request is for; `admission`, the app's concurrency slot if it
-/// has a limit, is held until the guest is done.
+/// the launched instance the request is for; `keep` is held until the guest is done. The
+/// start of the body is read before the app's concurrency slot or an instance is taken.
 pub(crate) async fn invoke(
     guest: Arc<Guest>,
     request: Request<Incoming>,
     binding: Option<Binding<'_>>,
-    admission: Admission,
+    keep: Option<Arc<dyn Any + Send + Sync>>,
 ) -> Response<Body> {
     let limit = guest.spec().limits.max_request_body;
     if let Some(length) = content_length(request.headers())
@@ -58,6 +67,19 @@ pub(crate) async fn invoke(
         }
     }
     let request = Request::from_parts(parts, body);
+    let Ok(admission) = guest.admit() else {
+        return respond::unavailable(
+            format_args!(
+                "app `{}` is at its limit of concurrent requests",
+                guest.spec().name
+            ),
+            1,
+        );
+    };
+    let hold = Arc::new(Hold {
+        _admission: admission,
+        _caller: keep,
+    });
     // A request without a body can be replayed on a fresh instance if a reused one turns out
     // not to support reuse (see below); keep its head for that.
     let replay = guest
@@ -67,13 +89,13 @@ pub(crate) async fn invoke(
     let run = Run {
         guest: &guest,
         binding,
-        admission,
+        hold,
         overflow,
     };
     match run.attempt(request, true).await {
         Attempt::Done(response) => response,
         Attempt::ReuseUnsupported(response) => match replay {
-            // The replay holds the same admission as the first attempt: it is the same request.
+            // The replay holds what the first attempt held: it is the same request.
             Some(head) => run
                 .attempt(head.map(|()| LimitedBody::empty()), false)
                 .await
@@ -104,7 +126,7 @@ impl Attempt {
 struct Run<'a> {
     guest: &'a Arc<Guest>,
     binding: Option<Binding<'a>>,
-    admission: Admission,
+    hold: Arc<Hold>,
     /// Set when the client's body went over the limit.
     overflow: Overflow,
 }
@@ -230,11 +252,11 @@ impl Run<'_> {
             Box::new(internal_error(self.guest, "preparing the request", &error))
         })?;
         let guest = self.guest.clone();
-        let admission = self.admission.clone();
+        let hold = self.hold.clone();
         let reuse_key = self.binding.map(|binding| binding.key.clone());
         guest.cpu_share().note_start();
         let future = tokio::time::timeout_at(deadline, async move {
-            let _admission = admission;
+            let _hold = hold;
             let proxy = match reused {
                 Some(proxy) => proxy,
                 None => guest.pre().instantiate_async(&mut store).await?,

@@ -104,6 +104,13 @@ async fn launch(server: &Server, origin: &str, request: Request<Incoming>) -> Ap
         .launch(&app, input, launch.name.as_deref())
         .await
         .map_err(|refusal| launch_refusal(&app, refusal))?;
+    if server.deployer.registry().get(&app).is_none() {
+        // The app was deleted while this launch was written: its instances go with it.
+        let _ = server.launches.remove(&launched.name).await;
+        return Err(ApiError::not_found(format!(
+            "no app named `{app}` is mounted"
+        )));
+    }
     tracing::info!(instance = %launched.name, app = %app, "launched");
     let info = InstanceInfo::new(&server.config.base_path, origin, &launched, false);
     Ok(json(StatusCode::CREATED, &info))
