@@ -42,6 +42,9 @@ pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 /// The longest duration any setting accepts (a timeout, an idle time): longer ones are
 /// refused rather than overflowing a deadline.
 pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+/// Quiet time after the last change of a watched file before it is loaded: long enough for a
+/// burst of writes or an editor's temp-file-and-rename to settle, short enough to feel instant.
+pub const DEFAULT_WATCH_DEBOUNCE: Duration = Duration::from_millis(50);
 /// How long a launched instance may go unused before it is removed.
 pub const DEFAULT_LAUNCH_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The largest input a launched instance may hold.
@@ -91,6 +94,8 @@ pub struct Config {
     pub max_upload: u64,
     /// Reload apps when their files change.
     pub watch: bool,
+    /// How long a watched file must be quiet before it is loaded.
+    pub watch_debounce: Duration,
     /// Apps whose component lives outside the apps folder: (name, file), reloaded when
     /// watching.
     pub external_apps: Vec<(String, PathBuf)>,
@@ -155,6 +160,7 @@ impl Config {
             public_app_list: false,
             max_upload: DEFAULT_MAX_UPLOAD_BYTES,
             watch: false,
+            watch_debounce: DEFAULT_WATCH_DEBOUNCE,
             external_apps: Vec::new(),
             instance_idle_timeout: Some(DEFAULT_LAUNCH_IDLE_TIMEOUT),
             max_instance_input: DEFAULT_MAX_LAUNCH_INPUT_BYTES,

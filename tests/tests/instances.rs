@@ -385,6 +385,7 @@ async fn idle_instances_expire_and_used_ones_do_not() {
         config.instance_idle_timeout = Some(Duration::from_secs(2));
     })
     .await;
+    wait_serving(&server, "/echo/").await;
     for name in ["idle", "busy"] {
         let body = serde_json::json!({"app": "echo", "name": name, "input": {}});
         assert_eq!(launch(&server, body).await.status, StatusCode::CREATED);

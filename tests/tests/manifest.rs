@@ -93,6 +93,8 @@ async fn per_app_limits_apply_timeout_body_size_and_concurrency() {
         |_| {},
     )
     .await;
+    // Compiled and serving first, so the time below is the deadline's alone.
+    assert_eq!(server.get("/echo/").await.status, StatusCode::OK);
     let started = Instant::now();
     assert_eq!(
         server.get("/echo/?sleep_ms=3000").await.status,

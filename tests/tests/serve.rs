@@ -257,6 +257,8 @@ async fn a_guest_that_overruns_the_request_timeout_gets_504() {
         },
     )
     .await;
+    // Compiled and serving first, so the time below is the deadline's alone.
+    assert_eq!(server.get("/echo/").await.status, StatusCode::OK);
     let started = Instant::now();
     let response = server.get("/echo/?sleep_ms=5000").await;
     assert_eq!(response.status, StatusCode::GATEWAY_TIMEOUT);

@@ -16,10 +16,6 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Quiet time after the last event of a file before it is loaded: long enough for a burst of
-/// writes or an editor's temp-file-and-rename to settle, short enough to feel instant.
-pub(crate) const DEBOUNCE: Duration = Duration::from_millis(50);
-
 /// Which app a changed path belongs to.
 #[derive(Debug, Clone)]
 struct Targets {
@@ -59,7 +55,8 @@ impl Targets {
     }
 }
 
-/// Starts watching `apps_dir` and the `external` app files; runs until the process ends.
+/// Starts watching `apps_dir` and the `external` app files, loading a changed file once its
+/// events have been quiet for `debounce`; runs until the process ends.
 ///
 /// # Errors
 ///
@@ -68,6 +65,7 @@ pub(crate) fn spawn(
     deployer: Arc<Deployer>,
     apps_dir: &Path,
     external: &[(String, PathBuf)],
+    debounce: Duration,
 ) -> anyhow::Result<()> {
     let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
     let targets = Targets {
@@ -106,17 +104,18 @@ pub(crate) fn spawn(
 
     tokio::spawn(async move {
         let _watcher = watcher; // lives as long as this task
-        reload_on_changes(&deployer, &targets, changed).await;
+        reload_on_changes(&deployer, &targets, changed, debounce).await;
     });
     Ok(())
 }
 
 /// Reloads each app a changed path belongs to, once its events have been quiet for
-/// [`DEBOUNCE`]; runs until the watcher is gone.
+/// `debounce`; runs until the watcher is gone.
 async fn reload_on_changes(
     deployer: &Arc<Deployer>,
     targets: &Targets,
     mut changed: mpsc::UnboundedReceiver<PathBuf>,
+    debounce: Duration,
 ) {
     let mut pending: HashMap<String, Instant> = HashMap::new();
     loop {
@@ -125,7 +124,7 @@ async fn reload_on_changes(
             event = changed.recv() => match event {
                 Some(path) => {
                     if let Some(name) = targets.app_for(&path) {
-                        pending.insert(name, Instant::now() + DEBOUNCE);
+                        pending.insert(name, Instant::now() + debounce);
                     }
                 }
                 None => return,

@@ -274,6 +274,7 @@ impl ServeArgs {
             public_app_list: self.public_app_list,
             max_upload: self.max_upload.as_u64(),
             watch: self.watch,
+            watch_debounce: DEFAULT_WATCH_DEBOUNCE,
             external_apps: self.external_apps,
             instance_idle_timeout: Some(*self.instance_idle_timeout).filter(|idle| !idle.is_zero()),
             max_instance_input: self.max_instance_input.as_u64(),

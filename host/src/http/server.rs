@@ -145,7 +145,8 @@ impl Server {
         let launches = Arc::new(Instances::open(&config.apps_dir, names, limits)?);
         launches.spawn_sweeper();
         if config.watch {
-            crate::apps::watch::spawn(deployer.clone(), &config.apps_dir, &config.external_apps)?;
+            let (dir, external) = (&config.apps_dir, &config.external_apps);
+            crate::apps::watch::spawn(deployer.clone(), dir, external, config.watch_debounce)?;
         }
         Ok(Self {
             deployer,
