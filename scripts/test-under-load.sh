@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole test suite (scripts/test.sh) RUNS times in a row (default 3) while two
+# Runs the whole test suite (`bash .ci/run`) RUNS times in a row (default 3) while two
 # `yes` processes keep both cores busy, to show the suite does not depend on a fast machine.
 # Prints one line per run: its exit code and duration.
 set -uo pipefail
@@ -8,7 +8,7 @@ for run in $(seq 1 "${RUNS:-3}"); do
   timeout 3600 yes >/dev/null & busy1=$!
   timeout 3600 yes >/dev/null & busy2=$!
   started=$(date +%s)
-  scripts/test.sh > "target/test-under-load-$run.log" 2>&1
+  bash .ci/run > "target/test-under-load-$run.log" 2>&1
   code=$?
   kill "$busy1" "$busy2" 2>/dev/null
   echo "run $run: exit $code in $(( $(date +%s) - started )) s (log: target/test-under-load-$run.log)"
