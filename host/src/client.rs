@@ -56,8 +56,10 @@ pub fn multipart(parts: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
 /// Lowercase hex SHA-256 of `bytes`: how wasmount names a component's content.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&sha2::Sha256::digest(bytes))
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -107,11 +107,6 @@ impl Version {
     }
 }
 
-/// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Where a version comes from: its content, how it arrived, and its settings.
 #[derive(Debug, Clone)]
 pub(crate) struct Origin {

@@ -5,7 +5,7 @@
 use crate::apps::app::{App, LinkContext};
 use crate::apps::deploy::Deployer;
 use crate::apps::names::{Namespace, mount_prefix};
-use crate::apps::registry::Entry;
+use crate::apps::registry::{Entry, Snapshot};
 use crate::apps::routes::Route;
 use crate::apps::store::FolderStore;
 use crate::config::Config;
@@ -169,7 +169,7 @@ impl Server {
         let path = request.uri().path().to_owned();
         match snapshot.routes.resolve(base, &path) {
             Route::App { name, rest, custom } => {
-                let mut response = match self.target(name, custom).await {
+                let mut response = match self.target(&snapshot, name, custom).await {
                     Ok(target) => self.serve_app(target, request, rest, peer).await,
                     Err(refusal) => refusal,
                 };
@@ -178,7 +178,9 @@ impl Server {
                 }
                 response
             }
-            Route::AddTrailingSlash { name, custom } => self.redirect(name, custom, &request),
+            Route::AddTrailingSlash { name, custom } => {
+                self.redirect(&snapshot, name, custom, &request)
+            }
             Route::Index => self.index(request.method()),
             Route::Reserved(endpoint) => self.reserved(endpoint, request).await,
             Route::NotFound => respond::text(StatusCode::NOT_FOUND, "not found"),
@@ -187,9 +189,13 @@ impl Server {
 
     /// What serves `name`: the app mounted as `name` (at its custom route only, when it has
     /// one), or else the launched instance `name` and its app.
-    async fn target(&self, name: &str, custom: bool) -> Result<Target, Response<Body>> {
-        let registry = self.deployer.registry();
-        if let Some(entry) = registry.get(name) {
+    async fn target(
+        &self,
+        snapshot: &Snapshot,
+        name: &str,
+        custom: bool,
+    ) -> Result<Target, Response<Body>> {
+        if let Some(entry) = snapshot.apps.get(name) {
             let app = entry
                 .app()
                 .await
@@ -200,7 +206,7 @@ impl Server {
             return Ok(Target { app, launch: None });
         }
         let launch = self.launches.get(name).ok_or_else(|| no_such_app(name))?;
-        let Some(entry) = registry.get(&launch.app) else {
+        let Some(entry) = snapshot.apps.get(launch.app.as_ref()) else {
             return Err(respond::text(
                 StatusCode::NOT_FOUND,
                 format_args!(
@@ -257,9 +263,15 @@ impl Server {
     }
 
     /// `B/NAME` → `B/NAME/` (query kept), for whatever is mounted at `name`.
-    fn redirect(&self, name: &str, custom: bool, request: &Request<Incoming>) -> Response<Body> {
+    fn redirect(
+        &self,
+        snapshot: &Snapshot,
+        name: &str,
+        custom: bool,
+        request: &Request<Incoming>,
+    ) -> Response<Body> {
         let base = &self.config.base_path;
-        let prefix = match self.deployer.registry().get(name) {
+        let prefix = match snapshot.apps.get(name) {
             Some(Entry::Ready(app)) if custom || app.manifest().route.is_none() => app.prefix(base),
             Some(Entry::Loading(_)) => mount_prefix(base, name),
             None if self.launches.peek(name).is_some() => mount_prefix(base, name),

@@ -3,9 +3,9 @@
 //! modification time records its last use.
 
 use super::{Input, Instance, millis_since_epoch};
-use crate::apps::app::hex;
 use crate::apps::names::{MAX_APP_NAME_LEN, is_valid_app_name};
 use crate::apps::store::sync_dir;
+use crate::client::hex;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
