@@ -4,7 +4,7 @@
 # The Python and JavaScript examples (built by the tests' build script with the pinned
 # componentize-py / componentize-js), in one run, loopback only, every run bounded:
 #   1. GET /hello at c=16 (wrk, one thread): wasmount with a fresh instance per request vs
-#      `wasmtime serve -Scli` 48 (fresh, its default); wasmount with `[reuse] max_requests =
+#      `wasmtime serve -Scli` 50 (fresh, its default); wasmount with `[reuse] max_requests =
 #      1000` vs `wasmtime serve -Scli --max-instance-reuse-count 1000`;
 #   2. upload -> first 200 of the Python app on a fresh server (no cache: Winch first);
 #   3. restart with the Python app cached -> first 200;
@@ -13,7 +13,7 @@ BENCH_GUESTS=hello source "$(dirname "$0")/common.sh"
 DURATION=${DURATION:-5}
 TOKEN=bench-admin-token-0123456789
 wasmtime_bin=$(command -v wasmtime || echo "$HOME/.cargo/bin/wasmtime")
-"$wasmtime_bin" --version | grep -q "48.0.8" || { echo "needs wasmtime-cli 48.0.8 (see bench/run.sh)" >&2; exit 1; }
+"$wasmtime_bin" --version | grep -q "50.0.1" || { echo "needs wasmtime-cli 50.0.1 (see bench/run.sh)" >&2; exit 1; }
 
 cargo build -q -p wasmount-tests --tests   # its build script builds the componentized apps
 python="$root/target/componentized/python-chart.wasm"
@@ -47,12 +47,15 @@ for _ in $(seq 1 1800); do   # until every app runs its optimized build (180 s a
   [ "$unfinished" = 0 ] && break; sleep 0.1
 done
 
+for app in py js py-reuse js-reuse; do curl -sf -o /dev/null "http://127.0.0.1:18400/$app/hello"; done
+sleep 2; rss_warm=$(rss_kib "$pid_wasmount")
 echo "== GET /hello at c=16, ${DURATION}s each"
 load "wasmount python, fresh instance" http://127.0.0.1:18400/py/hello "$pid_wasmount"
 load "wasmount javascript, fresh instance" http://127.0.0.1:18400/js/hello "$pid_wasmount"
 load "wasmount python, reuse 1000" http://127.0.0.1:18400/py-reuse/hello "$pid_wasmount"
 load "wasmount javascript, reuse 1000 (turns itself off)" http://127.0.0.1:18400/js-reuse/hello "$pid_wasmount"
-echo "wasmount RSS after the runs: $(rss_kib "$pid_wasmount") KiB"
+rss_loaded=$(rss_kib "$pid_wasmount"); sleep 60
+echo "wasmount RSS: warm ${rss_warm} KiB, right after the runs ${rss_loaded} KiB, 60 s later $(rss_kib "$pid_wasmount") KiB"
 kill "$pid_wasmount"
 
 for lang in python js; do

@@ -4,7 +4,7 @@
 #
 # Load and leaks: good traffic (hello, c=48) alone, then the same together with hostile traffic
 # (the hostile guest's loops, memory hogs, recursion, header floods, c=16) — good req/s side by
-# side, the hostile statuses, and RSS before and after. Then the cost of epoch interruption on
+# side, the hostile statuses, and RSS before, right after, and 60 s after. Then the cost of epoch interruption on
 # the hello benchmark (c=64), with and without, in the same run.
 BENCH_GUESTS="hello hostile" source "$(dirname "$0")/common.sh"
 DURATION=${DURATION:-30}
@@ -31,10 +31,13 @@ mixed=$(wrk -t1 -c48 -d"${DURATION}s" http://127.0.0.1:18130/hello/ | good_rps)
 wait "$hostile"
 sleep 2
 rss_end=$(rss_kib "$server")
+sleep 58
+rss_quiet=$(rss_kib "$server")
 echo "good traffic (hello, c=48): alone ${alone} req/s, beside hostile traffic ${mixed} req/s"
 grep "hostile statuses" "$work/hostile.txt"
 echo "hostile requests completed: $(awk '/requests in/ {print $1}' "$work/hostile.txt")"
-echo "server RSS: ${rss_start} KiB before, ${rss_end} KiB after"
+echo "server RSS: ${rss_start} KiB before, ${rss_end} KiB after, ${rss_quiet} KiB 60 s after the load" \
+  "($(awk -v a="$rss_quiet" -v w="$rss_start" 'BEGIN { printf "%.2f", a / w }')x; target <= 1.5x or + 24 MiB)"
 kill "$server"
 
 echo

@@ -57,6 +57,16 @@ pub const DEFAULT_MAX_LAUNCHES: usize = 100_000;
 pub const DEFAULT_REUSE_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many idle reusable instances an app keeps, unless its manifest says otherwise.
 pub const DEFAULT_MAX_IDLE_INSTANCES: usize = 16;
+/// How many idle reusable instances the whole server keeps, over all apps (the oldest go
+/// first).
+pub const DEFAULT_MAX_IDLE_INSTANCES_TOTAL: usize = 32;
+/// How many pool slots that ran an instance stay warm (affine to their app, with pages kept
+/// resident) while unused; beyond it the least recently used warm slot is taken over first.
+pub const DEFAULT_MAX_WARM_SLOTS: u32 = 64;
+/// How often the pools' idle memory is checked: when no instance started for this long, or
+/// far more slots are warm than the last period needed, their resident pages go back to the
+/// operating system.
+pub const DEFAULT_IDLE_MEMORY_RELEASE_AFTER: Duration = Duration::from_secs(10);
 
 /// The settings one server runs with.
 #[derive(Debug, Clone)]
@@ -127,6 +137,13 @@ pub struct EngineConfig {
     pub epoch_interruption: bool,
     /// Memory (and table) bytes each pool slot keeps resident between instances.
     pub keep_resident_bytes: u64,
+    /// Idle reused instances kept over all apps.
+    pub max_idle_instances: usize,
+    /// Unused pool slots kept warm for the app that last ran in them.
+    pub max_warm_slots: u32,
+    /// Quiet time after which the pools' idle memory goes back to the operating system (and
+    /// the period of that check); zero: never.
+    pub idle_memory_release_after: Duration,
 }
 
 impl Default for EngineConfig {
@@ -136,6 +153,9 @@ impl Default for EngineConfig {
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
             epoch_interruption: true,
             keep_resident_bytes: DEFAULT_KEEP_RESIDENT_BYTES,
+            max_idle_instances: DEFAULT_MAX_IDLE_INSTANCES_TOTAL,
+            max_warm_slots: DEFAULT_MAX_WARM_SLOTS,
+            idle_memory_release_after: DEFAULT_IDLE_MEMORY_RELEASE_AFTER,
         }
     }
 }
@@ -183,6 +203,10 @@ impl Config {
             ("shutdown timeout", self.shutdown_timeout),
             ("header read timeout", self.header_read_timeout),
             ("body read timeout", self.body_read_timeout),
+            (
+                "idle memory release time",
+                self.engine.idle_memory_release_after,
+            ),
             (
                 "instance idle timeout",
                 self.instance_idle_timeout.unwrap_or_default(),

@@ -3,6 +3,8 @@
 //! - `/loop`: spins forever before responding;
 //! - `/loop-after-headers`: sends headers and a first chunk, then spins forever;
 //! - `/alloc`: allocates memory until it runs out;
+//! - `/fill?mib=N`: grows its memory by N MiB (48 by default), writes every page, then answers
+//!   with a 4 MiB body — a heavy but well-behaved request, for memory benchmarks;
 //! - `/recurse`: recurses until the stack is exhausted;
 //! - `/headers`: answers with 10,000 headers;
 //! - `/big-header`: answers with one 1 MiB header;
@@ -69,6 +71,12 @@ async fn handle(request: Request<Body>) -> Result<Response<Body>, Error> {
                 std::hint::black_box(&hoard);
             }
         }
+        "/fill" => {
+            let mib = query_number(request.uri().query(), "mib").unwrap_or(48);
+            let hoard = vec![1u8; mib << 20];
+            std::hint::black_box(&hoard);
+            Ok(Response::new(vec![b'x'; 4 << 20].into()))
+        }
         "/recurse" => Ok(Response::new(format!("{}\n", recurse(u64::MAX)).into())),
         "/headers" => {
             let mut response = Response::new(Body::empty());
@@ -89,6 +97,15 @@ async fn handle(request: Request<Body>) -> Result<Response<Body>, Error> {
         }
         _ => Ok(Response::new("ok\n".into())),
     }
+}
+
+/// The number after `NAME=` in a query string.
+fn query_number(query: Option<&str>, name: &str) -> Option<usize> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))?
+        .parse()
+        .ok()
 }
 
 fn spin() -> ! {

@@ -187,6 +187,25 @@ pub struct ServeArgs {
     )]
     pub keep_resident: ByteSize,
 
+    /// Idle reused instances kept over all apps (apps opt into reuse in their manifest); the
+    /// oldest are dropped first.
+    #[arg(long, env = "WASMOUNT_MAX_IDLE_INSTANCES",
+          default_value_t = DEFAULT_MAX_IDLE_INSTANCES_TOTAL, value_name = "N")]
+    pub max_idle_instances: usize,
+
+    /// Unused instance slots kept warm (pages resident, ready for the app that last ran in
+    /// them); beyond it the least recently used warm slot is reused for another app.
+    #[arg(long, env = "WASMOUNT_MAX_WARM_SLOTS", default_value_t = DEFAULT_MAX_WARM_SLOTS,
+          value_name = "N")]
+    pub max_warm_slots: u32,
+
+    /// Quiet time after which idle instance slots give their memory back to the operating
+    /// system (checked this often; also done when far more slots are warm than the traffic
+    /// needs); 0s: never.
+    #[arg(long, env = "WASMOUNT_IDLE_MEMORY_RELEASE_AFTER",
+          default_value_t = DEFAULT_IDLE_MEMORY_RELEASE_AFTER.into(), value_name = "DURATION")]
+    pub idle_memory_release_after: HumanDuration,
+
     /// Largest linear memory one guest may grow to, in MiB.
     #[arg(long, env = "WASMOUNT_MAX_MEMORY_MIB", default_value_t = DEFAULT_MAX_MEMORY_BYTES >> 20,
           value_name = "MIB")]
@@ -269,6 +288,9 @@ impl ServeArgs {
                 max_memory_bytes: self.max_memory_mib << 20,
                 epoch_interruption: !self.unsafe_no_epoch_interruption,
                 keep_resident_bytes: self.keep_resident.as_u64(),
+                max_idle_instances: self.max_idle_instances,
+                max_warm_slots: self.max_warm_slots,
+                idle_memory_release_after: self.idle_memory_release_after.into(),
             },
             admin_token,
             public_app_list: self.public_app_list,

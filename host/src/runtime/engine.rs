@@ -1,13 +1,16 @@
 //! The wasmtime engines a server runs guests on, with their pooling allocators, one epoch
-//! ticker, one server-wide instance limit, and the linkers holding every host interface a
+//! ticker, one server-wide instance limit, the server-wide cap on idle reused instances, the
+//! thread that gives idle pool memory back, and the linkers holding every host interface a
 //! guest may import: the optimizing tier (Cranelift), which serves apps in the long run, and a
 //! baseline tier (Winch), which compiles several times faster so a new upload can answer
 //! while Cranelift is still working on it.
 
 use crate::config::EngineConfig;
+use crate::runtime::reuse::IdleCap;
 use crate::runtime::sandbox::HostState;
 use anyhow::Context as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::Linker;
@@ -52,6 +55,7 @@ impl Tier {
             .linear_memory_keep_resident(keep_resident)
             .table_keep_resident(keep_resident)
             .async_stack_keep_resident(STACK_KEEP_RESIDENT_BYTES)
+            .max_unused_warm_slots(settings.max_warm_slots)
             .pagemap_scan(Enabled::Auto);
 
         let mut config = Config::new();
@@ -106,6 +110,21 @@ pub struct WasmEngine {
     instance_slots: Arc<Semaphore>,
     /// The number of those permits.
     max_instances: u32,
+    /// The epoch ticker, to wake when an instance starts on an idle server.
+    ticker: Option<Arc<EpochTicker>>,
+    /// The cap on idle reused instances over all apps.
+    idle_cap: Arc<IdleCap>,
+    /// How busy the pools were since the memory trimmer last looked.
+    activity: Arc<Activity>,
+}
+
+/// Instance starts, counted for the memory trimmer (two relaxed atomics per instance).
+#[derive(Default)]
+struct Activity {
+    /// Instances started since the process began.
+    starts: AtomicU64,
+    /// The most instances alive at once since the trimmer last looked.
+    peak: AtomicU32,
 }
 
 /// No instance slot is free: `--max-instances` guest instances are alive.
@@ -136,17 +155,33 @@ impl WasmEngine {
                 None
             }
         };
-        if settings.epoch_interruption {
-            let engines = std::iter::once(&optimized).chain(&baseline);
-            start_epoch_ticker(engines.map(|tier| tier.engine.clone()).collect());
+        let engines: Vec<Engine> = std::iter::once(&optimized)
+            .chain(&baseline)
+            .map(|tier| tier.engine.clone())
+            .collect();
+        let instance_slots = Arc::new(Semaphore::new(settings.max_instances as usize));
+        let ticker = if settings.epoch_interruption {
+            let idle = IdleSlots {
+                slots: instance_slots.clone(),
+                all: settings.max_instances as usize,
+            };
+            Some(start_epoch_ticker(engines.clone(), idle))
         } else {
             tracing::warn!("epoch interruption is off: request deadlines cannot stop busy guests");
+            None
+        };
+        let activity = Arc::new(Activity::default());
+        if !settings.idle_memory_release_after.is_zero() {
+            start_memory_trimmer(engines, activity.clone(), settings);
         }
         Ok(Self {
             optimized,
             baseline,
-            instance_slots: Arc::new(Semaphore::new(settings.max_instances as usize)),
+            instance_slots,
             max_instances: settings.max_instances,
+            ticker,
+            idle_cap: Arc::new(IdleCap::new(settings.max_idle_instances)),
+            activity,
         })
     }
 
@@ -160,23 +195,131 @@ impl WasmEngine {
         self.baseline.as_ref()
     }
 
-    /// A slot for one more guest instance, held as long as its store lives.
+    /// The cap on idle reused instances over all apps.
+    pub(crate) fn idle_cap(&self) -> &Arc<IdleCap> {
+        &self.idle_cap
+    }
+
+    /// A slot for one more guest instance, held as long as its store lives. When every slot
+    /// is taken and some hold idle reused instances, the oldest of those makes room.
     pub(crate) fn instance_slot(&self) -> Result<OwnedSemaphorePermit, NoInstanceSlot> {
-        self.instance_slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| NoInstanceSlot(self.max_instances))
+        let permit = match self.instance_slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) if self.idle_cap.drop_oldest() => self
+                .instance_slots
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| NoInstanceSlot(self.max_instances))?,
+            Err(_) => return Err(NoInstanceSlot(self.max_instances)),
+        };
+        let alive = self.max_instances - self.instance_slots.available_permits() as u32;
+        self.activity.starts.fetch_add(1, Ordering::Relaxed);
+        self.activity.peak.fetch_max(alive, Ordering::Relaxed);
+        if let Some(ticker) = &self.ticker {
+            ticker.wake();
+        }
+        Ok(permit)
     }
 }
 
-/// Advances the epoch of every engine of a server from one thread, until they are all
-/// dropped.
-fn start_epoch_ticker(engines: Vec<Engine>) {
+/// Gives the pools' idle memory back to the operating system from a thread of its own,
+/// checking every `period` until the engines are dropped: when no instance started during a
+/// whole period (the server went quiet after a burst), or when unused slots hold far more
+/// pages than the most instances alive at once during it could use (a burst left them behind;
+/// a trickle of requests does not make the server quiet). Steady traffic keeps its slots warm,
+/// and the speed that keeping pages resident buys.
+fn start_memory_trimmer(engines: Vec<Engine>, activity: Arc<Activity>, settings: &EngineConfig) {
+    let period = settings.idle_memory_release_after;
+    let slot_bytes = usize::try_from(settings.keep_resident_bytes).unwrap_or(usize::MAX);
     let weak: Vec<_> = engines.iter().map(Engine::weak).collect();
     drop(engines);
     std::thread::Builder::new()
+        .name("wasmount-trim".into())
+        .spawn(move || {
+            let mut starts_seen = activity.starts.load(Ordering::Relaxed);
+            let mut released_since_start = true;
+            loop {
+                std::thread::sleep(period);
+                let engines: Vec<_> = weak.iter().filter_map(|weak| weak.upgrade()).collect();
+                if engines.is_empty() {
+                    break;
+                }
+                let starts = activity.starts.load(Ordering::Relaxed);
+                let peak = activity.peak.swap(0, Ordering::Relaxed);
+                let quiet = starts == starts_seen;
+                released_since_start &= quiet;
+                starts_seen = starts;
+                let resident: usize = engines.iter().map(unused_resident_bytes).sum();
+                let needed = (2 * peak + WARM_SLOTS_SPARE) as usize;
+                let oversized = resident > needed.saturating_mul(slot_bytes);
+                if (quiet && !released_since_start) || oversized {
+                    let bytes: usize = engines.iter().map(Engine::release_idle_pool_memory).sum();
+                    released_since_start = true;
+                    tracing::debug!(bytes, peak, "released idle pool memory");
+                }
+            }
+        })
+        .expect("spawning the memory trimmer thread");
+}
+
+/// Slots' worth of resident pages, beyond twice the recent peak, that unused slots may keep.
+const WARM_SLOTS_SPARE: u32 = 4;
+
+/// The bytes unused pool slots (memories) of an engine keep resident.
+fn unused_resident_bytes(engine: &Engine) -> usize {
+    engine
+        .pooling_allocator_metrics()
+        .map_or(0, |metrics| metrics.unused_memory_bytes_resident())
+}
+
+/// The thread advancing the epochs, and whether it sleeps because no instance is alive.
+struct EpochTicker {
+    thread: std::thread::Thread,
+    sleeping: AtomicBool,
+}
+
+impl EpochTicker {
+    /// Wakes the ticker if it sleeps: an instance just took a slot. One load per request
+    /// while the server is busy; the ticker only sleeps while it is idle.
+    fn wake(&self) {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) {
+            self.thread.unpark();
+        }
+    }
+}
+
+/// Whether any guest instance is alive (its store holds a slot).
+struct IdleSlots {
+    slots: Arc<Semaphore>,
+    all: usize,
+}
+
+impl IdleSlots {
+    fn none_alive(&self) -> bool {
+        self.slots.available_permits() == self.all
+    }
+}
+
+/// The longest the epoch ticker sleeps while no instance is alive: a bound, should a wake-up
+/// ever be missed, and how soon it notices the engines were dropped.
+const IDLE_TICKER_SLEEP: Duration = Duration::from_millis(100);
+
+/// Advances the epoch of every engine of a server from one thread, every [`EPOCH_TICK`]
+/// while guest instances are alive; while none is, it sleeps (no wake-ups on an idle server)
+/// until an instance starts. Ends once the engines are dropped.
+fn start_epoch_ticker(engines: Vec<Engine>, idle: IdleSlots) -> Arc<EpochTicker> {
+    let weak: Vec<_> = engines.iter().map(Engine::weak).collect();
+    drop(engines);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
         .name("wasmount-epoch".into())
         .spawn(move || {
+            let ticker = Arc::new(EpochTicker {
+                thread: std::thread::current(),
+                sleeping: AtomicBool::new(false),
+            });
+            let _ = sender.send(ticker.clone());
             loop {
                 std::thread::sleep(EPOCH_TICK);
                 let mut alive = false;
@@ -187,9 +330,18 @@ fn start_epoch_ticker(engines: Vec<Engine>) {
                 if !alive {
                     break;
                 }
+                if idle.none_alive() {
+                    ticker.sleeping.store(true, Ordering::SeqCst);
+                    std::sync::atomic::fence(Ordering::SeqCst);
+                    if idle.none_alive() {
+                        std::thread::park_timeout(IDLE_TICKER_SLEEP);
+                    }
+                    ticker.sleeping.store(false, Ordering::SeqCst);
+                }
             }
         })
         .expect("spawning the epoch ticker thread");
+    receiver.recv().expect("the epoch ticker starts")
 }
 
 #[cfg(test)]

@@ -65,7 +65,9 @@ impl Guest {
                 .max_concurrent_requests
                 .map(|n| Arc::new(Semaphore::new(n as usize))),
             cpu_share: Arc::new(fairness.share()),
-            reuse_pool: policy.reuse.map(|reuse| Arc::new(InstancePool::new(reuse))),
+            reuse_pool: policy
+                .reuse
+                .map(|reuse| Arc::new(InstancePool::new(reuse, engine.idle_cap().clone()))),
         })
     }
 

@@ -1,14 +1,18 @@
 //! Instance reuse for apps that opt in (manifest `[reuse]`): instances that served a request
 //! cleanly wait here, per app version, for the next request of the same app (and the same
-//! launched instance, whose input is in the environment). Bounded in count, requests served
-//! and idle time. Instances that trapped or overran their deadline never come back.
+//! launched instance, whose input is in the environment). Bounded in count (per app, and
+//! over the whole server by [`IdleCap`]), requests served and idle time. Instances that trapped
+//! or overran their deadline never come back.
 
 use crate::runtime::sandbox::HostState;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::Proxy;
+
+/// The longest an expired idle instance may outlive its idle time.
+const MAX_SWEEP_PERIOD: Duration = Duration::from_secs(5);
 
 /// Instance reuse, opted into by an app: one instance serves several requests in turn, so
 /// globals persist between those requests (never between apps, never after a trap or a
@@ -36,9 +40,74 @@ pub(crate) struct IdleInstance {
     since: Instant,
 }
 
+/// The server-wide cap on idle instances (`--max-idle-instances`), over every app that reuses
+/// them: when it is reached, the oldest idle instance of any app makes room.
+pub(crate) struct IdleCap {
+    limit: usize,
+    /// The pools that ever kept an instance; its lock also orders every admission to the cap.
+    pools: Mutex<Vec<Weak<InstancePool>>>,
+}
+
+impl IdleCap {
+    /// A cap of `limit` idle instances over all apps.
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            pools: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Adds `instance` to `pool`, first dropping the oldest idle instances of any app while
+    /// the cap is reached. Returns what was dropped, to be dropped outside every lock.
+    fn admit(&self, pool: &Arc<InstancePool>, instance: IdleInstance) -> Vec<IdleInstance> {
+        let mut evicted = Vec::new();
+        let mut pools = self.pools.lock().unwrap();
+        pools.retain(|weak| weak.strong_count() > 0);
+        if !pools.iter().any(|weak| weak.as_ptr() == Arc::as_ptr(pool)) {
+            pools.push(Arc::downgrade(pool));
+        }
+        let live: Vec<_> = pools.iter().filter_map(Weak::upgrade).collect();
+        let mut total: usize = live.iter().map(|pool| pool.idle_count()).sum();
+        while total >= self.limit {
+            let Some(oldest) = oldest_of(&live) else {
+                break;
+            };
+            evicted.extend(oldest.pop_oldest());
+            total -= 1;
+        }
+        if self.limit > 0 {
+            pool.idle.lock().unwrap().push(instance);
+        } else {
+            evicted.push(instance);
+        }
+        evicted
+    }
+
+    /// Drops the oldest idle instance of any app, to free its instance slot for a request
+    /// that found none. Whether there was one.
+    pub(crate) fn drop_oldest(&self) -> bool {
+        let live: Vec<_> = {
+            let pools = self.pools.lock().unwrap();
+            pools.iter().filter_map(Weak::upgrade).collect()
+        };
+        let dropped = oldest_of(&live).and_then(|pool| pool.pop_oldest());
+        dropped.is_some()
+    }
+}
+
+/// The pool whose oldest idle instance is the oldest of all.
+fn oldest_of(pools: &[Arc<InstancePool>]) -> Option<&Arc<InstancePool>> {
+    pools
+        .iter()
+        .filter_map(|pool| Some((pool.oldest_since()?, pool)))
+        .min_by_key(|(since, _)| *since)
+        .map(|(_, pool)| pool)
+}
+
 /// The idle instances of one app version.
 pub(crate) struct InstancePool {
     settings: Reuse,
+    cap: Arc<IdleCap>,
     idle: Mutex<Vec<IdleInstance>>,
     sweeper_started: AtomicBool,
     /// Set once a reused instance returned without a response: the app cannot be reused.
@@ -46,10 +115,11 @@ pub(crate) struct InstancePool {
 }
 
 impl InstancePool {
-    /// An empty pool with the app's settings.
-    pub(crate) fn new(settings: Reuse) -> Self {
+    /// An empty pool with the app's settings, under the server's cap.
+    pub(crate) fn new(settings: Reuse, cap: Arc<IdleCap>) -> Self {
         Self {
             settings,
+            cap,
             idle: Mutex::new(Vec::new()),
             sweeper_started: AtomicBool::new(false),
             disabled: AtomicBool::new(false),
@@ -114,18 +184,31 @@ impl InstancePool {
             key,
             since: Instant::now(),
         };
-        let mut evicted = Vec::new();
-        {
+        let own_oldest = {
             let mut idle = self.idle.lock().unwrap();
-            if idle.len() >= self.settings.max_idle_instances {
-                evicted.push(idle.remove(0));
-            }
-            idle.push(instance);
-        }
+            (idle.len() >= self.settings.max_idle_instances).then(|| idle.remove(0))
+        };
+        drop(own_oldest);
+        let evicted = self.cap.admit(self, instance);
         drop(evicted);
         if !self.sweeper_started.swap(true, Ordering::Relaxed) {
             self.spawn_sweeper();
         }
+    }
+
+    fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap().len()
+    }
+
+    /// When its oldest idle instance was put back.
+    fn oldest_since(&self) -> Option<Instant> {
+        self.idle.lock().unwrap().first().map(|idle| idle.since)
+    }
+
+    /// Takes its oldest idle instance out (the caller drops it outside the lock).
+    fn pop_oldest(&self) -> Option<IdleInstance> {
+        let mut idle = self.idle.lock().unwrap();
+        (!idle.is_empty()).then(|| idle.remove(0))
     }
 
     fn remove_expired(&self, idle: &mut Vec<IdleInstance>, into: &mut Vec<IdleInstance>) {
@@ -144,7 +227,8 @@ impl InstancePool {
     /// pool (the app version was replaced or removed).
     fn spawn_sweeper(self: &Arc<Self>) {
         let pool = Arc::downgrade(self);
-        let period = (self.settings.idle_timeout / 2).max(Duration::from_millis(100));
+        let period =
+            (self.settings.idle_timeout / 4).clamp(Duration::from_millis(100), MAX_SWEEP_PERIOD);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(period).await;

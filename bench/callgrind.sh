@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Run with `bench/callgrind.sh` from anywhere (N=2000 requests by default). Instructions per
+# request, counted by valgrind's callgrind (repeatable on a busy machine, unlike seconds):
+#   - wasmount serving the hello guest: the server runs under callgrind, is warmed up (its
+#     optimized build cached beforehand), its counters are zeroed, N sequential requests are
+#     sent (wrk, one connection, keep-alive), and the counters dumped;
+#   - the floor: `instantiate-floor`, an in-process wasmtime loop instantiating the same
+#     component and handing it the same request, counted as (run with N+200) - (run with 200).
+# Prints both and their ratio (the engine issue's target: wasmount <= 1.5x the floor).
+BENCH_GUESTS=hello source "$(dirname "$0")/common.sh"
+N=${N:-2000}
+PORT=18601
+command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+
+mkdir -p "$work/apps"
+cp "$guests/hello.wasm" "$work/apps/hello.wasm"
+# Fill the compiled cache natively first, so no compiler runs under callgrind.
+WASMOUNT_LOG=warn "$wasmount" serve --apps "$work/apps" --listen "127.0.0.1:$PORT" & pid=$!
+wait_for "http://127.0.0.1:$PORT/hello/"
+for _ in $(seq 1 300); do [ -f "$work/apps/.cache/hello.json" ] && break; sleep 0.1; done
+kill "$pid"; wait "$pid" 2>/dev/null || true
+
+total_of() { awk '/^(summary|totals):/ {print $2; exit}' "$1"; }
+WASMOUNT_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$work/server.%p" \
+  "$wasmount" serve --apps "$work/apps" --listen "127.0.0.1:$PORT" 2>"$work/valgrind.log" & pid=$!
+pids+=("$pid")
+wait_for "http://127.0.0.1:$PORT/hello/"
+for _ in $(seq 1 200); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/hello/"; done
+callgrind_control -z "$pid" >/dev/null
+# wrk is bounded by time, not count: give it time for N, then read how many it sent.
+sent=$(wrk -t1 -c1 -d"${SECONDS_UNDER_VALGRIND:-20}s" "http://127.0.0.1:$PORT/hello/" | awk '/requests in/ {print $1}')
+callgrind_control -d "$pid" >/dev/null
+sleep 1
+dump=$(ls -t "$work"/server.*.* 2>/dev/null | head -1)
+server_total=$(total_of "$dump")
+kill "$pid"; wait "$pid" 2>/dev/null || true
+
+floor_run() { # COUNT: the floor's total instructions for COUNT requests
+  valgrind --tool=callgrind --callgrind-out-file="$work/floor.$1" \
+    "$root/target/release/instantiate-floor" "$guests/hello.wasm" "$1" >/dev/null 2>&1
+  total_of "$work/floor.$1"
+}
+base=$(floor_run 200)
+more=$(floor_run $((N + 200)))
+
+echo "CPU: $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}'), kernel $(uname -r)"
+awk -v s="$server_total" -v sent="$sent" -v b="$base" -v m="$more" -v n="$N" 'BEGIN {
+  per_server = s / sent; per_floor = (m - b) / n
+  printf "wasmount (hello, HTTP over loopback, %d requests): %.0f instructions per request\n", sent, per_server
+  printf "floor (in-process instantiate + handle, %d requests): %.0f instructions per request\n", n, per_floor
+  printf "ratio: %.2fx the floor (target <= 1.5x)\n", per_server / per_floor }'
