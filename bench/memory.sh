@@ -12,6 +12,7 @@ BENCH_GUESTS="hostile" source "$(dirname "$0")/common.sh"
 BEFORE_REV=${BEFORE_REV:-061ecb7}
 BEFORE_LABEL=${BEFORE_LABEL:-$BEFORE_REV}
 QUIET=${QUIET:-70}
+[ "$QUIET" -ge 60 ] || { echo "QUIET must be at least 60 (seconds)" >&2; exit 1; }
 FILL_MIB=${FILL_MIB:-100}
 results="$root/bench/results"
 mkdir -p "$results"
@@ -55,13 +56,16 @@ measure() { # LABEL BINARY PORT
   sample "$label" "$pid" "$(date +%s%N)" & local sampler=$!
   sleep 2
   for _ in 1 2 3; do
-    ( for _ in $(seq 1 16); do curl -sf -o /dev/null "$url/fill?mib=$FILL_MIB" & done; wait )
+    ( for _ in $(seq 1 16); do
+        curl -s -o /dev/null -w '%{http_code}\n' "$url/fill?mib=$FILL_MIB" >> "$work/$label.statuses" &
+      done; wait )
   done
   local peak; peak=$(awk -F, -v l="$label" '$2 == l && $3 > m {m = $3} END {print m * 1024}' "$csv")
   sleep 60
   local after60; after60=$(rss_kib "$pid")
   sleep $((QUIET - 60))
   kill "$sampler" "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  echo "$label: burst statuses $(sort "$work/$label.statuses" | uniq -c | awk '{printf "%s x%s ", $2, $1}')"
   awk -v l="$label" -v w="$warm" -v p="$peak" -v a="$after60" 'BEGIN {
     target = (1.5 * w > w + 24 * 1024) ? 1.5 * w : w + 24 * 1024
     printf "%-7s warm %6.1f MiB   peak %6.1f MiB   60 s after the bursts %6.1f MiB = %.2fx warm (target <= %.1f MiB: %s)\n",

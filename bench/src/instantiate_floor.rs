@@ -39,14 +39,15 @@ impl WasiHttpView for State {
     }
 }
 
-/// wasmount's engine settings for small guests, without epoch interruption (no deadlines).
+/// wasmount's engine settings (`--max-instances 2`, as `bench/callgrind.sh` runs it), without
+/// epoch interruption (no deadlines).
 fn engine() -> anyhow::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(16)
-        .total_core_instances(160)
-        .total_memories(32)
-        .total_tables(64)
-        .total_stacks(16)
+    pool.total_component_instances(2)
+        .total_core_instances(20)
+        .total_memories(4)
+        .total_tables(8)
+        .total_stacks(2)
         .linear_memory_keep_resident(32 << 20)
         .table_keep_resident(32 << 20)
         .pagemap_scan(wasmtime::Enabled::Auto);

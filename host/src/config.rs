@@ -67,6 +67,8 @@ pub const DEFAULT_MAX_WARM_SLOTS: u32 = 64;
 /// far more slots are warm than the last period needed, their resident pages go back to the
 /// operating system.
 pub const DEFAULT_IDLE_MEMORY_RELEASE_AFTER: Duration = Duration::from_secs(10);
+/// The shortest period of that check (a shorter one would keep a thread busy).
+pub const MIN_IDLE_MEMORY_RELEASE_AFTER: Duration = Duration::from_millis(100);
 
 /// The settings one server runs with.
 #[derive(Debug, Clone)]
@@ -215,6 +217,12 @@ impl Config {
         for (what, duration) in durations {
             check_duration(what, duration)?;
         }
+        let release_after = self.engine.idle_memory_release_after;
+        anyhow::ensure!(
+            release_after.is_zero() || release_after >= MIN_IDLE_MEMORY_RELEASE_AFTER,
+            "--idle-memory-release-after must be 0s (never) or at least {}",
+            humantime::format_duration(MIN_IDLE_MEMORY_RELEASE_AFTER)
+        );
         anyhow::ensure!(
             self.max_connections > 0,
             "--max-connections must be at least 1"

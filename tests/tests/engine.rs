@@ -1,15 +1,13 @@
-//! The engine's server-wide limits and its memory: one instance limit over both compiler
-//! tiers, one cap on idle reused instances over all apps (which make room when slots run
-//! out), and resident memory that goes back to the operating system once a burst is over.
+//! The engine's server-wide limits: one instance limit over both compiler tiers, one cap on
+//! idle reused instances over all apps (which make room when slots run out). Resident memory
+//! after a burst is tested in `memory.rs`, a binary of its own so no other test runs beside it.
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use std::time::Duration;
 use wasmount::config::EngineConfig;
 use wasmount::engine::WasmEngine;
-use wasmount_tests::{ADMIN_TOKEN, ServerProcess, TestServer, eventually, guests, json, try_send};
-
-const BIN: &str = env!("CARGO_BIN_EXE_wasmount-under-test");
+use wasmount_tests::{ADMIN_TOKEN, TestServer, eventually, guests, json, try_send};
 
 /// A server on an engine of its own with `engine` settings, serving `apps` (name, guest,
 /// manifest).
@@ -72,9 +70,20 @@ async fn idle_instances_make_room_when_every_slot_is_taken() {
     ];
     let server = server_with(engine, &apps).await;
     assert_eq!(count(&server, "reusing").await, 1);
-    // The only slot now holds reusing's idle instance: it makes room instead of a 503.
-    let hello = server.get("/fresh/").await;
-    assert_eq!(hello.status, StatusCode::OK, "{}", hello.text());
+    // The only slot now holds reusing's idle instance (once its guest is done and puts it
+    // back): it makes room instead of a 503.
+    eventually("fresh to be served", Duration::from_secs(30), || async {
+        let hello = server.get("/fresh/").await;
+        assert!(
+            matches!(
+                hello.status,
+                StatusCode::OK | StatusCode::SERVICE_UNAVAILABLE
+            ),
+            "{hello:?}"
+        );
+        (hello.status == StatusCode::OK).then_some(())
+    })
+    .await;
     assert_eq!(count(&server, "reusing").await, 1, "a fresh instance again");
 }
 
@@ -107,11 +116,11 @@ async fn one_instance_limit_holds_over_both_compiler_tiers() {
     assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.text());
     assert_eq!(json(&uploaded)["app"]["compiled"], "baseline");
 
-    // 16 requests that each hold an instance for 5 s: all are sent well within that.
+    // 16 requests that each hold an instance for 8 s: all are sent well within that.
     let addr = server.addr;
     let burst = (0..16).map(|i| {
         let app = if i % 2 == 0 { "steady" } else { "fresh" };
-        let path = format!("/{app}/?sleep_ms=5000");
+        let path = format!("/{app}/?sleep_ms=8000");
         tokio::spawn(async move { try_send(addr, Method::GET, &path, Bytes::new(), &[]).await })
     });
     let responses = futures::future::join_all(burst).await;
@@ -130,56 +139,4 @@ async fn one_instance_limit_holds_over_both_compiler_tiers() {
         ok, 4,
         "exactly --max-instances requests ran, over both tiers"
     );
-}
-
-/// The server's resident memory, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn resident_memory_comes_back_after_a_burst() {
-    let apps = tempfile::tempdir().unwrap();
-    std::fs::copy(guests::HOSTILE, apps.path().join("heavy.wasm")).unwrap();
-    let folder = apps.path().to_str().unwrap();
-    let server = ServerProcess::start(
-        BIN,
-        &["--apps", folder, "--idle-memory-release-after", "1s"],
-        &[],
-    );
-    let (addr, pid) = (server.addr, server.child.id());
-    let get = |path: &'static str| async move {
-        let response = try_send(addr, Method::GET, path, Bytes::new(), &[]).await;
-        response.expect("answered").status
-    };
-    eventually("the app to answer", Duration::from_secs(120), || async {
-        (get("/heavy/ok").await == StatusCode::OK).then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let warm = rss_kib(pid);
-
-    // Three bursts of 16 requests that each write 100 MiB of guest memory.
-    let mut peak = warm;
-    for _ in 0..3 {
-        let burst = (0..16).map(|_| tokio::spawn(get("/heavy/fill?mib=100")));
-        for status in futures::future::join_all(burst).await {
-            assert_eq!(status.unwrap(), StatusCode::OK);
-        }
-        peak = peak.max(rss_kib(pid));
-    }
-    assert!(
-        peak > warm + 200 * 1024,
-        "the burst should have grown RSS: warm {warm} KiB, peak {peak} KiB"
-    );
-    // The target is 1.5x warm (or warm + 24 MiB) 60 s after; the test allows a wider margin.
-    let bound = (warm * 2).max(warm + 64 * 1024);
-    let settled = eventually("RSS to come back", Duration::from_secs(60), || async {
-        let now = rss_kib(pid);
-        (now <= bound).then_some(now)
-    })
-    .await;
-    eprintln!("RSS warm {warm} KiB, peak {peak} KiB, after the burst {settled} KiB");
 }

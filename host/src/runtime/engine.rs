@@ -203,15 +203,15 @@ impl WasmEngine {
     /// A slot for one more guest instance, held as long as its store lives. When every slot
     /// is taken and some hold idle reused instances, the oldest of those makes room.
     pub(crate) fn instance_slot(&self) -> Result<OwnedSemaphorePermit, NoInstanceSlot> {
-        let permit = match self.instance_slots.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) if self.idle_cap.drop_oldest() => self
-                .instance_slots
-                .clone()
-                .try_acquire_owned()
-                .map_err(|_| NoInstanceSlot(self.max_instances))?,
-            Err(_) => return Err(NoInstanceSlot(self.max_instances)),
-        };
+        let mut permit = self.instance_slots.clone().try_acquire_owned();
+        // Another request may take the slot an idle instance freed: try a few of them.
+        for _ in 0..SLOTS_MADE_PER_REQUEST {
+            if permit.is_ok() || !self.idle_cap.drop_oldest() {
+                break;
+            }
+            permit = self.instance_slots.clone().try_acquire_owned();
+        }
+        let permit = permit.map_err(|_| NoInstanceSlot(self.max_instances))?;
         let alive = self.max_instances - self.instance_slots.available_permits() as u32;
         self.activity.starts.fetch_add(1, Ordering::Relaxed);
         self.activity.peak.fetch_max(alive, Ordering::Relaxed);
@@ -223,21 +223,17 @@ impl WasmEngine {
 }
 
 /// Gives the pools' idle memory back to the operating system from a thread of its own,
-/// checking every `period` until the engines are dropped: when no instance started during a
-/// whole period (the server went quiet after a burst), or when unused slots hold far more
-/// pages than the most instances alive at once during it could use (a burst left them behind;
-/// a trickle of requests does not make the server quiet). Steady traffic keeps its slots warm,
-/// and the speed that keeping pages resident buys.
+/// checking every `period` until the engines are dropped (see [`TrimRule`]), and the free
+/// pages of the heap every period. Steady traffic
+/// keeps its slots warm, and the speed that keeping pages resident buys.
 fn start_memory_trimmer(engines: Vec<Engine>, activity: Arc<Activity>, settings: &EngineConfig) {
     let period = settings.idle_memory_release_after;
-    let slot_bytes = usize::try_from(settings.keep_resident_bytes).unwrap_or(usize::MAX);
+    let mut rule = TrimRule::new(settings, activity.starts.load(Ordering::Relaxed));
     let weak: Vec<_> = engines.iter().map(Engine::weak).collect();
     drop(engines);
     std::thread::Builder::new()
         .name("wasmount-trim".into())
         .spawn(move || {
-            let mut starts_seen = activity.starts.load(Ordering::Relaxed);
-            let mut released_since_start = true;
             loop {
                 std::thread::sleep(period);
                 let engines: Vec<_> = weak.iter().filter_map(|weak| weak.upgrade()).collect();
@@ -246,24 +242,93 @@ fn start_memory_trimmer(engines: Vec<Engine>, activity: Arc<Activity>, settings:
                 }
                 let starts = activity.starts.load(Ordering::Relaxed);
                 let peak = activity.peak.swap(0, Ordering::Relaxed);
-                let quiet = starts == starts_seen;
-                released_since_start &= quiet;
-                starts_seen = starts;
                 let resident: usize = engines.iter().map(unused_resident_bytes).sum();
-                let needed = (2 * peak + WARM_SLOTS_SPARE) as usize;
-                let oversized = resident > needed.saturating_mul(slot_bytes);
-                if (quiet && !released_since_start) || oversized {
+                if rule.should_release(starts, peak, resident) {
                     let bytes: usize = engines.iter().map(Engine::release_idle_pool_memory).sum();
-                    released_since_start = true;
                     tracing::debug!(bytes, peak, "released idle pool memory");
                 }
+                release_free_heap();
             }
         })
         .expect("spawning the memory trimmer thread");
 }
 
-/// Slots' worth of resident pages, beyond twice the recent peak, that unused slots may keep.
-const WARM_SLOTS_SPARE: u32 = 4;
+/// Gives the pages of the host's heap that are free back to the operating system: glibc keeps
+/// them (in every thread's arena) after a compile or a burst of big responses — an optimizing
+/// compile of an 18 MB Python component leaves hundreds of MiB behind. Cheap when there is
+/// little to give back; once a period.
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: `malloc_trim` takes no pointers and only returns free pages of glibc's own
+    // arenas (under their locks); it is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// When the memory trimmer releases the pools' idle memory, judged once a period.
+struct TrimRule {
+    /// What one warm slot may keep resident (`--keep-resident`).
+    slot_bytes: usize,
+    /// Warm unused slots that busy traffic normally leaves: the pool keeps one per worker
+    /// thread's shard and app, plus a few.
+    spare_slots: usize,
+    /// Memory slots in one pool, and how many of them may stay warm (`--max-warm-slots`).
+    pool_slots: usize,
+    max_warm_slots: usize,
+    starts_seen: u64,
+    previous_peak: u32,
+    oversized_periods: u32,
+}
+
+impl TrimRule {
+    fn new(settings: &EngineConfig, starts: u64) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self {
+            slot_bytes: usize::try_from(settings.keep_resident_bytes).unwrap_or(usize::MAX),
+            spare_slots: WARM_SLOTS_SPARE + cores,
+            pool_slots: (settings.max_instances as usize)
+                .saturating_mul(MEMORIES_PER_INSTANCE as usize),
+            max_warm_slots: settings.max_warm_slots as usize,
+            starts_seen: starts,
+            previous_peak: 0,
+            oversized_periods: 0,
+        }
+    }
+
+    /// Whether to release now, given the instances started so far, the most alive at once
+    /// during the period, and the bytes unused slots keep resident: when no instance started
+    /// during a whole period (the server went quiet after a burst), or when for two periods
+    /// in a row unused slots held far more than twice the recent peak could use (a burst left
+    /// them behind; a trickle of requests does not make the server quiet) — the latter only
+    /// while the pool has cold slots to spare, as a release takes the warm ones out of use for
+    /// a moment.
+    fn should_release(&mut self, starts: u64, peak: u32, resident: usize) -> bool {
+        let quiet = starts == self.starts_seen;
+        self.starts_seen = starts;
+        let recent_peak = peak.max(self.previous_peak) as usize;
+        self.previous_peak = peak;
+        let needed_slots = recent_peak
+            .saturating_mul(2)
+            .saturating_add(self.spare_slots);
+        let headroom = self.pool_slots > self.max_warm_slots + recent_peak.saturating_mul(4);
+        let oversized = headroom && resident > needed_slots.saturating_mul(self.slot_bytes);
+        self.oversized_periods = if oversized {
+            self.oversized_periods + 1
+        } else {
+            0
+        };
+        (quiet && resident > 0) || self.oversized_periods >= 2
+    }
+}
+
+/// How many idle reused instances one request that finds no free slot may drop to get one.
+const SLOTS_MADE_PER_REQUEST: usize = 3;
+
+/// Slots' worth of resident pages, beyond twice the recent peak and one per core, that unused
+/// slots may keep.
+const WARM_SLOTS_SPARE: usize = 4;
 
 /// The bytes unused pool slots (memories) of an engine keep resident.
 fn unused_resident_bytes(engine: &Engine) -> usize {
@@ -347,6 +412,55 @@ fn start_epoch_ticker(engines: Vec<Engine>, idle: IdleSlots) -> Arc<EpochTicker>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rule() -> TrimRule {
+        let settings = EngineConfig {
+            keep_resident_bytes: 1 << 20,
+            ..EngineConfig::default()
+        };
+        TrimRule {
+            spare_slots: 4,
+            ..TrimRule::new(&settings, 0)
+        }
+    }
+
+    #[test]
+    fn a_quiet_period_releases_whatever_is_resident() {
+        let mut rule = rule();
+        assert!(
+            !rule.should_release(100, 16, 10 << 20),
+            "busy: slots stay warm"
+        );
+        assert!(rule.should_release(100, 0, 10 << 20), "quiet: released");
+        assert!(!rule.should_release(100, 0, 0), "nothing left to release");
+        assert!(
+            rule.should_release(100, 0, 1 << 20),
+            "a late instance's pages go too"
+        );
+    }
+
+    #[test]
+    fn steady_traffic_keeps_its_slots_and_a_trickle_after_a_burst_does_not() {
+        let mut steady = rule();
+        for starts in 1..10 {
+            // 16 alive at once, 20 slots' worth resident: within twice the peak.
+            assert!(!steady.should_release(starts * 1000, 16, 20 << 20));
+        }
+        let mut trickle = rule();
+        assert!(
+            !trickle.should_release(1000, 64, 60 << 20),
+            "the burst itself"
+        );
+        assert!(
+            !trickle.should_release(1001, 1, 60 << 20),
+            "the burst is still recent"
+        );
+        assert!(!trickle.should_release(1002, 1, 60 << 20), "oversized once");
+        assert!(
+            trickle.should_release(1003, 1, 60 << 20),
+            "oversized twice in a row"
+        );
+    }
 
     #[test]
     fn one_instance_limit_covers_both_tiers() {

@@ -57,9 +57,15 @@ impl IdleCap {
         }
     }
 
-    /// Adds `instance` to `pool`, first dropping the oldest idle instances of any app while
-    /// the cap is reached. Returns what was dropped, to be dropped outside every lock.
-    fn admit(&self, pool: &Arc<InstancePool>, instance: IdleInstance) -> Vec<IdleInstance> {
+    /// Adds `instance` to `pool`, first making room: the pool's own oldest instance goes when
+    /// the app's limit is reached, the oldest of any app's while the server's cap is. Returns
+    /// what was dropped, to be dropped outside every lock (with the pools, should one of them
+    /// have been its app's last holder).
+    fn admit(
+        &self,
+        pool: &Arc<InstancePool>,
+        instance: IdleInstance,
+    ) -> (Vec<IdleInstance>, Vec<Arc<InstancePool>>) {
         let mut evicted = Vec::new();
         let mut pools = self.pools.lock().unwrap();
         pools.retain(|weak| weak.strong_count() > 0);
@@ -67,6 +73,9 @@ impl IdleCap {
             pools.push(Arc::downgrade(pool));
         }
         let live: Vec<_> = pools.iter().filter_map(Weak::upgrade).collect();
+        if pool.idle_count() >= pool.settings.max_idle_instances {
+            evicted.extend(pool.pop_oldest());
+        }
         let mut total: usize = live.iter().map(|pool| pool.idle_count()).sum();
         while total >= self.limit {
             let Some(oldest) = oldest_of(&live) else {
@@ -75,12 +84,15 @@ impl IdleCap {
             evicted.extend(oldest.pop_oldest());
             total -= 1;
         }
-        if self.limit > 0 {
-            pool.idle.lock().unwrap().push(instance);
+        let mut idle = pool.idle.lock().unwrap();
+        if self.limit > 0 && !pool.is_disabled() {
+            idle.push(instance);
         } else {
             evicted.push(instance);
         }
-        evicted
+        drop(idle);
+        drop(pools);
+        (evicted, live)
     }
 
     /// Drops the oldest idle instance of any app, to free its instance slot for a request
@@ -91,7 +103,9 @@ impl IdleCap {
             pools.iter().filter_map(Weak::upgrade).collect()
         };
         let dropped = oldest_of(&live).and_then(|pool| pool.pop_oldest());
-        dropped.is_some()
+        let found = dropped.is_some();
+        drop(dropped);
+        found
     }
 }
 
@@ -184,13 +198,9 @@ impl InstancePool {
             key,
             since: Instant::now(),
         };
-        let own_oldest = {
-            let mut idle = self.idle.lock().unwrap();
-            (idle.len() >= self.settings.max_idle_instances).then(|| idle.remove(0))
-        };
-        drop(own_oldest);
-        let evicted = self.cap.admit(self, instance);
+        let (evicted, pools) = self.cap.admit(self, instance);
         drop(evicted);
+        drop(pools);
         if !self.sweeper_started.swap(true, Ordering::Relaxed) {
             self.spawn_sweeper();
         }
