@@ -11,8 +11,10 @@
 use crate::apps::app::Version;
 use crate::apps::store::write_atomically;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::UNIX_EPOCH;
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -27,10 +29,14 @@ struct IndexEntry {
 }
 
 /// The cache of one apps folder, for one engine configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct CompiledCache {
     dir: PathBuf,
     engine_key: String,
+    /// Artifacts mapped by [`CompiledCache::load`] since the last
+    /// [`CompiledCache::forget_loaded`]: copies of one component, mounted at start-up, share
+    /// one mapped module instead of each mapping and registering it again.
+    loaded: Mutex<HashMap<String, Component>>,
 }
 
 impl CompiledCache {
@@ -41,6 +47,7 @@ impl CompiledCache {
         Self {
             dir,
             engine_key: format!("{:016x}", hasher.finish()),
+            loaded: Mutex::new(HashMap::new()),
         }
     }
 
@@ -66,7 +73,7 @@ impl CompiledCache {
             return None;
         }
         let artifact = self.dir.join(&index.artifact);
-        match deserialize_own_artifact(engine, &artifact) {
+        match self.map_once(engine, &index.artifact, &artifact) {
             Ok(component) => Some((
                 component,
                 Version {
@@ -83,6 +90,22 @@ impl CompiledCache {
                 None
             }
         }
+    }
+
+    /// The component of artifact `name` at `path`, mapped once however many apps load it.
+    fn map_once(&self, engine: &Engine, name: &str, path: &Path) -> anyhow::Result<Component> {
+        if let Some(component) = self.loaded.lock().unwrap().get(name) {
+            return Ok(component.clone());
+        }
+        let component = deserialize_own_artifact(engine, path)?;
+        let mut loaded = self.loaded.lock().unwrap();
+        Ok(loaded.entry(name.to_owned()).or_insert(component).clone())
+    }
+
+    /// Stops sharing the artifacts [`CompiledCache::load`] mapped (at the end of start-up), so
+    /// a module is unmapped once the last app using it goes.
+    pub(crate) fn forget_loaded(&self) {
+        self.loaded.lock().unwrap().clear();
     }
 
     /// Whether an artifact for content `version` exists.
@@ -252,5 +275,36 @@ mod tests {
         cache.save("app", &app, &version_a, &component);
         let (_, version) = cache.load(&engine, "app", &app).expect("cached");
         assert_eq!(version, version_a);
+    }
+
+    #[test]
+    fn copies_loaded_at_start_share_one_mapped_module_until_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::default();
+        let cache = CompiledCache::new(dir.path().join("cache"), &engine);
+        std::fs::create_dir(dir.path().join("cache")).unwrap();
+        let component = Component::new(&engine, EMPTY_COMPONENT).unwrap();
+        let version = Version::of(EMPTY_COMPONENT);
+        for name in ["a", "b"] {
+            let app = dir.path().join(format!("{name}.wasm"));
+            std::fs::write(&app, EMPTY_COMPONENT).unwrap();
+            cache.save(name, &app, &version, &component);
+        }
+        let load = |name: &str| {
+            let app = dir.path().join(format!("{name}.wasm"));
+            cache.load(&engine, name, &app).expect("cached").0
+        };
+        let (a, b) = (load("a"), load("b"));
+        assert_eq!(
+            a.image_range(),
+            b.image_range(),
+            "one mapping for both copies"
+        );
+        cache.forget_loaded();
+        assert_ne!(
+            load("b").image_range(),
+            a.image_range(),
+            "mapped anew after start-up"
+        );
     }
 }

@@ -145,6 +145,7 @@ impl Deployer {
             .buffer_unordered(parallelism())
             .collect()
             .await;
+        self.cache.forget_loaded();
         let (mut from_cache, mut compiling) = (0, 0);
         for joined in cached {
             let (file, app) = joined.context("loading an app panicked")?;
