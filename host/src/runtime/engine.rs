@@ -224,8 +224,8 @@ impl WasmEngine {
 
 /// Gives the pools' idle memory back to the operating system from a thread of its own,
 /// checking every `period` until the engines are dropped (see [`TrimRule`]), and the free
-/// pages of the heap every period. Steady traffic
-/// keeps its slots warm, and the speed that keeping pages resident buys.
+/// pages of the heap every period. Steady traffic keeps its slots warm, and the speed that
+/// keeping pages resident buys.
 fn start_memory_trimmer(engines: Vec<Engine>, activity: Arc<Activity>, settings: &EngineConfig) {
     let period = settings.idle_memory_release_after;
     let mut rule = TrimRule::new(settings, activity.starts.load(Ordering::Relaxed));
