@@ -253,13 +253,19 @@ mod tests {
     /// The smallest component: the preamble alone.
     const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
 
-    #[test]
-    fn the_index_is_written_only_for_the_content_the_file_holds() {
+    /// A cache in a temp folder, its engine, and the smallest component compiled with it.
+    fn empty_cache() -> (tempfile::TempDir, Engine, CompiledCache, Component) {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::default();
         let cache = CompiledCache::new(dir.path().join("cache"), &engine);
         std::fs::create_dir(dir.path().join("cache")).unwrap();
         let component = Component::new(&engine, EMPTY_COMPONENT).unwrap();
+        (dir, engine, cache, component)
+    }
+
+    #[test]
+    fn the_index_is_written_only_for_the_content_the_file_holds() {
+        let (dir, engine, cache, component) = empty_cache();
         let app = dir.path().join("app.wasm");
 
         // A's build finishes after B (same size) replaced A in the file: no index for A.
@@ -279,11 +285,7 @@ mod tests {
 
     #[test]
     fn copies_loaded_at_start_share_one_mapped_module_until_forgotten() {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::default();
-        let cache = CompiledCache::new(dir.path().join("cache"), &engine);
-        std::fs::create_dir(dir.path().join("cache")).unwrap();
-        let component = Component::new(&engine, EMPTY_COMPONENT).unwrap();
+        let (dir, engine, cache, component) = empty_cache();
         let version = Version::of(EMPTY_COMPONENT);
         for name in ["a", "b"] {
             let app = dir.path().join(format!("{name}.wasm"));
