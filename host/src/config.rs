@@ -70,6 +70,9 @@ pub const DEFAULT_IDLE_MEMORY_RELEASE_AFTER: Duration = Duration::from_secs(10);
 /// The shortest period of that check (a shorter one would keep a thread busy).
 pub const MIN_IDLE_MEMORY_RELEASE_AFTER: Duration = Duration::from_millis(100);
 
+/// How often a node of a cluster reads the store's changes even without a notification.
+pub const DEFAULT_STORE_RESYNC_INTERVAL: Duration = Duration::from_secs(30);
+
 /// The settings one server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -125,6 +128,13 @@ pub struct Config {
     /// Developer mode: a broken build's reason is added to the app's responses as
     /// `x-wasmount-error`.
     pub dev: bool,
+    /// The shared store of a cluster (`postgres://…`); `None`: the apps folder is the store.
+    pub store: Option<String>,
+    /// This node's own cache (compiled artifacts, and the components of a shared store);
+    /// `None`: `.cache/` in the apps folder, or the user's cache folder when there is none.
+    pub cache_dir: Option<PathBuf>,
+    /// How often a node reads the shared store's changes even without a notification.
+    pub store_resync_interval: Duration,
 }
 
 /// Settings of the wasmtime engine, fixed for the life of the process.
@@ -190,6 +200,9 @@ impl Config {
             max_launch_input_total: DEFAULT_MAX_LAUNCH_INPUT_TOTAL_BYTES,
             trusted_proxies: Vec::new(),
             dev: false,
+            store: None,
+            cache_dir: None,
+            store_resync_interval: DEFAULT_STORE_RESYNC_INTERVAL,
         }
     }
 
@@ -224,6 +237,15 @@ impl Config {
             humantime::format_duration(MIN_IDLE_MEMORY_RELEASE_AFTER)
         );
         anyhow::ensure!(
+            self.store.is_none() || (!self.watch && self.external_apps.is_empty()),
+            "--watch and --app need the apps folder as the store, not --store"
+        );
+        anyhow::ensure!(
+            !self.store_resync_interval.is_zero(),
+            "--store-resync-interval must be more than 0s"
+        );
+        check_duration("store resync interval", self.store_resync_interval)?;
+        anyhow::ensure!(
             self.max_connections > 0,
             "--max-connections must be at least 1"
         );
@@ -232,6 +254,22 @@ impl Config {
             "--max-instances must be at least 1"
         );
         Ok(())
+    }
+
+    /// This node's cache folder: `cache_dir`, else `.cache/` in the apps folder when it
+    /// exists, else `wasmount/` in the user's cache folder (`XDG_CACHE_HOME`, `~/.cache`).
+    pub(crate) fn cache_folder(&self) -> PathBuf {
+        if let Some(dir) = &self.cache_dir {
+            return dir.clone();
+        }
+        if self.apps_dir.is_dir() {
+            return self.apps_dir.join(".cache");
+        }
+        let user_cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir);
+        user_cache.join("wasmount")
     }
 
     /// What apps get where their manifest is silent.

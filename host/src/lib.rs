@@ -9,12 +9,13 @@
 //! crate-private, in layers whose imports point down only:
 //!
 //! ```text
-//! cli ─▶ http ─▶ apps, launches ─▶ runtime        (config, respond, headers: leaves)
+//! cli ─▶ http ─▶ cluster ─▶ apps, launches ─▶ runtime   (config, respond, headers: leaves)
 //! ```
 
 mod apps;
 pub mod cli;
 pub mod client;
+mod cluster;
 pub mod config;
 #[cfg(test)]
 mod fuzz;

@@ -15,6 +15,9 @@ use tokio::task::JoinHandle;
 use wasmount::config::{Config, EngineConfig};
 use wasmount::engine::WasmEngine;
 
+/// A private PostgreSQL server per test.
+pub mod postgres;
+
 /// Paths of the guest components, built by `build.rs` from `guests/`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));

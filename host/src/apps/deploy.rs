@@ -7,6 +7,7 @@ use crate::apps::app::{App, LinkContext, LoadError, Source, Version};
 use crate::apps::cache::CompiledCache;
 use crate::apps::manifest::Manifest;
 use crate::apps::names::{Holder, Namespace};
+use crate::apps::postgres::mirror::NameHeld;
 use crate::apps::registry::{Entry, Failure, Registry};
 use crate::apps::store::{AppFile, AppStore, ReadError, read_regular_file};
 use anyhow::Context as _;
@@ -232,7 +233,10 @@ impl Deployer {
             if self.registry.get(name).is_none() {
                 self.names.free(name, Holder::App);
             }
-            return Err(DeployError::Store(error));
+            return Err(match error.downcast::<NameHeld>() {
+                Ok(NameHeld(name, holder)) => DeployError::NameTaken(name, holder),
+                Err(error) => DeployError::Store(error),
+            });
         }
         let previous = self.registry.insert(app.clone());
         drop(commit);

@@ -60,10 +60,33 @@ pub(crate) trait AppStore: Send + Sync {
     fn remove(&self, name: &str) -> anyhow::Result<bool>;
 }
 
+impl<T: AppStore + ?Sized> AppStore for std::sync::Arc<T> {
+    fn scan(&self) -> anyhow::Result<Vec<AppFile>> {
+        (**self).scan()
+    }
+    fn app_path(&self, name: &str) -> PathBuf {
+        (**self).app_path(name)
+    }
+    fn files_root(&self) -> &Path {
+        (**self).files_root()
+    }
+    fn cache_dir(&self) -> PathBuf {
+        (**self).cache_dir()
+    }
+    fn install(&self, name: &str, bytes: &[u8], manifest: Option<&str>) -> anyhow::Result<()> {
+        (**self).install(name, bytes, manifest)
+    }
+    fn remove(&self, name: &str) -> anyhow::Result<bool> {
+        (**self).remove(name)
+    }
+}
+
 /// The apps folder.
 #[derive(Debug, Clone)]
 pub(crate) struct FolderStore {
     dir: PathBuf,
+    /// This node's compiled artifacts (`.cache/` inside the folder unless `--cache-dir`).
+    cache: PathBuf,
 }
 
 impl FolderStore {
@@ -73,6 +96,15 @@ impl FolderStore {
     ///
     /// If the folder does not exist or cannot be written.
     pub(crate) fn open(dir: &Path) -> anyhow::Result<Self> {
+        Self::open_with_cache(dir, &dir.join(CACHE_DIR))
+    }
+
+    /// [`FolderStore::open`], keeping compiled artifacts in `cache` (created if needed).
+    ///
+    /// # Errors
+    ///
+    /// As [`FolderStore::open`].
+    pub(crate) fn open_with_cache(dir: &Path, cache: &Path) -> anyhow::Result<Self> {
         anyhow::ensure!(
             dir.is_dir(),
             "reading apps folder {}: not a folder (create it, or pass --apps)",
@@ -80,6 +112,7 @@ impl FolderStore {
         );
         let store = Self {
             dir: dir.to_path_buf(),
+            cache: cache.to_path_buf(),
         };
         std::fs::create_dir_all(store.cache_dir())
             .with_context(|| format!("creating {}", store.cache_dir().display()))?;
@@ -91,7 +124,7 @@ impl FolderStore {
     }
 
     /// Where app `name`'s manifest lives.
-    fn manifest_path(&self, name: &str) -> PathBuf {
+    pub(crate) fn manifest_path(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.{MANIFEST_EXTENSION}"))
     }
 }
@@ -102,7 +135,7 @@ impl AppStore for FolderStore {
     }
 
     fn cache_dir(&self) -> PathBuf {
-        self.dir.join(CACHE_DIR)
+        self.cache.clone()
     }
 
     fn app_path(&self, name: &str) -> PathBuf {

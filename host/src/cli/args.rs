@@ -136,6 +136,23 @@ pub struct ServeArgs {
     )]
     pub max_upload: ByteSize,
 
+    /// The shared store of a cluster: a PostgreSQL URL, `postgres://USER[:PASSWORD]@HOST:PORT/DB`
+    /// (the password may come from PGPASSWORD). Every node given the same store serves the
+    /// same apps and launched instances. Without it, the apps folder is the store.
+    #[arg(long, env = "WASMOUNT_STORE", value_name = "URL")]
+    pub store: Option<String>,
+
+    /// This node's own cache: compiled artifacts, and the components of a --store. Default:
+    /// `.cache/` in the apps folder, or the user's cache folder when there is no apps folder.
+    #[arg(long, env = "WASMOUNT_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// How often a node reads the store's changes even without a notification (a lost
+    /// notification leaves it stale at most this long).
+    #[arg(long, env = "WASMOUNT_STORE_RESYNC_INTERVAL", default_value_t = DEFAULT_STORE_RESYNC_INTERVAL.into(),
+          value_name = "DURATION")]
+    pub store_resync_interval: HumanDuration,
+
     /// Watch the apps folder (and --app files): a new NAME.wasm is mounted, a changed one
     /// replaced, a deleted one unmounted; a broken build keeps the previous version serving.
     #[arg(long, env = "WASMOUNT_WATCH")]
@@ -304,6 +321,9 @@ impl ServeArgs {
             max_launch_input_total: self.max_launch_input_total.as_u64(),
             trusted_proxies: self.trusted_proxies,
             dev: false,
+            store: self.store,
+            cache_dir: self.cache_dir,
+            store_resync_interval: self.store_resync_interval.into(),
         };
         config.check()?;
         Ok(config)

@@ -3,6 +3,7 @@
 
 use crate::apps::names::{RESERVED_PREFIX, mount_prefix};
 use crate::apps::registry::Entry;
+use crate::cluster::SyncStatus;
 use crate::http::admin::{self, ApiError};
 use crate::http::server::Server;
 use crate::respond::{self, Body};
@@ -37,21 +38,52 @@ impl Server {
         }
     }
 
-    /// `{"status":"ok","apps":N,"instances":N}`.
+    /// `{"status":"ok","apps":N,"instances":N}`, and in a cluster the store: whether this
+    /// node is in sync and the last version it applied. `503` (`"starting"`) while a node
+    /// of a cluster still compiles the apps it found at start, so a load balancer keeps
+    /// traffic away; a node that lost the store stays `200` (it serves what it has).
     fn health(&self) -> Response<Body> {
         #[derive(serde::Serialize)]
         struct Health {
             status: &'static str,
             apps: usize,
             instances: usize,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            store: Option<SyncStatus>,
         }
+        let store = self.follower.as_ref().map(|follower| follower.status());
+        let starting = self.follower.is_some() && !self.warmed_up();
         let health = Health {
-            status: "ok",
+            status: if starting { "starting" } else { "ok" },
             apps: self.deployer.registry().len(),
             instances: self.launches.len(),
+            store,
         };
-        let document = serde_json::to_string(&health).expect("numbers and a word serialize");
-        respond::json(StatusCode::OK, document)
+        let document = serde_json::to_string(&health).expect("numbers and words serialize");
+        let status = if starting {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        };
+        respond::json(status, document)
+    }
+
+    /// Whether every app mounted at start has finished loading (once true, stays true).
+    fn warmed_up(&self) -> bool {
+        if self.warmed.load(std::sync::atomic::Ordering::Relaxed) {
+            return true;
+        }
+        let loading = self
+            .deployer
+            .registry()
+            .list()
+            .iter()
+            .any(|(_, entry)| matches!(entry, Entry::Loading(_)));
+        if !loading {
+            self.warmed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        !loading
     }
 
     /// The page listing the mounted apps, at the base path.

@@ -4,14 +4,19 @@
 
 use crate::apps::app::{App, LinkContext};
 use crate::apps::deploy::Deployer;
+use crate::apps::names::is_valid_app_name;
 use crate::apps::names::{Namespace, mount_prefix};
+use crate::apps::postgres::Database;
+use crate::apps::postgres::mirror::SharedStore;
 use crate::apps::registry::{Entry, Snapshot};
 use crate::apps::routes::Route;
 use crate::apps::store::FolderStore;
+use crate::cluster::Follower;
 use crate::config::Config;
 use crate::http::admin::AdminAccess;
 use crate::http::forwarding::{Forwarding, TrustedProxies, rewrite_for_guest};
 use crate::http::listener;
+use crate::launches::store::SharedInstances;
 use crate::launches::{INSTANCE_ENV, InUse, Instances, LaunchLimits};
 use crate::respond::{self, Body};
 use crate::runtime::engine::WasmEngine;
@@ -111,7 +116,14 @@ pub struct Server {
     local: SocketAddr,
     /// Whose forwarding headers are believed.
     proxies: TrustedProxies,
+    /// Keeps this node in line with the shared store, in a cluster.
+    pub(crate) follower: Option<Arc<Follower>>,
+    /// Whether every app found at start has loaded (health is `503` until then, in a cluster).
+    pub(crate) warmed: std::sync::atomic::AtomicBool,
 }
+
+/// What a server serves from: the deployer, the launches, and the follower of a shared store.
+type Opened = (Arc<Deployer>, Arc<Instances>, Option<Arc<Follower>>);
 
 impl Server {
     /// Opens the apps folder, mounts its apps (those without a cached build keep compiling
@@ -133,16 +145,15 @@ impl Server {
             defaults: config.app_defaults(),
             fairness: Fairness::new(),
         };
-        let store = Box::new(FolderStore::open(&config.apps_dir)?);
-        let deployer = Deployer::new(context, store, names.clone(), config.max_upload);
-        deployer.mount_stored().await?;
-        deployer.mount_external(&config.external_apps);
         let limits = LaunchLimits {
             idle_timeout: config.instance_idle_timeout,
             max_instances: config.max_launched_instances,
             max_input_total: config.max_launch_input_total,
         };
-        let launches = Arc::new(Instances::open(&config.apps_dir, names, limits)?);
+        let (deployer, launches, follower) = match &config.store {
+            None => open_folder(&config, context, names, limits).await?,
+            Some(url) => open_shared(url, &config, context, names, limits).await?,
+        };
         launches.spawn_sweeper();
         if config.watch {
             let (dir, external) = (&config.apps_dir, &config.external_apps);
@@ -155,6 +166,8 @@ impl Server {
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             config,
             local,
+            follower,
+            warmed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -169,7 +182,12 @@ impl Server {
         let path = request.uri().path().to_owned();
         match snapshot.routes.resolve(base, &path) {
             Route::App { name, rest, custom } => {
-                let mut response = match self.target(&snapshot, name, custom).await {
+                let mut target = self.target(&snapshot, name, custom).await;
+                if target.is_err() && !custom && self.read_through(&snapshot, name).await {
+                    let snapshot = self.deployer.registry().snapshot();
+                    target = self.target(&snapshot, name, custom).await;
+                }
+                let mut response = match target {
                     Ok(target) => self.serve_app(target, request, rest, peer).await,
                     Err(refusal) => refusal,
                 };
@@ -223,6 +241,17 @@ impl Server {
             app,
             launch: Some(launch),
         })
+    }
+
+    /// In a cluster, for a name this node does not know: catches up with the store (the
+    /// name may have been launched or uploaded on another node a moment ago). Returns
+    /// whether it did.
+    async fn read_through(&self, snapshot: &Snapshot, name: &str) -> bool {
+        let Some(follower) = &self.follower else {
+            return false;
+        };
+        let unknown = !snapshot.apps.contains_key(name) && self.launches.peek(name).is_none();
+        unknown && is_valid_app_name(name) && follower.read_through().await
     }
 
     /// Runs the request in `target`'s app, with the path it sees.
@@ -353,4 +382,64 @@ fn no_such_app(name: &str) -> Response<Body> {
         StatusCode::NOT_FOUND,
         format_args!("no app named `{name}` is mounted"),
     )
+}
+
+/// Serves the apps folder: its apps, and its launched instances.
+async fn open_folder(
+    config: &Config,
+    context: LinkContext,
+    names: Arc<Namespace>,
+    limits: LaunchLimits,
+) -> anyhow::Result<Opened> {
+    let store = Box::new(FolderStore::open_with_cache(
+        &config.apps_dir,
+        &config.cache_folder(),
+    )?);
+    let deployer = Deployer::new(context, store, names.clone(), config.max_upload);
+    deployer.mount_stored().await?;
+    deployer.mount_external(&config.external_apps);
+    let launches = Arc::new(Instances::open(&config.apps_dir, names, limits)?);
+    Ok((deployer, launches, None))
+}
+
+/// Serves the shared store at `url`: connects and migrates, mirrors its components into
+/// this node's cache folder, mounts them and its launched instances, and follows it.
+async fn open_shared(
+    url: &str,
+    config: &Config,
+    context: LinkContext,
+    names: Arc<Namespace>,
+    limits: LaunchLimits,
+) -> anyhow::Result<Opened> {
+    let db = Arc::new(Database::open(url).await?);
+    let mirror = config.cache_folder().join("store");
+    let files_root = if config.apps_dir.is_dir() {
+        config.apps_dir.clone()
+    } else {
+        mirror.clone()
+    };
+    let runtime = tokio::runtime::Handle::current();
+    let apps = Arc::new(SharedStore::open(
+        db.clone(),
+        &mirror,
+        &files_root,
+        runtime.clone(),
+    )?);
+    let deployer = Deployer::new(
+        context,
+        Box::new(apps.clone()),
+        names.clone(),
+        config.max_upload,
+    );
+    let instances = Box::new(SharedInstances::new(db.clone(), runtime));
+    let launches = Arc::new(Instances::with_store(instances, names, limits)?);
+    let follower = Follower::start(
+        db,
+        apps,
+        deployer.clone(),
+        launches.clone(),
+        config.store_resync_interval,
+    )
+    .await?;
+    Ok((deployer, launches, Some(follower)))
 }

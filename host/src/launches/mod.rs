@@ -1,20 +1,20 @@
 //! Launched instances (Refinery's "visualization for a dataset"): an app bound to one input,
-//! name → (app, input), in the namespace apps share. Durable as one small JSON file each in
-//! the store's `.instances/` folder, written atomically; expired after an idle time, never
+//! name → (app, input), in the namespace apps share. Durable in a store (the apps folder's
+//! `.instances/`, or the cluster's database: see `store`); expired after an idle time, never
 //! while a request to it runs. An idle instance is only this record: nothing runs until a
 //! request comes.
 
 use crate::apps::names::{Holder, Namespace, is_valid_app_name};
-use crate::apps::store::{TEMP_PREFIX, write_atomically};
-use anyhow::Context as _;
-use record::{encode, generated_name, load_file, remove_file};
+use record::generated_name;
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use store::{Deleted, FolderInstances, InstanceStore};
 
 mod record;
+pub(crate) mod store;
 
 /// Folder, inside the apps folder, of the launched instances.
 pub(crate) const INSTANCES_DIR: &str = ".instances";
@@ -75,7 +75,7 @@ pub(crate) struct Instance {
 }
 
 impl Instance {
-    fn new(
+    pub(crate) fn new(
         name: Arc<str>,
         app: Arc<str>,
         input: Input,
@@ -99,6 +99,25 @@ impl Instance {
     /// When it was last used.
     pub(crate) fn last_used(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(self.last_used_ms.load(Ordering::Relaxed))
+    }
+
+    /// Brings its last use forward to `at` (never back).
+    fn used_at(&self, at: SystemTime) {
+        self.last_used_ms
+            .fetch_max(millis_since_epoch(at), Ordering::Relaxed);
+    }
+
+    fn in_use(&self) -> bool {
+        self.in_use.load(Ordering::Acquire) > 0
+    }
+
+    /// Its last use, or now while a request runs in it.
+    fn last_used_or_now(&self) -> SystemTime {
+        if self.in_use() {
+            SystemTime::now()
+        } else {
+            self.last_used()
+        }
     }
 
     fn touch(&self) {
@@ -155,6 +174,9 @@ pub(crate) enum LaunchError {
     /// The name is taken by another instance, or by an app.
     #[error("`{0}` is {1}; choose another instance name")]
     NameTaken(String, Holder),
+    /// The app is not stored (deleted meanwhile, perhaps on another node).
+    #[error("no app named `{0}` is mounted")]
+    NoApp(String),
     /// The name cannot be used.
     #[error("instance name `{0}` is invalid: use 1-63 lowercase letters, digits and `-`")]
     BadName(String),
@@ -213,9 +235,9 @@ pub(crate) struct LaunchLimits {
     pub max_input_total: u64,
 }
 
-/// Every launched instance, and their folder.
+/// Every launched instance, and where they are stored.
 pub(crate) struct Instances {
-    dir: PathBuf,
+    store: Arc<dyn InstanceStore>,
     table: RwLock<Table>,
     /// The namespace shared with apps.
     names: Arc<Namespace>,
@@ -224,8 +246,7 @@ pub(crate) struct Instances {
 
 impl Instances {
     /// Opens (creating it if needed) the instances folder `apps_dir/.instances` and loads what
-    /// it holds. A file that cannot be read is logged and left alone. `idle_timeout` `None`:
-    /// instances never expire.
+    /// it holds. `idle_timeout` `None`: instances never expire.
     ///
     /// # Errors
     ///
@@ -235,39 +256,37 @@ impl Instances {
         names: Arc<Namespace>,
         limits: LaunchLimits,
     ) -> anyhow::Result<Self> {
-        let dir = apps_dir.join(INSTANCES_DIR);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Self::with_store(Box::new(FolderInstances::open(apps_dir)?), names, limits)
+    }
+
+    /// The instances kept in `store`, loading what it holds now. An instance whose name is
+    /// taken is logged and skipped.
+    ///
+    /// # Errors
+    ///
+    /// If the store cannot be read.
+    pub(crate) fn with_store(
+        store: Box<dyn InstanceStore>,
+        names: Arc<Namespace>,
+        limits: LaunchLimits,
+    ) -> anyhow::Result<Self> {
         let mut live = HashMap::new();
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
-        {
-            let path = entry?.path();
-            let file_name = path.file_name().unwrap_or_default().to_string_lossy();
-            if file_name.starts_with(TEMP_PREFIX) {
-                let _ = std::fs::remove_file(&path);
-                continue;
-            }
-            let Some(name) = file_name
-                .strip_suffix(".json")
-                .filter(|n| is_valid_app_name(n))
-            else {
-                continue;
-            };
-            match load_file(name, &path) {
-                Ok(instance) => match names.take(name, Holder::Launch) {
-                    Ok(()) => {
-                        live.insert(instance.name.clone(), Arc::new(instance));
-                    }
-                    Err(holder) => {
-                        tracing::warn!("skipping instance {}: `{name}` is {holder}", path.display())
-                    }
-                },
-                Err(error) => tracing::warn!("skipping instance {}: {error:#}", path.display()),
+        for instance in store.load()? {
+            match names.take(&instance.name, Holder::Launch) {
+                Ok(()) => {
+                    live.insert(instance.name.clone(), Arc::new(instance));
+                }
+                Err(holder) => {
+                    tracing::warn!(
+                        "skipping instance `{}`: the name is {holder}",
+                        instance.name
+                    )
+                }
             }
         }
         let input_bytes = live.values().map(|i| i.input.len() as u64).sum();
         Ok(Self {
-            dir,
+            store: Arc::from(store),
             table: RwLock::new(Table {
                 live,
                 reserved: HashSet::new(),
@@ -283,7 +302,9 @@ impl Instances {
     pub(crate) fn get(&self, name: &str) -> Option<InUse> {
         let table = self.table.read().unwrap();
         let instance = table.live.get(name)?;
-        if instance.is_expired(self.limits.idle_timeout, SystemTime::now()) {
+        // In a cluster, other nodes may have used it since: only the store decides.
+        if !self.store.shared() && instance.is_expired(self.limits.idle_timeout, SystemTime::now())
+        {
             return None; // the sweeper deletes it
         }
         // Taken under the table's lock, which the sweeper holds to remove: no race.
@@ -353,22 +374,24 @@ impl Instances {
             created,
         ));
         let written = {
-            let (dir, path) = (self.dir.clone(), self.path(&name));
-            let document = encode(&instance);
-            tokio::task::spawn_blocking(move || write_atomically(&dir, &path, document.as_bytes()))
+            let (store, limits, stored) = (self.store.clone(), self.limits, instance.clone());
+            tokio::task::spawn_blocking(move || store.write(&stored, &limits))
                 .await
-                .map_err(anyhow::Error::from)
-                .and_then(|written| written)
+                .unwrap_or_else(|panic| Err(LaunchError::Store(panic.into())))
         };
         let mut table = self.table.write().unwrap();
         table.reserved.remove(&name);
-        if let Err(error) = written {
-            table.input_bytes -= instance.input.len() as u64;
-            self.names.free(&name, Holder::Launch);
-            return Err(LaunchError::Store(error));
+        match written {
+            Ok(_hold) => {
+                table.live.insert(name, instance.clone());
+                Ok(instance)
+            }
+            Err(error) => {
+                table.input_bytes -= instance.input.len() as u64;
+                self.names.free(&name, Holder::Launch);
+                Err(error)
+            }
         }
-        table.live.insert(name, instance.clone());
-        Ok(instance)
     }
 
     /// Deletes instance `name` (its URL answers 404 from now on). Returns whether it existed.
@@ -380,13 +403,21 @@ impl Instances {
         let Some(instance) = self.retire(name, |_| true) else {
             return Ok(false);
         };
-        let (dir, path) = (self.dir.clone(), self.path(name));
-        let deleted = tokio::task::spawn_blocking(move || remove_file(&dir, &path))
+        let (store, owned_name) = (self.store.clone(), name.to_owned());
+        let deleted = tokio::task::spawn_blocking(move || store.delete(&owned_name, None))
             .await
             .map_err(anyhow::Error::from)
             .and_then(|deleted| deleted);
-        self.finish_retiring(&instance, deleted.is_ok());
-        deleted.map(|()| true)
+        match deleted {
+            Ok((_, _hold)) => {
+                self.finish_retiring(&instance, true);
+                Ok(true)
+            }
+            Err(error) => {
+                self.finish_retiring(&instance, false);
+                Err(error)
+            }
+        }
     }
 
     /// Takes the instance called `name` out of the table if `expired` says so, deciding under
@@ -436,30 +467,41 @@ impl Instances {
         Ok(removed)
     }
 
-    /// Removes expired instances and records recent uses on disk (as each file's modification
-    /// time, so the idle clock survives a restart). Returns how many were removed.
+    /// Records recent uses in the store (so the idle clock survives a restart, and other
+    /// nodes see them), then removes expired instances. Returns how many were removed.
+    /// Blocking.
     pub(crate) fn sweep(&self) -> usize {
-        let now = SystemTime::now();
         let all: Vec<_> = self.table.read().unwrap().live.values().cloned().collect();
+        let used: Vec<_> = all
+            .iter()
+            .filter(|i| i.used_since_sweep.swap(false, Ordering::Relaxed) || i.in_use())
+            .map(|i| (i.name.clone(), i.last_used_or_now()))
+            .collect();
+        self.store.record_uses(&used);
+        let Some(idle_timeout) = self.limits.idle_timeout else {
+            return 0;
+        };
+        let now = SystemTime::now();
+        let unused_since = now.checked_sub(idle_timeout);
         let mut removed = 0;
-        let idle_timeout = self.limits.idle_timeout;
         for instance in all {
-            let path = self.path(&instance.name);
-            let expired = |live: &Instance| live.is_expired(idle_timeout, now);
-            if let Some(retired) = self.retire(&instance.name, expired) {
-                let deleted = remove_file(&self.dir, &path);
-                if let Err(error) = &deleted {
-                    tracing::warn!(instance = %instance.name, "expiring: {error:#}");
+            let expired = |live: &Instance| live.is_expired(Some(idle_timeout), now);
+            let Some(retired) = self.retire(&instance.name, expired) else {
+                continue;
+            };
+            match self.store.delete(&instance.name, unused_since) {
+                Ok((Deleted::Yes, _hold)) => {
+                    self.finish_retiring(&retired, true);
+                    removed += 1;
                 }
-                self.finish_retiring(&retired, deleted.is_ok());
-                removed += usize::from(deleted.is_ok());
-            } else if instance.used_since_sweep.swap(false, Ordering::Relaxed) {
-                let touched = std::fs::File::options()
-                    .write(true)
-                    .open(&path)
-                    .and_then(|file| file.set_modified(instance.last_used()));
-                if let Err(error) = touched {
-                    tracing::debug!(instance = %instance.name, "recording use: {error}");
+                Ok((Deleted::AlreadyGone, _hold)) => self.finish_retiring(&retired, true),
+                Ok((Deleted::Kept(last_used), _hold)) => {
+                    retired.used_at(last_used);
+                    self.finish_retiring(&retired, false);
+                }
+                Err(error) => {
+                    tracing::warn!(instance = %instance.name, "expiring: {error:#}");
+                    self.finish_retiring(&retired, false);
                 }
             }
         }
@@ -469,12 +511,13 @@ impl Instances {
         removed
     }
 
-    /// Sweeps in the background, as often as the idle timeout needs (at most every minute).
+    /// Sweeps in the background, as often as the idle timeout needs (at most every minute;
+    /// every 10 s without one, to record uses).
     pub(crate) fn spawn_sweeper(self: &Arc<Self>) {
-        let Some(idle) = self.limits.idle_timeout else {
-            return;
+        let period = match self.limits.idle_timeout {
+            Some(idle) => (idle / 10).clamp(Duration::from_millis(200), Duration::from_secs(60)),
+            None => Duration::from_secs(10),
         };
-        let period = (idle / 10).clamp(Duration::from_millis(200), Duration::from_secs(60));
         let instances = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(period);
@@ -489,8 +532,50 @@ impl Instances {
         });
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.json"))
+    /// Makes the table hold `instance` as the store has it (a catch-up from the shared
+    /// store): added, replaced, or only its last use brought forward. A name being written
+    /// here right now is left to that write.
+    pub(crate) fn apply_stored(&self, instance: Instance) {
+        let mut table = self.table.write().unwrap();
+        if table.reserved.contains(&instance.name) {
+            return;
+        }
+        if let Some(live) = table.live.get(&instance.name).cloned() {
+            if live.app == instance.app
+                && live.input == instance.input
+                && live.created == instance.created
+            {
+                live.used_at(instance.last_used());
+                return;
+            }
+            table.take_out(&live);
+        } else if let Err(holder) = self.names.take(&instance.name, Holder::Launch) {
+            tracing::warn!(
+                "instance `{}` not loaded: the name is {holder}",
+                instance.name
+            );
+            return;
+        }
+        table.input_bytes += instance.input.len() as u64;
+        table.live.insert(instance.name.clone(), Arc::new(instance));
+    }
+
+    /// Takes instance `name` out of the table (it was deleted from the shared store), unless
+    /// it is being written here right now.
+    pub(crate) fn forget(&self, name: &str) {
+        let mut table = self.table.write().unwrap();
+        if table.reserved.contains(name) {
+            return;
+        }
+        if let Some(live) = table.live.get(name).cloned() {
+            table.take_out(&live);
+            self.names.free(name, Holder::Launch);
+        }
+    }
+
+    /// The names of every live instance.
+    pub(crate) fn names(&self) -> Vec<Arc<str>> {
+        self.table.read().unwrap().live.keys().cloned().collect()
     }
 }
 

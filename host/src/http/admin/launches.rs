@@ -94,7 +94,14 @@ async fn launch(server: &Server, origin: &str, request: Request<Incoming>) -> Ap
     })?;
     let input = input_of(launch.input, launch.input_url, input_limit)?;
     let app = launch.app;
-    if !is_valid_app_name(&app) || server.deployer.registry().get(&app).is_none() {
+    let mounted = |server: &Server| server.deployer.registry().get(&app).is_some();
+    if is_valid_app_name(&app)
+        && !mounted(server)
+        && let Some(follower) = &server.follower
+    {
+        follower.read_through().await; // uploaded on another node a moment ago?
+    }
+    if !is_valid_app_name(&app) || !mounted(server) {
         return Err(ApiError::not_found(format!(
             "no app named `{app}` is mounted"
         )));
@@ -153,10 +160,10 @@ fn launch_refusal(app: &str, refusal: LaunchError) -> ApiError {
     let status = match &refusal {
         LaunchError::NameTaken(..) => StatusCode::CONFLICT,
         LaunchError::BadName(_) => StatusCode::BAD_REQUEST,
+        LaunchError::NoApp(_) => StatusCode::NOT_FOUND,
         LaunchError::Full(_) | LaunchError::InputsFull { .. } => StatusCode::TOO_MANY_REQUESTS,
         LaunchError::Store(error) => {
-            tracing::error!(app, "launch could not be stored: {error:#}");
-            StatusCode::INTERNAL_SERVER_ERROR
+            return ApiError::internal(&format!("storing the launch of `{app}`"), error);
         }
     };
     ApiError::new(status, refusal)

@@ -8,6 +8,7 @@ pub(crate) mod apps;
 mod body;
 pub(crate) mod launches;
 
+use crate::apps::postgres::mirror::is_unavailable;
 use crate::respond::{self, Body};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
@@ -100,7 +101,15 @@ impl ApiError {
     }
 
     /// `500`: the full `error` goes to the log, the client learns only what failed.
+    /// A store that cannot be reached is `503` instead, its message naming the store.
     pub(crate) fn internal(what: &str, error: &anyhow::Error) -> Self {
+        if is_unavailable(error) {
+            tracing::warn!("{what} refused: {error:#}");
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format_args!("{what} failed: {error:#}; try again later"),
+            );
+        }
         tracing::error!("{what} failed: {error:#}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,0 +1,266 @@
+//! The shared store of a cluster, in PostgreSQL: the connection (made again when it breaks),
+//! the schema and its migrations, and what every failure means to a client (the store is
+//! unavailable → 503; it refused → 500). The queries are in `queries`, the local mirror of the
+//! components (what the deployer loads from) in `mirror`.
+
+pub(crate) mod mirror;
+mod queries;
+mod schema;
+
+pub(crate) use queries::{AppRow, Changes, InstanceRow, Launched};
+
+use std::time::Duration;
+use tokio_postgres::{Client, NoTls};
+
+/// How long connecting may take before the store counts as unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one read or transaction may take before the store counts as unavailable.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
+/// The channel every committed change is announced on (payload: its version).
+pub(crate) const CHANNEL: &str = "wasmount_changes";
+
+/// Why the store did not do what was asked. Its text names the store.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum StoreError {
+    /// The database cannot be reached (down, restarting, too slow): try again later.
+    #[error("the store {store} is unavailable: {reason}")]
+    Unavailable {
+        /// The store's address, without password.
+        store: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The database answered with an error.
+    #[error("the store {store} refused: {reason}")]
+    Failed {
+        /// The store's address, without password.
+        store: String,
+        /// Its message.
+        reason: String,
+    },
+}
+
+/// A PostgreSQL database holding the apps and launched instances of a cluster.
+pub(crate) struct Database {
+    config: tokio_postgres::Config,
+    /// The URL as shown in messages: user, host, port and database, never the password.
+    shown: String,
+    /// The connection for reads and writes; `None` after it broke (made again on next use).
+    client: tokio::sync::Mutex<Option<Client>>,
+    /// Held while the database and this node's copy are brought in line: by every local
+    /// write, and by a catch-up from reading the changes to applying them.
+    pub(crate) sync: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Database {
+    /// Parses `url` (a libpq-style `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`; the password
+    /// may come from `PGPASSWORD`), connects, and creates or migrates the schema.
+    ///
+    /// # Errors
+    ///
+    /// A URL that does not parse, a refused login, an unreachable server, or a schema newer
+    /// than this program knows; each a one-line message.
+    pub(crate) async fn open(url: &str) -> anyhow::Result<Self> {
+        let config = parse_url(url)?;
+        let database = Self {
+            shown: shown_url(&config),
+            config,
+            client: tokio::sync::Mutex::new(None),
+            sync: std::sync::Arc::default(),
+        };
+        let mut client = database
+            .connect()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        schema::migrate(&mut client, &database.shown).await?;
+        *database.client.lock().await = Some(client);
+        Ok(database)
+    }
+
+    /// The store's address as shown to people (no password).
+    pub(crate) fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// A new connection, driven on its own task; errors name the store.
+    async fn connect(&self) -> Result<Client, StoreError> {
+        let (client, connection) = self.connect_raw().await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!("store connection ended: {error}");
+            }
+        });
+        Ok(client)
+    }
+
+    /// A new connection and the future that drives it (for the listener, which reads the
+    /// notifications off it).
+    pub(crate) async fn connect_raw(
+        &self,
+    ) -> Result<
+        (
+            Client,
+            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+        ),
+        StoreError,
+    > {
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.config.connect(NoTls)).await {
+            Ok(Ok(connected)) => Ok(connected),
+            Ok(Err(error)) => Err(self.error(&error)),
+            Err(_) => Err(self.unavailable(format!(
+                "no connection within {}s",
+                CONNECT_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// The shared connection for reads and writes, connecting first if there is none (or
+    /// it broke). Use it within [`QUERY_TIMEOUT`] and pass the outcome to [`Self::settle`].
+    async fn connection(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, StoreError> {
+        let mut slot = self.client.lock().await;
+        if slot.as_ref().is_none_or(Client::is_closed) {
+            *slot = Some(self.connect().await?);
+        }
+        Ok(slot)
+    }
+
+    /// What a query's `outcome` means; a connection that broke or timed out is dropped, so
+    /// the next query connects again.
+    fn settle<T>(
+        &self,
+        slot: &mut Option<Client>,
+        outcome: Result<Result<T, tokio_postgres::Error>, tokio::time::error::Elapsed>,
+    ) -> Result<T, StoreError> {
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => {
+                if error.is_closed() || error.as_db_error().is_none() {
+                    *slot = None;
+                }
+                Err(self.error(&error))
+            }
+            Err(_) => {
+                *slot = None;
+                Err(self.unavailable(format!("no answer within {}s", QUERY_TIMEOUT.as_secs())))
+            }
+        }
+    }
+
+    fn unavailable(&self, reason: String) -> StoreError {
+        StoreError::Unavailable {
+            store: self.shown.clone(),
+            reason,
+        }
+    }
+
+    /// What a driver error means: the server's own error is a refusal, anything else (a
+    /// socket, a closed connection) makes the store unavailable.
+    fn error(&self, error: &tokio_postgres::Error) -> StoreError {
+        match error.as_db_error() {
+            // The server is shutting down or starting up: it will be back.
+            Some(db) if db.code().code().starts_with("57P") => {
+                self.unavailable(db.message().into())
+            }
+            Some(db) => StoreError::Failed {
+                store: self.shown.clone(),
+                reason: db.message().into(),
+            },
+            None => self.unavailable(one_line(error)),
+        }
+    }
+}
+
+/// A driver error on one line: its own text and its source's.
+fn one_line(error: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(error) {
+        Some(source) => format!("{error}: {source}"),
+        None => error.to_string(),
+    }
+}
+
+/// Parses a store URL; the password comes from `PGPASSWORD` when the URL has none.
+///
+/// # Errors
+///
+/// Anything but a `postgres://` or `postgresql://` URL naming a host and a database, or a
+/// `sslmode` other than `disable`/`prefer` (TLS to the database is not built in).
+pub(crate) fn parse_url(url: &str) -> anyhow::Result<tokio_postgres::Config> {
+    let bad = |why: &str| anyhow::anyhow!("--store `{}`: {why}", redact(url));
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(bad(
+            "not a PostgreSQL URL (expected postgres://USER@HOST:PORT/DATABASE)",
+        ));
+    }
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| bad(&format!("{e}")))?;
+    if config.get_hosts().is_empty() {
+        return Err(bad("no host"));
+    }
+    if config.get_dbname().is_none() {
+        return Err(bad("no database name"));
+    }
+    if config.get_user().is_none() {
+        return Err(bad("no user name"));
+    }
+    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        return Err(bad(
+            "sslmode=require: TLS to the database is not built into this wasmount yet \
+             (use sslmode=disable on a trusted network, or a local TLS tunnel)",
+        ));
+    }
+    if config.get_password().is_none()
+        && let Ok(password) = std::env::var("PGPASSWORD")
+    {
+        config.password(password);
+    }
+    config.application_name("wasmount");
+    config.connect_timeout(CONNECT_TIMEOUT);
+    Ok(config)
+}
+
+/// `postgres://USER@HOST:PORT/DB` of a parsed URL.
+fn shown_url(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => String::new(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or_default(),
+        config.get_dbname().unwrap_or_default()
+    )
+}
+
+/// `url` with any password replaced by `***`, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_never_shown_with_their_password() {
+        let config = parse_url("postgres://app:secret@127.0.0.1:6543/wasm").unwrap();
+        assert_eq!(shown_url(&config), "postgres://app@127.0.0.1:6543/wasm");
+        let refusal = |url: &str| parse_url(url).unwrap_err().to_string();
+        assert!(refusal("mysql://a@b/c").contains("not a PostgreSQL URL"));
+        assert!(refusal("postgres://app:secret@/wasm").contains("no host"));
+        assert!(!refusal("postgres://app:secret@h:notaport/db").contains("secret"));
+        assert!(refusal("postgres://app@h:5432/db?sslmode=require").contains("TLS"));
+        assert!(refusal("postgres://app@h:5432").contains("no database"));
+        assert_eq!(redact("postgres://u:p@h/d"), "postgres://u:***@h/d");
+        assert_eq!(redact("postgres://u@h/d"), "postgres://u@h/d");
+    }
+}
