@@ -439,3 +439,83 @@ async fn bad_store_settings_stop_the_node_at_start_with_one_clear_line() {
     assert!(newer.contains("schema version 99"), "{newer}");
     assert!(newer.contains("upgrade wasmount"), "{newer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_store_moves_into_postgres_and_back() {
+    let store = Postgres::start();
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::copy(guests::ECHO, folder.path().join("echo.wasm")).unwrap();
+    let manifest = "environment = { TITLE = \"Imported\" }\n";
+    std::fs::write(folder.path().join("echo.toml"), manifest).unwrap();
+    {
+        let args = ["--apps", folder.path().to_str().unwrap()];
+        let mut single = ServerProcess::start(BIN, &args, &[("WASMOUNT_ADMIN_TOKEN", ADMIN_TOKEN)]);
+        let body = serde_json::json!({"app": "echo", "name": "kept", "input": {"n": 1}});
+        let launched = send(
+            single.addr,
+            Method::POST,
+            "/_wasmount/instances",
+            body.to_string().into(),
+            true,
+        )
+        .await;
+        assert_eq!(launched.status, StatusCode::CREATED, "{}", launched.text());
+        single.signal("TERM");
+        single.wait(PATIENCE);
+    }
+    let command = |args: &[&str]| {
+        let output = std::process::Command::new(BIN).args(args).output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        );
+        assert!(output.status.success(), "{args:?}: {stdout}{stderr}");
+        stdout
+    };
+    let url = store.url();
+    let imported = command(&[
+        "store",
+        "import",
+        "--from",
+        folder.path().to_str().unwrap(),
+        "--to",
+        &url,
+    ]);
+    assert!(
+        imported.contains("imported 1 app(s) and 1 launched instance(s)"),
+        "{imported}"
+    );
+
+    let node = Node::start(&store, &[]);
+    let env = node.wait_for("/echo/env", StatusCode::OK).await.text();
+    assert!(
+        env.contains("TITLE=Imported"),
+        "the manifest came along: {env}"
+    );
+    let kept = node.get("/kept/env").await.text();
+    assert!(kept.contains(r#"INPUT_JSON={"n":1}"#), "{kept}");
+
+    let exported = tempfile::tempdir().unwrap();
+    let target = exported.path().join("apps");
+    let done = command(&[
+        "store",
+        "export",
+        "--from",
+        &url,
+        "--to",
+        target.to_str().unwrap(),
+    ]);
+    assert!(
+        done.contains("exported 1 app(s) and 1 launched instance(s)"),
+        "{done}"
+    );
+    assert_eq!(
+        std::fs::read(target.join("echo.wasm")).unwrap(),
+        std::fs::read(guests::ECHO).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("echo.toml")).unwrap(),
+        manifest
+    );
+    assert!(target.join(".instances/kept.json").is_file());
+}

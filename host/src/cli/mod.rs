@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod store;
 
 use anyhow::Context as _;
 pub use args::ServeArgs;
@@ -34,6 +35,11 @@ enum Command {
     Remove(RemoveArgs),
     /// Launch an instance of an app bound to an input (Refinery-style) and print its URL.
     Launch(LaunchArgs),
+    /// Move a store: an apps folder into PostgreSQL (`import`), or back (`export`).
+    Store {
+        #[command(subcommand)]
+        command: store::StoreCommand,
+    },
 }
 
 /// The whole `wasmount` program: parses the command line and runs the command.
@@ -48,6 +54,7 @@ pub fn main() -> std::process::ExitCode {
             Command::Apps(args) => commands::list(args).await,
             Command::Remove(args) => commands::remove(args).await,
             Command::Launch(args) => commands::launch(args).await,
+            Command::Store { command } => store::run(command).await,
         }
     })
 }

@@ -83,6 +83,21 @@ impl FolderInstances {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.json"))
     }
+
+    /// Writes `instance`'s file, its modification time its last use (an export).
+    ///
+    /// # Errors
+    ///
+    /// If the file cannot be written.
+    pub(crate) fn write_file(&self, instance: &Instance) -> anyhow::Result<()> {
+        write_atomically(
+            &self.dir,
+            &self.path(&instance.name),
+            encode(instance).as_bytes(),
+        )?;
+        self.record_uses(&[(instance.name.clone(), instance.last_used())]);
+        Ok(())
+    }
 }
 
 impl InstanceStore for FolderInstances {
@@ -230,7 +245,7 @@ fn time_of(millis: i64) -> SystemTime {
 }
 
 /// The stored form of `instance`.
-fn row_of(instance: &Instance) -> InstanceRow {
+pub(crate) fn row_of(instance: &Instance) -> InstanceRow {
     let (input, input_url) = match &instance.input {
         Input::Json(json) => (Some(json.to_string()), None),
         Input::Url(url) => (None, Some(url.to_string())),

@@ -1,0 +1,121 @@
+//! `wasmount store import|export`: moves a folder store (apps, their manifests, launched
+//! instances) into a PostgreSQL store and back, so a single node grows into a cluster
+//! without uploading anything again. Components are copied as they are; nodes compile them.
+
+use crate::apps::postgres::Database;
+use crate::apps::store::{AppStore as _, FolderStore, scan_apps};
+use crate::client::sha256_hex;
+use crate::launches::INSTANCES_DIR;
+use crate::launches::store::{FolderInstances, InstanceStore as _, instance_of, row_of};
+use anyhow::Context as _;
+use clap::Subcommand;
+use std::path::{Path, PathBuf};
+
+/// What `wasmount store` does.
+#[derive(Debug, Subcommand)]
+pub(crate) enum StoreCommand {
+    /// Copy an apps folder (apps, manifests, launched instances) into a PostgreSQL store.
+    Import {
+        /// The apps folder.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The store, `postgres://USER[:PASSWORD]@HOST:PORT/DB` (password also PGPASSWORD).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
+    /// Copy a PostgreSQL store into an apps folder (created if missing).
+    Export {
+        /// The store, `postgres://USER[:PASSWORD]@HOST:PORT/DB` (password also PGPASSWORD).
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The apps folder.
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
+}
+
+/// Runs a `wasmount store` command.
+///
+/// # Errors
+///
+/// The store or the folder cannot be read or written, or a name in one is taken in the
+/// other; what was copied before stays copied (each item is one transaction).
+pub(crate) async fn run(command: StoreCommand) -> anyhow::Result<()> {
+    match command {
+        StoreCommand::Import { from, to } => import(&from, &to).await,
+        StoreCommand::Export { from, to } => export(&from, &to).await,
+    }
+}
+
+async fn import(folder: &Path, url: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(folder.is_dir(), "--from {}: not a folder", folder.display());
+    let db = Database::open(url).await?;
+    let mut apps = 0;
+    for app in scan_apps(folder)? {
+        let bytes =
+            std::fs::read(&app.path).with_context(|| format!("reading {}", app.path.display()))?;
+        let manifest_path = app.path.with_extension("toml");
+        let manifest = std::fs::read_to_string(&manifest_path).ok();
+        let sha256 = sha256_hex(&bytes);
+        if let Err(holder) = db
+            .put_app(&app.name, &sha256, &bytes, manifest.as_deref())
+            .await?
+        {
+            anyhow::bail!(
+                "app `{}` not imported: the name is {holder} in the store",
+                app.name
+            );
+        }
+        apps += 1;
+    }
+    let mut instances = 0;
+    if folder.join(INSTANCES_DIR).is_dir() {
+        for instance in FolderInstances::open(folder)?.load()? {
+            let stored = db
+                .put_instance(&row_of(&instance), usize::MAX, u64::MAX)
+                .await?;
+            anyhow::ensure!(
+                stored == crate::apps::postgres::Launched::Stored,
+                "instance `{}` not imported: {stored:?}",
+                instance.name
+            );
+            instances += 1;
+        }
+    }
+    println!(
+        "imported {apps} app(s) and {instances} launched instance(s) into {}",
+        db.shown()
+    );
+    Ok(())
+}
+
+async fn export(url: &str, folder: &Path) -> anyhow::Result<()> {
+    let db = Database::open(url).await?;
+    std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
+    let apps_folder = FolderStore::open(folder)?;
+    let everything = db.changes_since(0).await?;
+    let mut apps = 0;
+    for (name, row) in &everything.apps {
+        let Some(row) = row else { continue };
+        let bytes = db
+            .component(&row.sha256)
+            .await?
+            .with_context(|| format!("app `{name}`: its component is missing from the store"))?;
+        apps_folder.install(name, &bytes, row.manifest.as_deref())?;
+        apps += 1;
+    }
+    let instances_folder = FolderInstances::open(folder)?;
+    let mut instances = 0;
+    for (name, row) in &everything.instances {
+        let Some(row) = row else { continue };
+        let instance = instance_of(row.clone()).with_context(|| format!("instance `{name}`"))?;
+        instances_folder.write_file(&instance)?;
+        instances += 1;
+    }
+    println!(
+        "exported {apps} app(s) and {instances} launched instance(s) from {} into {}",
+        db.shown(),
+        folder.display()
+    );
+    Ok(())
+}
