@@ -8,7 +8,8 @@
 
 use crate::apps::deploy::Deployer;
 use crate::apps::postgres::mirror::SharedStore;
-use crate::apps::postgres::{CHANNEL, Changes, Database, StoreError};
+use crate::apps::postgres::{AppRow, CHANNEL, Changes, Database, StoreError};
+use crate::apps::registry::Entry;
 use crate::apps::store::AppStore as _;
 use crate::launches::Instances;
 use crate::launches::store::instance_of;
@@ -25,6 +26,15 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long a request for an unknown name waits for the store before its 404.
 const READ_THROUGH_TIMEOUT: Duration = Duration::from_secs(3);
+/// While the store fails, requests for unknown names ask it again at most this often.
+const READ_THROUGH_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How often the timer's catch-up reads the whole state instead of the change log.
+const FULL_RESYNC_EVERY: Duration = Duration::from_secs(600);
+/// The listening connection's `application_name` (operators see it in pg_stat_activity).
+const LISTENER_NAME: &str = "wasmount listener";
+/// How often the listening connection is checked with a query (a partition can leave it
+/// open but silent).
+const LISTEN_PING_EVERY: Duration = Duration::from_secs(30);
 
 /// Where this node stands with the store.
 #[derive(Debug, Default)]
@@ -37,14 +47,12 @@ struct SyncState {
     caught_up: bool,
     /// When the last catch-up started.
     last_started: Option<Instant>,
-    /// Why the last catch-up failed.
-    error: Option<String>,
 }
 
 /// What health tells about the store.
 #[derive(Debug, serde::Serialize)]
 pub(crate) struct SyncStatus {
-    /// The store, without password.
+    /// The store: `postgres://HOST:PORT/DB` (no user, no password: health is public).
     pub store: String,
     /// Notifications arrive and the last catch-up succeeded.
     pub in_sync: bool,
@@ -52,7 +60,7 @@ pub(crate) struct SyncStatus {
     pub version: i64,
     /// Why this node is not in sync, when it is not.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<&'static str>,
 }
 
 /// Keeps one node in line with the shared store.
@@ -117,7 +125,7 @@ impl Follower {
     /// Opens the listening connection and LISTENs; the returned task ends when the
     /// connection does. Every notification nudges the catch-up.
     async fn listen(&self) -> Result<(Client, tokio::task::JoinHandle<()>), StoreError> {
-        let (client, mut connection) = self.db.connect_raw().await?;
+        let (client, mut connection) = self.db.connect_raw(LISTENER_NAME).await?;
         let nudge = self.nudge.clone();
         let driver = tokio::spawn(async move {
             let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -167,7 +175,11 @@ impl Follower {
                     }
                 },
             };
-            let _ = driver.await;
+            let mut driver = driver;
+            tokio::select! {
+                _ = &mut driver => {}
+                () = ping_until_silent(&client) => driver.abort(),
+            }
             drop(client);
             self.state.lock().unwrap().listening = false;
             tracing::warn!(
@@ -181,12 +193,17 @@ impl Follower {
     /// tries again with backoff.
     async fn keep_up(self: Arc<Self>, resync_every: Duration) {
         let mut backoff = FIRST_BACKOFF;
+        let mut last_full = Instant::now();
         loop {
-            tokio::select! {
-                () = self.nudge.notified() => {}
-                () = tokio::time::sleep(resync_every) => {}
+            let timer = tokio::select! {
+                () = self.nudge.notified() => false,
+                () = tokio::time::sleep(resync_every) => true,
+            };
+            let full = timer && last_full.elapsed() >= FULL_RESYNC_EVERY;
+            if full {
+                last_full = Instant::now();
             }
-            match self.catch_up(None).await {
+            match self.catch_up(None, full).await {
                 Ok(()) => backoff = FIRST_BACKOFF,
                 Err(_) => {
                     tokio::time::sleep(backoff).await;
@@ -197,24 +214,29 @@ impl Follower {
         }
     }
 
-    /// Brings this node up to the store's current version. With `asked_at`, does nothing if
-    /// a catch-up started after that instant (concurrent askers share one).
+    /// Brings this node up to the store's current version (`full`: reading the whole state,
+    /// which also repairs anything a change log cannot tell). With `asked_at`, does nothing
+    /// if a catch-up started after that instant (concurrent askers share one).
     ///
     /// # Errors
     ///
     /// The store cannot be read, or a component cannot be mirrored; the version stays, so
     /// the next catch-up does it again.
-    pub(crate) async fn catch_up(&self, asked_at: Option<Instant>) -> anyhow::Result<()> {
+    async fn catch_up(&self, asked_at: Option<Instant>, full: bool) -> anyhow::Result<()> {
         let _sync = self.db.sync.lock().await;
         let since = {
             let mut state = self.state.lock().unwrap();
             if let (Some(asked), Some(started)) = (asked_at, state.last_started)
                 && started >= asked
             {
-                return Ok(());
+                return if state.caught_up {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!("the store is unavailable"))
+                };
             }
             state.last_started = Some(Instant::now());
-            state.version
+            if full { 0 } else { state.version }
         };
         let outcome = self.apply_changes_since(since).await;
         let mut state = self.state.lock().unwrap();
@@ -229,56 +251,81 @@ impl Follower {
                     );
                 }
                 state.caught_up = true;
-                state.error = None;
             }
             Err(error) => {
                 if state.caught_up {
                     tracing::warn!("catching up with the store: {error:#}");
                 }
                 state.caught_up = false;
-                state.error = Some(format!("{error:#}"));
             }
         }
         outcome.map(|_| ())
     }
 
-    /// Reads and applies what changed after `since`; returns the version reached.
+    /// Reads and applies what changed after `since`; returns the version reached. Deleted
+    /// apps are unmounted and deleted instances forgotten first, so their names are free for
+    /// what the same changes bring.
     async fn apply_changes_since(&self, since: i64) -> anyhow::Result<i64> {
         let changes = self.db.changes_since(since).await?;
         if changes.version == since && !changes.full {
             return Ok(since);
+        }
+        for name in self.deleted_apps(&changes)? {
+            self.apps.mirror_app(&name, None).await?;
+            if self.deployer.registry().get(&name).is_some() {
+                let path = self.apps.app_path(&name);
+                self.deployer.reload_file(&name, &path).await; // the file is gone: unmounts
+            }
         }
         for (name, row) in &changes.instances {
             if row.is_none() {
                 self.launches.forget(name);
             }
         }
-        let changed = self.mirror_apps(&changes).await?;
-        self.apply_instances(&changes);
-        for name in changed {
-            self.go_live(name);
+        for (name, row) in &changes.apps {
+            if let Some(row) = row {
+                let mirror_changed = self.apps.mirror_app(name, Some(row)).await?;
+                self.go_live(name, row, mirror_changed);
+            }
         }
+        self.apply_instances(&changes);
         Ok(changes.version)
     }
 
-    /// Mirrors the changed apps (all of them, and deletes the others, for the whole state);
-    /// returns the names whose mirror changed.
-    async fn mirror_apps(&self, changes: &Changes) -> anyhow::Result<Vec<String>> {
-        let mut changed = Vec::new();
-        for (name, row) in &changes.apps {
-            if self.apps.mirror_app(name, row.as_ref()).await? {
-                changed.push(name.clone());
-            }
-        }
+    /// The apps `changes` delete (for the whole state: also every mirrored or mounted app
+    /// not in it).
+    fn deleted_apps(&self, changes: &Changes) -> anyhow::Result<Vec<String>> {
+        let mut deleted: Vec<String> = changes
+            .apps
+            .iter()
+            .filter(|(_, row)| row.is_none())
+            .map(|(name, _)| name.clone())
+            .collect();
         if changes.full {
             let stored: HashSet<&str> = changes.apps.iter().map(|(n, _)| n.as_str()).collect();
-            for name in self.apps.mirrored()? {
-                if !stored.contains(name.as_str()) && self.apps.mirror_app(&name, None).await? {
-                    changed.push(name);
-                }
-            }
+            let mut known = self.apps.mirrored()?;
+            let mounted = self.deployer.registry().list();
+            known.extend(mounted.into_iter().map(|(name, _)| name.to_string()));
+            deleted.extend(
+                known
+                    .into_iter()
+                    .filter(|name| !stored.contains(name.as_str())),
+            );
+            deleted.sort();
+            deleted.dedup();
         }
-        Ok(changed)
+        Ok(deleted)
+    }
+
+    /// Mirrors the apps of the whole state `changes` (first sync: the deployer mounts them).
+    async fn mirror_apps(&self, changes: &Changes) -> anyhow::Result<()> {
+        for name in self.deleted_apps(changes)? {
+            self.apps.mirror_app(&name, None).await?;
+        }
+        for (name, row) in &changes.apps {
+            self.apps.mirror_app(name, row.as_ref()).await?;
+        }
+        Ok(())
     }
 
     /// Applies the instances of `changes` to the launch table (for the whole state, also
@@ -301,14 +348,21 @@ impl Follower {
         }
     }
 
-    /// Takes the mirrored version of app `name` live: a new name is mounted at once (its
-    /// requests wait for the compile), a change to a mounted one goes through the reloader.
-    fn go_live(&self, name: String) {
-        let path = self.apps.app_path(&name);
-        if self.deployer.registry().get(&name).is_none() && path.is_file() {
-            self.deployer.mount_external(&[(name, path)]);
-        } else {
-            let _ = self.reloads.send(name);
+    /// Takes the mirrored version of app `name` live, unless it already serves: a new name
+    /// is mounted at once (its requests wait for the compile), a mounted one goes through
+    /// the reloader. Decided against what serves, not only against the mirror, so a
+    /// version mirrored by an interrupted catch-up still goes live.
+    fn go_live(&self, name: &str, row: &AppRow, mirror_changed: bool) {
+        let path = self.apps.app_path(name);
+        match self.deployer.registry().get(name) {
+            None => self.deployer.mount_external(&[(name.to_owned(), path)]),
+            Some(Entry::Ready(app)) if mirror_changed || app.version().sha256 != row.sha256 => {
+                let _ = self.reloads.send(name.to_owned());
+            }
+            Some(Entry::Loading(_)) if mirror_changed => {
+                let _ = self.reloads.send(name.to_owned());
+            }
+            Some(_) => {}
         }
     }
 
@@ -322,11 +376,26 @@ impl Follower {
 
     /// For a request naming something this node does not know: catches up (sharing a
     /// catch-up already under way), within a few seconds. Returns whether it did.
-    pub(crate) async fn read_through(&self) -> bool {
+    /// The catch-up runs on its own task: a request that gives up (or whose client goes
+    /// away) never cuts one short. While the store is failing, it is asked at most once a
+    /// second on behalf of requests.
+    pub(crate) async fn read_through(self: &Arc<Self>) -> bool {
         let asked_at = Instant::now();
+        {
+            let state = self.state.lock().unwrap();
+            let failing_recently = !state.caught_up
+                && state
+                    .last_started
+                    .is_some_and(|started| started.elapsed() < READ_THROUGH_RETRY_AFTER);
+            if failing_recently {
+                return false;
+            }
+        }
+        let this = self.clone();
+        let catch_up = tokio::spawn(async move { this.catch_up(Some(asked_at), false).await });
         matches!(
-            tokio::time::timeout(READ_THROUGH_TIMEOUT, self.catch_up(Some(asked_at))).await,
-            Ok(Ok(()))
+            tokio::time::timeout(READ_THROUGH_TIMEOUT, catch_up).await,
+            Ok(Ok(Ok(())))
         )
     }
 
@@ -335,16 +404,29 @@ impl Follower {
         let state = self.state.lock().unwrap();
         let in_sync = state.listening && state.caught_up;
         SyncStatus {
-            store: self.db.shown().to_owned(),
+            store: self.db.address(),
             in_sync,
             version: state.version,
+            // Fixed phrases: health is public, the details are in the log.
             error: if in_sync {
                 None
             } else if !state.listening {
-                Some("not receiving the store's notifications".into())
+                Some("not receiving the store's notifications")
             } else {
-                state.error.clone()
+                Some("reading the store's changes failed; see the log")
             },
+        }
+    }
+}
+
+/// Returns when the listening connection stops answering a `SELECT 1` (sent every
+/// [`LISTEN_PING_EVERY`], each given 10 s).
+async fn ping_until_silent(client: &Client) {
+    loop {
+        tokio::time::sleep(LISTEN_PING_EVERY).await;
+        let ping = tokio::time::timeout(Duration::from_secs(10), client.simple_query("SELECT 1"));
+        if !matches!(ping.await, Ok(Ok(_))) {
+            return;
         }
     }
 }

@@ -118,15 +118,18 @@ impl Deployer {
         };
         let manifest = self.manifest_for(&file.path).map_err(|e| e.to_string())?;
         let version = Version::of(&bytes);
-        let (app, optimized) = if bytes.len() < BASELINE_FIRST_AT_START_BYTES {
-            let (app, component) = self
-                .load_bytes(&file.name, &bytes, version, Source::Folder, manifest)
-                .map_err(|e| e.to_string())?;
-            (app, Some(component))
-        } else {
-            self.load_quick(&file.name, &bytes, version, Source::Folder, manifest)
-                .map_err(|e| e.to_string())?
-        };
+        // A shared store's versions go live on the baseline compiler first, as uploads do:
+        // a cluster's other nodes and a fresh node serve them at once.
+        let (app, optimized) =
+            if bytes.len() < BASELINE_FIRST_AT_START_BYTES && !self.store.is_shared() {
+                let (app, component) = self
+                    .load_bytes(&file.name, &bytes, version, Source::Folder, manifest)
+                    .map_err(|e| e.to_string())?;
+                (app, Some(component))
+            } else {
+                self.load_quick(&file.name, &bytes, version, Source::Folder, manifest)
+                    .map_err(|e| e.to_string())?
+            };
         match optimized {
             Some(component) => {
                 self.cache

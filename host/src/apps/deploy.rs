@@ -4,7 +4,7 @@
 //! version is compiled (cache, baseline tier, optimized tier) is in `compile`.
 
 use crate::apps::app::{App, LinkContext, LoadError, Source, Version};
-use crate::apps::cache::CompiledCache;
+use crate::apps::cache::{CompiledCache, file_stamp};
 use crate::apps::manifest::Manifest;
 use crate::apps::names::{Holder, Namespace};
 use crate::apps::postgres::mirror::NameHeld;
@@ -218,6 +218,8 @@ impl Deployer {
             .await?;
         let app = Arc::new(app);
 
+        // Held until the registry has the new version: a shared store's catch-up waits.
+        let _write = self.write_lock().await;
         let commit = self.commit.lock().await;
         self.claim(&app)?;
         let this = self.clone();
@@ -254,6 +256,7 @@ impl Deployer {
     /// already serving. A new version goes live like an upload (baseline first, optimized
     /// after); a broken one is recorded and logged, and the serving version stays.
     pub(crate) async fn reload_file(self: &Arc<Self>, name: &str, path: &Path) -> Reload {
+        let stamp = file_stamp(path);
         let loaded = match self.load_changed(name, path).await {
             Ok(Some(loaded)) => loaded,
             Ok(None) => return Reload::Unchanged,
@@ -267,6 +270,11 @@ impl Deployer {
         };
         let (app, component, bytes) = loaded;
         let commit = self.commit.lock().await;
+        if file_stamp(path) != stamp {
+            // Rewritten while this version compiled (an upload, a newer save): whatever wrote
+            // it takes its content live; this older one must not land after it.
+            return Reload::Unchanged;
+        }
         if let Err(refusal) = self.claim(&app) {
             return self.reload_failed(name, refusal.to_string());
         }
@@ -389,6 +397,7 @@ impl Deployer {
     ///
     /// If it cannot be deleted; the app then stays mounted.
     pub(crate) async fn remove(self: &Arc<Self>, name: &str) -> anyhow::Result<bool> {
+        let _write = self.write_lock().await;
         let _commit = self.commit.lock().await;
         let this = self.clone();
         let owned_name = name.to_owned();
@@ -404,6 +413,16 @@ impl Deployer {
             tracing::info!(app = name, "removed");
         }
         Ok(had_file || was_mounted)
+    }
+}
+
+impl Deployer {
+    /// The store's write lock, held (when it has one) from storing to the registry's swap.
+    async fn write_lock(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.store.write_lock() {
+            Some(lock) => Some(lock.lock_owned().await),
+            None => None,
+        }
     }
 }
 

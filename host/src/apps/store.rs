@@ -58,6 +58,18 @@ pub(crate) trait AppStore: Send + Sync {
     ///
     /// Any I/O failure other than the app being absent.
     fn remove(&self, name: &str) -> anyhow::Result<bool>;
+
+    /// The lock a write holds from before it is stored until the live table reflects it, when
+    /// others (a shared store's catch-up) change the table too. Take it before
+    /// [`AppStore::install`] or [`AppStore::remove`], in async code.
+    fn write_lock(&self) -> Option<std::sync::Arc<tokio::sync::Mutex<()>>> {
+        None
+    }
+
+    /// Whether other nodes share this store (their versions arrive here to be compiled).
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
 impl<T: AppStore + ?Sized> AppStore for std::sync::Arc<T> {
@@ -78,6 +90,12 @@ impl<T: AppStore + ?Sized> AppStore for std::sync::Arc<T> {
     }
     fn remove(&self, name: &str) -> anyhow::Result<bool> {
         (**self).remove(name)
+    }
+    fn write_lock(&self) -> Option<std::sync::Arc<tokio::sync::Mutex<()>>> {
+        (**self).write_lock()
+    }
+    fn is_shared(&self) -> bool {
+        (**self).is_shared()
     }
 }
 

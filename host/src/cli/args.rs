@@ -139,7 +139,12 @@ pub struct ServeArgs {
     /// The shared store of a cluster: a PostgreSQL URL, `postgres://USER[:PASSWORD]@HOST:PORT/DB`
     /// (the password may come from PGPASSWORD). Every node given the same store serves the
     /// same apps and launched instances. Without it, the apps folder is the store.
-    #[arg(long, env = "WASMOUNT_STORE", value_name = "URL")]
+    #[arg(
+        long,
+        env = "WASMOUNT_STORE",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub store: Option<String>,
 
     /// This node's own cache: compiled artifacts, and the components of a --store. Default:

@@ -2,7 +2,8 @@
 //! instances) into a PostgreSQL store and back, so a single node grows into a cluster
 //! without uploading anything again. Components are copied as they are; nodes compile them.
 
-use crate::apps::postgres::Database;
+use crate::apps::names::Holder;
+use crate::apps::postgres::{Database, Launched};
 use crate::apps::store::{AppStore as _, FolderStore, scan_apps};
 use crate::client::sha256_hex;
 use crate::launches::INSTANCES_DIR;
@@ -68,22 +69,21 @@ async fn import(folder: &Path, url: &str) -> anyhow::Result<()> {
         }
         apps += 1;
     }
-    let mut instances = 0;
+    let (mut instances, mut already) = (0, 0);
     if folder.join(INSTANCES_DIR).is_dir() {
         for instance in FolderInstances::open(folder)?.load()? {
-            let stored = db
-                .put_instance(&row_of(&instance), usize::MAX, u64::MAX)
-                .await?;
-            anyhow::ensure!(
-                stored == crate::apps::postgres::Launched::Stored,
-                "instance `{}` not imported: {stored:?}",
-                instance.name
-            );
-            instances += 1;
+            let row = row_of(&instance);
+            match db.put_instance(&row, usize::MAX, u64::MAX).await? {
+                Launched::Stored => instances += 1,
+                // Imported by an earlier run: importing again is harmless.
+                Launched::NameTaken(Holder::Launch) => already += 1,
+                refused => anyhow::bail!("instance `{}` not imported: {refused:?}", row.name),
+            }
         }
     }
     println!(
-        "imported {apps} app(s) and {instances} launched instance(s) into {}",
+        "imported {apps} app(s) and {instances} launched instance(s) into {} \
+         ({already} instance(s) were there already)",
         db.shown()
     );
     Ok(())

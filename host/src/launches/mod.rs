@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use store::{Deleted, FolderInstances, InstanceStore};
+use store::{Deleted, Expiry, FolderInstances, InstanceStore};
 
 mod record;
 pub(crate) mod store;
@@ -346,6 +346,7 @@ impl Instances {
             Some(name) => return Err(LaunchError::BadName(name.to_owned())),
             None => generated_name(app).into(),
         };
+        let _write = self.write_lock().await;
         {
             let mut table = self.table.write().unwrap();
             if table.live.contains_key(&name) || table.reserved.contains(&name) {
@@ -365,7 +366,8 @@ impl Instances {
             table.reserved.insert(name.clone());
             table.input_bytes += input.len() as u64;
         }
-        let created = SystemTime::now();
+        // Whole milliseconds, as stored: the store's copy is recognized as this same launch.
+        let created = UNIX_EPOCH + Duration::from_millis(millis_since_epoch(SystemTime::now()));
         let instance = Arc::new(Instance::new(
             name.clone(),
             app.into(),
@@ -382,7 +384,7 @@ impl Instances {
         let mut table = self.table.write().unwrap();
         table.reserved.remove(&name);
         match written {
-            Ok(_hold) => {
+            Ok(()) => {
                 table.live.insert(name, instance.clone());
                 Ok(instance)
             }
@@ -400,6 +402,7 @@ impl Instances {
     ///
     /// If its file cannot be deleted; it is then still live.
     pub(crate) async fn remove(&self, name: &str) -> anyhow::Result<bool> {
+        let _write = self.write_lock().await;
         let Some(instance) = self.retire(name, |_| true) else {
             return Ok(false);
         };
@@ -409,7 +412,7 @@ impl Instances {
             .map_err(anyhow::Error::from)
             .and_then(|deleted| deleted);
         match deleted {
-            Ok((_, _hold)) => {
+            Ok(_) => {
                 self.finish_retiring(&instance, true);
                 Ok(true)
             }
@@ -460,6 +463,14 @@ impl Instances {
             .into_iter()
             .filter(|instance| instance.app.as_ref() == app)
             .collect();
+        if self.store.shared() {
+            // The shared store deleted them with the app, in the same transaction.
+            let _write = self.write_lock().await;
+            for instance in &of_app {
+                self.forget_launch(instance);
+            }
+            return Ok(of_app.len());
+        }
         let mut removed = 0;
         for instance in of_app {
             removed += usize::from(self.remove(&instance.name).await?);
@@ -482,33 +493,87 @@ impl Instances {
             return 0;
         };
         let now = SystemTime::now();
-        let unused_since = now.checked_sub(idle_timeout);
+        let Some(unused_since) = now.checked_sub(idle_timeout) else {
+            return 0;
+        };
         let mut removed = 0;
         for instance in all {
-            let expired = |live: &Instance| live.is_expired(Some(idle_timeout), now);
-            let Some(retired) = self.retire(&instance.name, expired) else {
+            if !instance.is_expired(Some(idle_timeout), now) {
                 continue;
-            };
-            match self.store.delete(&instance.name, unused_since) {
-                Ok((Deleted::Yes, _hold)) => {
-                    self.finish_retiring(&retired, true);
-                    removed += 1;
-                }
-                Ok((Deleted::AlreadyGone, _hold)) => self.finish_retiring(&retired, true),
-                Ok((Deleted::Kept(last_used), _hold)) => {
-                    retired.used_at(last_used);
-                    self.finish_retiring(&retired, false);
-                }
-                Err(error) => {
-                    tracing::warn!(instance = %instance.name, "expiring: {error:#}");
-                    self.finish_retiring(&retired, false);
-                }
             }
+            let expiry = Expiry {
+                unused_since,
+                created: instance.created,
+            };
+            let expired = if self.store.shared() {
+                self.expire_shared(&instance, expiry)
+            } else {
+                self.expire_here(&instance, expiry)
+            };
+            removed += usize::from(expired);
         }
         if removed > 0 {
             tracing::info!("{removed} idle instance(s) expired");
         }
         removed
+    }
+
+    /// Expires `instance` from this node's own store: taken out first (a request cannot start
+    /// on it meanwhile), then deleted, or put back if that fails. Returns whether it expired.
+    fn expire_here(&self, instance: &Instance, expiry: Expiry) -> bool {
+        let Some(retired) = self.retire(&instance.name, |live| {
+            live.is_expired(self.limits.idle_timeout, SystemTime::now())
+        }) else {
+            return false;
+        };
+        let deleted = self.store.delete(&instance.name, Some(expiry));
+        if let Err(error) = &deleted {
+            tracing::warn!(instance = %instance.name, "expiring: {error:#}");
+        }
+        self.finish_retiring(&retired, deleted.is_ok());
+        deleted.is_ok()
+    }
+
+    /// Expires `instance` from the shared store, where exactly one node's expiry wins and a
+    /// use recorded by another node keeps it; only then is it taken out here (it keeps
+    /// serving meanwhile). Returns whether this node expired it. Blocking.
+    fn expire_shared(&self, instance: &Arc<Instance>, expiry: Expiry) -> bool {
+        let lock = self.store.write_lock();
+        let _write = lock.as_ref().map(|lock| lock.blocking_lock());
+        match self.store.delete(&instance.name, Some(expiry)) {
+            Ok(Deleted::Yes) => {
+                self.forget_launch(instance);
+                true
+            }
+            Ok(Deleted::AlreadyGone) => {
+                self.forget_launch(instance);
+                false
+            }
+            Ok(Deleted::Kept(last_used)) => {
+                instance.used_at(last_used);
+                false
+            }
+            Err(error) => {
+                tracing::warn!(instance = %instance.name, "expiring: {error:#}");
+                false
+            }
+        }
+    }
+
+    /// Takes `instance` out of the table and frees its name, if it is still the live one.
+    fn forget_launch(&self, instance: &Arc<Instance>) {
+        let mut table = self.table.write().unwrap();
+        if table.take_out(instance) {
+            self.names.free(&instance.name, Holder::Launch);
+        }
+    }
+
+    /// The store's write lock, held (when it has one) across a write and the table's update.
+    async fn write_lock(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.store.write_lock() {
+            Some(lock) => Some(lock.lock_owned().await),
+            None => None,
+        }
     }
 
     /// Sweeps in the background, as often as the idle timeout needs (at most every minute;
@@ -560,16 +625,11 @@ impl Instances {
         table.live.insert(instance.name.clone(), Arc::new(instance));
     }
 
-    /// Takes instance `name` out of the table (it was deleted from the shared store), unless
-    /// it is being written here right now.
+    /// Takes instance `name` out of the table (it was deleted from the shared store).
     pub(crate) fn forget(&self, name: &str) {
-        let mut table = self.table.write().unwrap();
-        if table.reserved.contains(name) {
-            return;
-        }
-        if let Some(live) = table.live.get(name).cloned() {
-            table.take_out(&live);
-            self.names.free(name, Holder::Launch);
+        let live = self.table.read().unwrap().live.get(name).cloned();
+        if let Some(live) = live {
+            self.forget_launch(&live);
         }
     }
 

@@ -12,9 +12,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Held by a write until the launch table reflects it, so a catch-up from the shared store
-/// never applies an older view of the same name in between. `None` for the folder.
-pub(crate) type Hold = Option<tokio::sync::OwnedMutexGuard<()>>;
+/// An expiry's conditions: the launch created at `created`, unused since `unused_since`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expiry {
+    /// Its last use must be older than this.
+    pub unused_since: SystemTime,
+    /// When the expiring launch was created (a newer launch under its name is not it).
+    pub created: SystemTime,
+}
 
 /// What deleting an instance did.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,6 +31,10 @@ pub(crate) enum Deleted {
     /// It was used since (on another node): kept, with its last recorded use.
     Kept(SystemTime),
 }
+
+/// A launch table's write lock: held from before a launch or delete is stored until the
+/// table reflects it, so a shared store's catch-up never applies an older view in between.
+pub(crate) type WriteLock = Option<Arc<tokio::sync::Mutex<()>>>;
 
 /// Durable storage of launched instances.
 pub(crate) trait InstanceStore: Send + Sync {
@@ -41,18 +50,14 @@ pub(crate) trait InstanceStore: Send + Sync {
     /// # Errors
     ///
     /// [`LaunchError`]; nothing is stored then.
-    fn write(&self, instance: &Instance, limits: &LaunchLimits) -> Result<Hold, LaunchError>;
+    fn write(&self, instance: &Instance, limits: &LaunchLimits) -> Result<(), LaunchError>;
 
-    /// Deletes instance `name`; with `unused_since`, only if it was not used since then.
+    /// Deletes instance `name`; for an `expiry`, only if its conditions hold.
     ///
     /// # Errors
     ///
     /// If the store cannot delete it.
-    fn delete(
-        &self,
-        name: &str,
-        unused_since: Option<SystemTime>,
-    ) -> anyhow::Result<(Deleted, Hold)>;
+    fn delete(&self, name: &str, expiry: Option<Expiry>) -> anyhow::Result<Deleted>;
 
     /// Records the last uses of instances (best effort: a failure is logged).
     fn record_uses(&self, uses: &[(Arc<str>, SystemTime)]);
@@ -60,6 +65,11 @@ pub(crate) trait InstanceStore: Send + Sync {
     /// Whether the store, not this node's view, decides when an instance has gone unused
     /// too long (other nodes serve it too).
     fn shared(&self) -> bool;
+
+    /// The lock writes hold (see [`WriteLock`]); `None` when nobody else changes the table.
+    fn write_lock(&self) -> WriteLock {
+        None
+    }
 }
 
 /// The apps folder's `.instances/`: one small JSON file per instance, its modification time
@@ -127,23 +137,14 @@ impl InstanceStore for FolderInstances {
         Ok(loaded)
     }
 
-    fn write(&self, instance: &Instance, _limits: &LaunchLimits) -> Result<Hold, LaunchError> {
-        write_atomically(
-            &self.dir,
-            &self.path(&instance.name),
-            encode(instance).as_bytes(),
-        )
-        .map_err(LaunchError::Store)?;
-        Ok(None)
+    fn write(&self, instance: &Instance, _limits: &LaunchLimits) -> Result<(), LaunchError> {
+        let path = self.path(&instance.name);
+        write_atomically(&self.dir, &path, encode(instance).as_bytes()).map_err(LaunchError::Store)
     }
 
-    fn delete(
-        &self,
-        name: &str,
-        _unused_since: Option<SystemTime>,
-    ) -> anyhow::Result<(Deleted, Hold)> {
+    fn delete(&self, name: &str, _expiry: Option<Expiry>) -> anyhow::Result<Deleted> {
         remove_file(&self.dir, &self.path(name))?;
-        Ok((Deleted::Yes, None))
+        Ok(Deleted::Yes)
     }
 
     fn record_uses(&self, uses: &[(Arc<str>, SystemTime)]) {
@@ -182,43 +183,37 @@ impl InstanceStore for SharedInstances {
         Ok(Vec::new())
     }
 
-    fn write(&self, instance: &Instance, limits: &LaunchLimits) -> Result<Hold, LaunchError> {
+    fn write(&self, instance: &Instance, limits: &LaunchLimits) -> Result<(), LaunchError> {
         let row = row_of(instance);
-        self.runtime.block_on(async {
-            let hold = self.db.sync.clone().lock_owned().await;
-            let stored = self
-                .db
-                .put_instance(&row, limits.max_instances, limits.max_input_total)
-                .await
-                .map_err(|error| LaunchError::Store(error.into()))?;
-            match stored {
-                Launched::Stored => Ok(Some(hold)),
-                Launched::NameTaken(holder) => Err(LaunchError::NameTaken(row.name, holder)),
-                Launched::NoApp => Err(LaunchError::NoApp(row.app)),
-                Launched::Full(count) => Err(LaunchError::Full(count)),
-                Launched::InputsFull(held) => Err(LaunchError::InputsFull {
-                    held,
-                    limit: limits.max_input_total,
-                }),
-            }
-        })
+        let stored = self
+            .runtime
+            .block_on(
+                self.db
+                    .put_instance(&row, limits.max_instances, limits.max_input_total),
+            )
+            .map_err(|error| LaunchError::Store(error.into()))?;
+        match stored {
+            Launched::Stored => Ok(()),
+            Launched::NameTaken(holder) => Err(LaunchError::NameTaken(row.name, holder)),
+            Launched::NoApp => Err(LaunchError::NoApp(row.app)),
+            Launched::Full(count) => Err(LaunchError::Full(count)),
+            Launched::InputsFull(held) => Err(LaunchError::InputsFull {
+                held,
+                limit: limits.max_input_total,
+            }),
+        }
     }
 
-    fn delete(
-        &self,
-        name: &str,
-        unused_since: Option<SystemTime>,
-    ) -> anyhow::Result<(Deleted, Hold)> {
-        self.runtime.block_on(async {
-            let hold = self.db.sync.clone().lock_owned().await;
-            let before = unused_since.map(|at| millis_since_epoch(at) as i64);
-            let (deleted, last_used) = self.db.delete_instance(name, before).await?;
-            let outcome = match (deleted, last_used) {
-                (true, _) => Deleted::Yes,
-                (false, Some(last_used)) => Deleted::Kept(time_of(last_used)),
-                (false, None) => Deleted::AlreadyGone,
-            };
-            Ok((outcome, Some(hold)))
+    fn delete(&self, name: &str, expiry: Option<Expiry>) -> anyhow::Result<Deleted> {
+        let millis = |at: SystemTime| millis_since_epoch(at) as i64;
+        let condition = expiry.map(|e| (millis(e.unused_since), millis(e.created)));
+        let (deleted, last_used) = self
+            .runtime
+            .block_on(self.db.delete_instance(name, condition))?;
+        Ok(match (deleted, last_used) {
+            (true, _) => Deleted::Yes,
+            (false, Some(last_used)) => Deleted::Kept(time_of(last_used)),
+            (false, None) => Deleted::AlreadyGone,
         })
     }
 
@@ -237,6 +232,10 @@ impl InstanceStore for SharedInstances {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn write_lock(&self) -> WriteLock {
+        Some(self.db.sync.clone())
     }
 }
 

@@ -4,7 +4,7 @@
 //! fetching a component's bytes only when the mirror lacks that content.
 
 use super::{AppRow, Database, StoreError};
-use crate::apps::names::Holder;
+use crate::apps::names::{Holder, is_valid_app_name};
 use crate::apps::store::{AppFile, AppStore, FolderStore};
 use crate::client::sha256_hex;
 use std::path::{Path, PathBuf};
@@ -60,6 +60,10 @@ impl SharedStore {
         name: &str,
         row: Option<&AppRow>,
     ) -> anyhow::Result<bool> {
+        anyhow::ensure!(
+            is_valid_app_name(name),
+            "the store holds an app named `{name}`: not a valid app name"
+        );
         let Some(row) = row else {
             return self.unmirror(name).await;
         };
@@ -138,10 +142,9 @@ impl AppStore for SharedStore {
     }
 
     /// Commits the app to the database (refused with [`NameHeld`] when a launched instance
-    /// anywhere holds the name), then writes the mirror.
+    /// anywhere holds the name), then writes the mirror. The caller holds the write lock.
     fn install(&self, name: &str, bytes: &[u8], manifest: Option<&str>) -> anyhow::Result<()> {
         self.runtime.block_on(async {
-            let _sync = self.db.sync.lock().await;
             let sha256 = sha256_hex(bytes);
             if let Err(holder) = self.db.put_app(name, &sha256, bytes, manifest).await? {
                 return Err(NameHeld(name.to_owned(), holder).into());
@@ -150,12 +153,19 @@ impl AppStore for SharedStore {
         })
     }
 
+    /// Deletes the app (and its launched instances) from the database, then from the
+    /// mirror. The caller holds the write lock.
     fn remove(&self, name: &str) -> anyhow::Result<bool> {
-        self.runtime.block_on(async {
-            let _sync = self.db.sync.lock().await;
-            let stored = self.db.delete_app(name).await?;
-            Ok(self.mirror.remove(name)? || stored)
-        })
+        let stored = self.runtime.block_on(self.db.delete_app(name))?;
+        Ok(self.mirror.remove(name)? || stored)
+    }
+
+    fn write_lock(&self) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        Some(self.db.sync.clone())
+    }
+
+    fn is_shared(&self) -> bool {
+        true
     }
 }
 

@@ -15,7 +15,7 @@ use tokio_postgres::{Client, NoTls};
 /// How long connecting may take before the store counts as unavailable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one read or transaction may take before the store counts as unavailable.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
+const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The channel every committed change is announced on (payload: its version).
 pub(crate) const CHANNEL: &str = "wasmount_changes";
 
@@ -82,9 +82,17 @@ impl Database {
         &self.shown
     }
 
+    /// `postgres://HOST:PORT/DB`: the store without its user, for public pages.
+    pub(crate) fn address(&self) -> String {
+        match self.shown.split_once('@') {
+            Some((_, place)) => format!("postgres://{place}"),
+            None => self.shown.clone(),
+        }
+    }
+
     /// A new connection, driven on its own task; errors name the store.
     async fn connect(&self) -> Result<Client, StoreError> {
-        let (client, connection) = self.connect_raw().await?;
+        let (client, connection) = self.connect_raw("wasmount").await?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!("store connection ended: {error}");
@@ -93,10 +101,11 @@ impl Database {
         Ok(client)
     }
 
-    /// A new connection and the future that drives it (for the listener, which reads the
-    /// notifications off it).
+    /// A new connection, named `application_name` in the server's activity view, and the
+    /// future that drives it (for the listener, which reads the notifications off it).
     pub(crate) async fn connect_raw(
         &self,
+        application_name: &str,
     ) -> Result<
         (
             Client,
@@ -104,7 +113,9 @@ impl Database {
         ),
         StoreError,
     > {
-        match tokio::time::timeout(CONNECT_TIMEOUT, self.config.connect(NoTls)).await {
+        let mut config = self.config.clone();
+        config.application_name(application_name);
+        match tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls)).await {
             Ok(Ok(connected)) => Ok(connected),
             Ok(Err(error)) => Err(self.error(&error)),
             Err(_) => Err(self.unavailable(format!(
@@ -157,10 +168,10 @@ impl Database {
     /// socket, a closed connection) makes the store unavailable.
     fn error(&self, error: &tokio_postgres::Error) -> StoreError {
         match error.as_db_error() {
-            // The server is shutting down or starting up: it will be back.
-            Some(db) if db.code().code().starts_with("57P") => {
-                self.unavailable(db.message().into())
-            }
+            // Worth trying again: connection trouble (08), too many connections or out of
+            // resources (53), shutting down or cancelled (57), a serialization failure or
+            // deadlock (40), a lock timeout (55P03).
+            Some(db) if is_transient(db.code().code()) => self.unavailable(db.message().into()),
             Some(db) => StoreError::Failed {
                 store: self.shown.clone(),
                 reason: db.message().into(),
@@ -168,6 +179,14 @@ impl Database {
             None => self.unavailable(one_line(error)),
         }
     }
+}
+
+/// Whether an SQLSTATE says the database may well do it on a later try.
+fn is_transient(code: &str) -> bool {
+    ["08", "53", "57", "40"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || code == "55P03"
 }
 
 /// A driver error on one line: its own text and its source's.
@@ -214,6 +233,16 @@ pub(crate) fn parse_url(url: &str) -> anyhow::Result<tokio_postgres::Config> {
     }
     config.application_name("wasmount");
     config.connect_timeout(CONNECT_TIMEOUT);
+    // A node that stalls (paused, cut off) mid-write must not hold the cluster's write lock
+    // for long: the server ends its transaction, and the socket notices a dead peer.
+    let options = format!(
+        "{} -c lock_timeout=10s -c idle_in_transaction_session_timeout=30s",
+        config.get_options().unwrap_or_default()
+    );
+    config.options(options.trim());
+    config.keepalives(true);
+    config.keepalives_idle(Duration::from_secs(15));
+    config.tcp_user_timeout(Duration::from_secs(30));
     Ok(config)
 }
 
@@ -232,18 +261,34 @@ fn shown_url(config: &tokio_postgres::Config) -> String {
     )
 }
 
-/// `url` with any password replaced by `***`, for messages.
+/// `url` with any password (in the user part or a `password=` parameter) replaced by
+/// `***`, for messages.
 pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+    let (url, query) = url
+        .split_once('?')
+        .map_or((url, None), |(u, q)| (u, Some(q)));
+    let mut shown = match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+                None => format!("{scheme}://{rest}"),
+            },
+            None => format!("{scheme}://{rest}"),
+        },
         None => url.to_owned(),
+    };
+    if let Some(query) = query {
+        let parameters: Vec<String> = query
+            .split('&')
+            .map(|parameter| match parameter.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => parameter.to_owned(),
+            })
+            .collect();
+        shown.push('?');
+        shown.push_str(&parameters.join("&"));
     }
+    shown
 }
 
 #[cfg(test)]
@@ -261,6 +306,10 @@ mod tests {
         assert!(refusal("postgres://app@h:5432/db?sslmode=require").contains("TLS"));
         assert!(refusal("postgres://app@h:5432").contains("no database"));
         assert_eq!(redact("postgres://u:p@h/d"), "postgres://u:***@h/d");
+        assert_eq!(redact("postgres://u:p@ss@h/d"), "postgres://u:***@h/d");
+        let query = "postgres://u@h/d?password=p&x=1";
+        assert_eq!(redact(query), "postgres://u@h/d?password=***&x=1");
         assert_eq!(redact("postgres://u@h/d"), "postgres://u@h/d");
+        assert!(!refusal("postgres://app@h:5432?password=hunter2").contains("hunter2"));
     }
 }

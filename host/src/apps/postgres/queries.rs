@@ -284,31 +284,35 @@ impl Database {
         self.settle(&mut slot, outcome)
     }
 
-    /// Deletes instance `name` — only if its last recorded use is before `unused_since_ms`,
-    /// when given (an expiry: exactly one node's succeeds). Returns whether it was deleted,
-    /// and otherwise its last recorded use, if it still exists.
+    /// Deletes instance `name`; for an expiry (`Some((unused_since_ms, created_ms))`), only
+    /// the launch created then, and only if its last recorded use is older (exactly one
+    /// node's expiry succeeds). Returns whether it was deleted, and otherwise the last
+    /// recorded use of that same launch, if it still exists.
     pub(crate) async fn delete_instance(
         &self,
         name: &str,
-        unused_since_ms: Option<i64>,
+        expiry: Option<(i64, i64)>,
     ) -> std::result::Result<(bool, Option<i64>), StoreError> {
-        let before = unused_since_ms.unwrap_or(i64::MAX);
+        let (before, created) = expiry.map_or((i64::MAX, None), |(b, c)| (b, Some(c)));
         let mut slot = self.connection().await?;
         let client = slot.as_mut().expect("connected");
         let outcome = tokio::time::timeout(QUERY_TIMEOUT, async {
             let transaction = client.transaction().await?;
             let version = begin_change(&transaction).await?;
+            let same_launch = "name = $1 AND ($2::bigint IS NULL OR created_ms = $2)";
             let deleted = transaction
                 .execute(
-                    "DELETE FROM wasmount_instances WHERE name = $1 AND last_used_ms < $2",
-                    &[&name, &before],
+                    &format!(
+                        "DELETE FROM wasmount_instances WHERE {same_launch} AND last_used_ms < $3"
+                    ),
+                    &[&name, &created, &before],
                 )
                 .await?;
             if deleted == 0 {
                 let last_used = transaction
                     .query_opt(
-                        "SELECT last_used_ms FROM wasmount_instances WHERE name = $1",
-                        &[&name],
+                        &format!("SELECT last_used_ms FROM wasmount_instances WHERE {same_launch}"),
+                        &[&name, &created],
                     )
                     .await?
                     .map(|row| row.get(0));

@@ -176,11 +176,17 @@ async fn upload(server: &Server, name: &str, request: Request<Incoming>) -> ApiR
         flag: "--max-upload",
     };
     let (component, manifest) = read_upload(request, limit).await?;
-    let deployed = server
-        .deployer
-        .deploy_upload(name, component, manifest)
-        .await
-        .map_err(|refusal| deploy_refusal(name, refusal))?;
+    // On a task of its own: a client that goes away mid-way never leaves the store and the
+    // registry disagreeing.
+    let (deployer, owned_name) = (server.deployer.clone(), name.to_owned());
+    let deployed = tokio::spawn(async move {
+        deployer
+            .deploy_upload(&owned_name, component, manifest)
+            .await
+    })
+    .await
+    .map_err(|panic| ApiError::internal("deploying", &anyhow::anyhow!("{panic}")))?
+    .map_err(|refusal| deploy_refusal(name, refusal))?;
     let base_path = &server.config.base_path;
     let deploys = server.deployer.registry().deploys(name);
     let mut info = AppInfo::new(base_path, name, None, None, deploys);
@@ -226,16 +232,21 @@ fn deploy_refusal(name: &str, refusal: DeployError) -> ApiError {
 
 /// Deletes the app and its launched instances, and says how many instances went with it.
 async fn remove(server: &Server, name: &str) -> ApiResult {
-    let removed = server
-        .deployer
-        .remove(name)
+    let (deployer, launches, owned_name) = (
+        server.deployer.clone(),
+        server.launches.clone(),
+        name.to_owned(),
+    );
+    let removal = tokio::spawn(async move {
+        let removed = deployer.remove(&owned_name).await?;
+        let instances = launches.remove_app(&owned_name).await?;
+        anyhow::Ok((removed, instances))
+    });
+    let (removed, instances) = removal
         .await
+        .map_err(anyhow::Error::from)
+        .and_then(|removed| removed)
         .map_err(|error| ApiError::internal("removing the app", &error))?;
-    let instances = server
-        .launches
-        .remove_app(name)
-        .await
-        .map_err(|error| ApiError::internal("removing the app's instances", &error))?;
     if !removed && instances == 0 {
         return Err(ApiError::not_found(format!("no app named `{name}`")));
     }

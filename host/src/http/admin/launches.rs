@@ -47,7 +47,14 @@ async fn route(server: &Server, rest: &str, request: Request<Incoming>) -> ApiRe
     let Some(name) = rest.strip_prefix('/').filter(|name| !name.contains('/')) else {
         return Err(ApiError::not_found("no such admin endpoint"));
     };
-    let Some(launch) = server.launches.peek(name) else {
+    let mut found = server.launches.peek(name);
+    if found.is_none()
+        && let Some(follower) = &server.follower
+    {
+        follower.read_through().await; // launched on another node a moment ago?
+        found = server.launches.peek(name);
+    }
+    let Some(launch) = found else {
         return Err(ApiError::not_found(format!("no instance named `{name}`")));
     };
     match method {
@@ -55,10 +62,18 @@ async fn route(server: &Server, rest: &str, request: Request<Incoming>) -> ApiRe
             StatusCode::OK,
             &InstanceInfo::new(base_path, &origin, &launch, true),
         )),
-        Method::DELETE => match server.launches.remove(name).await {
-            Ok(_) => Ok(no_content()),
-            Err(error) => Err(ApiError::internal("deleting the instance", &error)),
-        },
+        Method::DELETE => {
+            // On a task of its own, so a client going away cannot cut it short.
+            let (launches, owned_name) = (server.launches.clone(), name.to_owned());
+            let removed = tokio::spawn(async move { launches.remove(&owned_name).await })
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|removed| removed);
+            match removed {
+                Ok(_) => Ok(no_content()),
+                Err(error) => Err(ApiError::internal("deleting the instance", &error)),
+            }
+        }
         _ => Err(ApiError::method_not_allowed("GET, HEAD, DELETE")),
     }
 }
@@ -106,11 +121,13 @@ async fn launch(server: &Server, origin: &str, request: Request<Incoming>) -> Ap
             "no app named `{app}` is mounted"
         )));
     }
-    let launched = server
-        .launches
-        .launch(&app, input, launch.name.as_deref())
-        .await
-        .map_err(|refusal| launch_refusal(&app, refusal))?;
+    // On a task of its own, so a client going away cannot cut it short.
+    let (launches, owned_app, name) = (server.launches.clone(), app.clone(), launch.name);
+    let launched =
+        tokio::spawn(async move { launches.launch(&owned_app, input, name.as_deref()).await })
+            .await
+            .unwrap_or_else(|panic| Err(LaunchError::Store(panic.into())))
+            .map_err(|refusal| launch_refusal(&app, refusal))?;
     if server.deployer.registry().get(&app).is_none() {
         // The app was deleted while this launch was written: its instances go with it.
         let _ = server.launches.remove(&launched.name).await;
