@@ -45,6 +45,15 @@ PGPASSWORD=bench-db-password "$pg_bin/psql" -q -h 127.0.0.1 -p $PG_PORT -U postg
   -c "CREATE ROLE wasmount LOGIN PASSWORD 'bench'" -c "CREATE DATABASE wasmount OWNER wasmount"
 store="postgres://wasmount:bench@127.0.0.1:$PG_PORT/wasmount"
 
+wait_quiet() { # until the nodes use under 5% of a core for a second (at most 5 minutes)
+  local before after
+  for _ in $(seq 1 300); do
+    before=0; for pid in "${pids[@]}"; do before=$((before + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0))); done
+    sleep 1
+    after=0; for pid in "${pids[@]}"; do after=$((after + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0))); done
+    [ $((after - before)) -lt 5 ] && return 0
+  done
+}
 start_node() { # ADDR CACHE_DIR
   WASMOUNT_LOG=warn WASMOUNT_ADMIN_TOKEN=$TOKEN "$wasmount" serve --store "$store" \
     --listen "$1" --cache-dir "$2" --apps "$work/no-apps" 2>>"$work/nodes.log" &
@@ -73,12 +82,13 @@ $(for i in 0 1 2; do echo "  server node$i ${NODES[$i]}"; done)
 EOF
 haproxy -q -f "$work/haproxy.cfg" & pids+=($!)
 
-echo "== 1. upload -> every other node ($ROUNDS uploads of hello, each distinct)"
+echo "== 1. upload -> every other node ($ROUNDS uploads of hello, each distinct, ${PAUSE_MS:-1000} ms apart)"
 "$measure" propagation "$TOKEN" "$guests/hello.wasm" "$ROUNDS" "${NODES[0]}" "${NODES[1]}" "${NODES[2]}"
 
 echo
 echo "== 2. launch -> first request on another node ($ROUNDS launches)"
 curl -sf -o /dev/null -X PUT -H "authorization: Bearer $TOKEN" --data-binary @"$guests/hello.wasm" "http://${NODES[0]}/_wasmount/apps/hello"
+wait_for "http://${NODES[1]}/hello/"   # compiled there: what follows measures the read-through
 "$measure" launch "$TOKEN" hello "$ROUNDS" "${NODES[0]}" "${NODES[1]}"
 
 echo
@@ -96,6 +106,7 @@ done
 echo
 echo "== 4. a fresh node, empty cache, $APPS distinct apps in the store"
 "$measure" fill "$TOKEN" "$guests/hello.wasm" "$APPS" "${NODES[0]}"
+wait_quiet   # the nodes' background optimizing compiles of those apps
 started=$(date +%s%N)
 start_node "$FRESH" "$work/cache-fresh"
 for _ in $(seq 1 1200); do curl -s -o /dev/null "http://$FRESH/" && break; sleep 0.05; done

@@ -3,7 +3,9 @@
 //! - `propagation TOKEN COMPONENT ROUNDS WRITER READER…`: uploads ROUNDS new apps (the
 //!   component made distinct by a custom section) on WRITER; for each, the time from the
 //!   upload's answer until every READER serves it, learned from the store's notification
-//!   (each reader's table is polled through the admin API, which never reads through);
+//!   (each reader's table is polled through the admin API, which never reads through).
+//!   `PAUSE_MS` (default 1000) apart, so the nodes' background optimizing compiles of one
+//!   round do not slow the next;
 //! - `launch TOKEN APP ROUNDS WRITER READER`: launches APP on WRITER and sends the first
 //!   request for the new instance to READER at once (it reads through to the store);
 //! - `fill TOKEN COMPONENT COUNT WRITER`: uploads COUNT distinct apps `fill-N`;
@@ -89,6 +91,8 @@ async fn propagation(
 ) {
     let bytes = std::fs::read(component).expect("reading the component");
     let run = std::process::id();
+    let pause_ms = std::env::var("PAUSE_MS").map_or(1000, |ms| ms.parse().expect("PAUSE_MS"));
+    let pause = Duration::from_millis(pause_ms);
     let mut known = Vec::new();
     let mut served = Vec::new();
     for round in 0..rounds {
@@ -111,6 +115,7 @@ async fn propagation(
         }
         known.push(slowest_known);
         served.push(uploaded.elapsed());
+        tokio::time::sleep(pause).await;
     }
     report(
         "upload -> known to every other node (notification)",

@@ -65,8 +65,10 @@ impl Deployer {
             .boxed();
         let id = self.registry.insert_loading(name.clone(), outcome);
         let this = self.clone();
+        self.first_loads.send_modify(|waiting| *waiting += 1);
         tokio::spawn(async move {
             let slot = this.compile_slots.acquire().await;
+            let _counted = FirstLoad(&this.first_loads);
             let compiler = this.clone();
             let path = file.path.clone();
             let result = tokio::task::spawn_blocking(move || compiler.compile_file(&file))
@@ -252,6 +254,9 @@ impl Deployer {
     fn upgrade_in_background(self: &Arc<Self>, baseline: Arc<App>, bytes: Bytes, path: PathBuf) {
         let this = self.clone();
         tokio::spawn(async move {
+            // Upgrades wait for every first load: a cold node serves all its apps first.
+            let mut first_loads = this.first_loads.subscribe();
+            let _ = first_loads.wait_for(|waiting| *waiting == 0).await;
             let _slot = this.compile_slots.acquire().await;
             let compiler = this.clone();
             let name = baseline.name().clone();
@@ -300,6 +305,15 @@ impl Deployer {
         })
         .await;
         Ok(compiled_or_crashed(name, joined)?)
+    }
+}
+
+/// One first load under way, counted in [`Deployer::first_loads`] until dropped.
+struct FirstLoad<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl Drop for FirstLoad<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|waiting| *waiting -= 1);
     }
 }
 

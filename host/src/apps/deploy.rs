@@ -90,6 +90,8 @@ pub(crate) struct Deployer {
     pub(super) commit: Mutex<()>,
     /// Bounds background compilations: each already uses every core.
     pub(super) compile_slots: Semaphore,
+    /// Apps waiting for their first version to load (optimized upgrades wait for none).
+    pub(super) first_loads: tokio::sync::watch::Sender<usize>,
     /// The largest component file read (the upload limit).
     pub(super) max_component: u64,
 }
@@ -112,6 +114,7 @@ impl Deployer {
             names,
             commit: Mutex::new(()),
             compile_slots: Semaphore::new(parallelism()),
+            first_loads: tokio::sync::watch::Sender::new(0),
             max_component,
         })
     }

@@ -5,7 +5,7 @@
 
 use super::{AppRow, Database, StoreError};
 use crate::apps::names::{Holder, is_valid_app_name};
-use crate::apps::store::{AppFile, AppStore, FolderStore};
+use crate::apps::store::{AppFile, AppStore, FolderStore, TEMP_PREFIX};
 use crate::client::sha256_hex;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -86,10 +86,13 @@ impl SharedStore {
         let (mirror, owned_name, manifest) =
             (self.mirror.clone(), name.to_owned(), row.manifest.clone());
         tokio::task::spawn_blocking(move || {
-            if manifest.is_none() {
-                let _ = std::fs::remove_file(mirror.manifest_path(&owned_name));
+            // The manifest first: a reload that reads the new component sees its settings.
+            let manifest_path = mirror.manifest_path(&owned_name);
+            match manifest {
+                Some(text) => replace_file(&manifest_path, text.as_bytes())?,
+                None => remove_if_there(&manifest_path)?,
             }
-            mirror.install(&owned_name, &bytes, manifest.as_deref())
+            replace_file(&mirror.app_path(&owned_name), &bytes)
         })
         .await??;
         Ok(true)
@@ -166,6 +169,26 @@ impl AppStore for SharedStore {
 
     fn is_shared(&self) -> bool {
         true
+    }
+}
+
+/// Replaces `target` with `bytes` (a temp file renamed over it: never seen half-written). Not
+/// synced to disk: the mirror is a cache, the database holds the truth.
+fn replace_file(target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let dir = target.parent().expect("a file in the mirror folder");
+    let mut temp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.persist(target)?;
+    Ok(())
+}
+
+fn remove_if_there(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
+        _ => Ok(()),
     }
 }
 
