@@ -99,21 +99,20 @@ async fn propagation(
         let name = format!("p{run}-{round}");
         upload(token, writer, &name, distinct(&bytes, &name)).await;
         let uploaded = Instant::now();
-        let mut slowest_known = Duration::ZERO;
+        let (admin_path, app_path) = (format!("/_wasmount/apps/{name}"), format!("/{name}/"));
         for reader in readers {
-            let admin_path = format!("/_wasmount/apps/{name}");
             until("the reader to know the app", async || {
                 get(reader, &admin_path, token).await == StatusCode::OK
             })
             .await;
-            slowest_known = slowest_known.max(uploaded.elapsed());
-            let app_path = format!("/{name}/");
+        }
+        known.push(uploaded.elapsed());
+        for reader in readers {
             until("the reader to serve the app", async || {
                 get(reader, &app_path, "").await == StatusCode::OK
             })
             .await;
         }
-        known.push(slowest_known);
         served.push(uploaded.elapsed());
         tokio::time::sleep(pause).await;
     }

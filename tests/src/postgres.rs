@@ -22,6 +22,8 @@ pub struct Postgres {
     /// `(uid, gid)` of the `postgres` user when running as root.
     run_as: Option<(u32, u32)>,
     running: bool,
+    /// Whether it serves TLS (with a certificate for 127.0.0.1 from [`Postgres::ca_cert`]).
+    tls: bool,
 }
 
 impl Postgres {
@@ -32,6 +34,16 @@ impl Postgres {
     /// If the PostgreSQL server binaries are missing (the message says how to install
     /// them) or the server does not start.
     pub fn start() -> Self {
+        Self::start_inner(false)
+    }
+
+    /// [`Postgres::start`], also serving TLS with a certificate for `127.0.0.1` signed by a
+    /// test CA of its own ([`Postgres::ca_cert`]); plain connections still work.
+    pub fn start_with_tls() -> Self {
+        Self::start_inner(true)
+    }
+
+    fn start_inner(tls: bool) -> Self {
         let bin = server_binaries();
         let dir = tempfile::tempdir().expect("creating a folder for the database");
         let run_as = postgres_user();
@@ -49,7 +61,11 @@ impl Postgres {
             port: free_port(),
             run_as,
             running: false,
+            tls,
         };
+        if tls {
+            server.make_certificates();
+        }
         let password_file = server.dir.path().join("superuser-password");
         std::fs::write(&password_file, SUPERUSER_PASSWORD).unwrap();
         if let Some((uid, gid)) = run_as {
@@ -85,6 +101,95 @@ impl Postgres {
         server
     }
 
+    /// The test CA's certificate (PEM), the root a verifying client trusts.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// A CA, and a server certificate for `127.0.0.1` and `localhost` signed by it.
+    fn make_certificates(&self) {
+        let dir = self.dir.path();
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let steps: [&[&str]; 3] = [
+            &[
+                &["req", "-x509"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.crt",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=wasmount test CA",
+                ],
+            ]
+            .concat(),
+            &[
+                &["req"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+            ],
+        ];
+        for step in steps {
+            let output = Command::new("openssl")
+                .args(step)
+                .current_dir(dir)
+                .output()
+                .expect("running openssl (Debian package openssl)");
+            assert!(
+                output.status.success(),
+                "openssl {step:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let key = dir.join("server.key");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        if let Some((uid, gid)) = self.run_as {
+            for file in ["server.key", "server.crt"] {
+                std::os::unix::fs::chown(dir.join(file), Some(uid), Some(gid)).unwrap();
+            }
+        }
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -104,12 +209,18 @@ impl Postgres {
 
     /// Starts the (stopped) server again on its port, waiting until it accepts logins.
     pub fn start_again(&mut self) {
-        let options = format!(
+        let mut options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}' \
              -c fsync=off -c max_connections=200",
             self.port,
             self.dir.path().display()
         );
+        if self.tls {
+            let dir = self.dir.path().display();
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file='{dir}/server.crt' -c ssl_key_file='{dir}/server.key'"
+            ));
+        }
         let log = self.dir.path().join("server.log");
         self.run_checked(
             "pg_ctl",

@@ -26,12 +26,15 @@ struct Node {
 
 impl Node {
     fn start(store: &Postgres, extra: &[&str]) -> Self {
+        Self::start_with_url(&store.url(), extra)
+    }
+
+    fn start_with_url(url: &str, extra: &[&str]) -> Self {
         let cache = tempfile::tempdir().unwrap();
         let apps = tempfile::tempdir().unwrap();
-        let url = store.url();
         let mut args = vec![
             "--store",
-            &url,
+            url,
             "--cache-dir",
             cache.path().to_str().unwrap(),
             "--apps",
@@ -562,4 +565,72 @@ async fn a_folder_store_moves_into_postgres_and_back() {
         manifest
     );
     assert!(target.join(".instances/kept.json").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_the_store_when_the_url_asks_for_it() {
+    let store = Postgres::start_with_tls();
+    let encrypted = || {
+        store.sql(
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+             WHERE ssl AND application_name LIKE 'wasmount%'",
+        )
+    };
+    let ca = store.ca_cert();
+    let verified = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        store.url(),
+        ca.display()
+    );
+    let node = Node::start_with_url(&verified, &[]);
+    assert_eq!(
+        node.upload("hello", guests::HELLO).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(encrypted(), "2", "the node's two connections use TLS");
+    drop(node);
+
+    // require: encrypted, the certificate not checked (libpq's meaning).
+    let node = Node::start_with_url(&format!("{}?sslmode=require", store.url()), &[]);
+    node.wait_for("/hello/", StatusCode::OK).await;
+    drop(node);
+
+    // verify-full against roots that did not sign the server's certificate: refused at start.
+    let cache = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--cache-dir"])
+        .arg(cache.path())
+        .args(["--store", &format!("{}?sslmode=verify-full", store.url())])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("certificate"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_limits_hold_over_the_whole_cluster() {
+    let store = Postgres::start();
+    let limit = ["--max-launched-instances", "2"];
+    let (a, b) = (Node::start(&store, &limit), Node::start(&store, &limit));
+    assert_eq!(
+        a.upload("hello", guests::HELLO).await.status,
+        StatusCode::CREATED
+    );
+    for node in [&a, &b] {
+        let launched = node
+            .launch(serde_json::json!({"app": "hello", "input": {}}))
+            .await;
+        assert_eq!(launched.status, StatusCode::CREATED, "{}", launched.text());
+    }
+    let third = a
+        .launch(serde_json::json!({"app": "hello", "input": {}}))
+        .await;
+    assert_eq!(
+        third.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        third.text()
+    );
+    assert_eq!(store.sql("SELECT count(*) FROM wasmount_instances"), "2");
 }

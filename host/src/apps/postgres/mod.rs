@@ -6,11 +6,14 @@
 pub(crate) mod mirror;
 mod queries;
 mod schema;
+mod tls;
 
 pub(crate) use queries::{AppRow, Changes, InstanceRow, Launched};
 
 use std::time::Duration;
-use tokio_postgres::{Client, NoTls};
+use tls::TlsSettings;
+use tokio_postgres::Client;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// How long connecting may take before the store counts as unavailable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,6 +46,8 @@ pub(crate) enum StoreError {
 /// A PostgreSQL database holding the apps and launched instances of a cluster.
 pub(crate) struct Database {
     config: tokio_postgres::Config,
+    /// TLS as the URL's `sslmode` asks.
+    tls: MakeRustlsConnect,
     /// The URL as shown in messages: user, host, port and database, never the password.
     shown: String,
     /// The connection for reads and writes; `None` after it broke (made again on next use).
@@ -61,8 +66,12 @@ impl Database {
     /// A URL that does not parse, a refused login, an unreachable server, or a schema newer
     /// than this program knows; each a one-line message.
     pub(crate) async fn open(url: &str) -> anyhow::Result<Self> {
-        let config = parse_url(url)?;
+        let (config, tls) = parse_url(url)?;
+        let tls = tls
+            .connector()
+            .map_err(|why| anyhow::anyhow!("--store `{}`: {why}", redact(url)))?;
         let database = Self {
+            tls,
             shown: shown_url(&config),
             config,
             client: tokio::sync::Mutex::new(None),
@@ -109,13 +118,13 @@ impl Database {
     ) -> Result<
         (
             Client,
-            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+            tokio_postgres::Connection<tokio_postgres::Socket, TlsStream>,
         ),
         StoreError,
     > {
         let mut config = self.config.clone();
         config.application_name(application_name);
-        match tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls)).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT, config.connect(self.tls.clone())).await {
             Ok(Ok(connected)) => Ok(connected),
             Ok(Err(error)) => Err(self.error(&error)),
             Err(_) => Err(self.unavailable(format!(
@@ -197,20 +206,26 @@ fn one_line(error: &tokio_postgres::Error) -> String {
     }
 }
 
+/// The stream of a connection: TLS or plain, as the server and `sslmode` agreed.
+type TlsStream =
+    <MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>>::Stream;
+
 /// Parses a store URL; the password comes from `PGPASSWORD` when the URL has none.
 ///
 /// # Errors
 ///
-/// Anything but a `postgres://` or `postgresql://` URL naming a host and a database, or a
-/// `sslmode` other than `disable`/`prefer` (TLS to the database is not built in).
-pub(crate) fn parse_url(url: &str) -> anyhow::Result<tokio_postgres::Config> {
+/// Anything but a `postgres://` or `postgresql://` URL naming a user, a host and a
+/// database, or an `sslmode` libpq does not know.
+fn parse_url(url: &str) -> anyhow::Result<(tokio_postgres::Config, TlsSettings)> {
     let bad = |why: &str| anyhow::anyhow!("--store `{}`: {why}", redact(url));
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(bad(
             "not a PostgreSQL URL (expected postgres://USER@HOST:PORT/DATABASE)",
         ));
     }
-    let mut config: tokio_postgres::Config = url.parse().map_err(|e| bad(&format!("{e}")))?;
+    let (rest, tls) = TlsSettings::split_from(url).map_err(|why| bad(&why))?;
+    let mut config: tokio_postgres::Config = rest.parse().map_err(|e| bad(&format!("{e}")))?;
+    config.ssl_mode(tls.driver_mode());
     if config.get_hosts().is_empty() {
         return Err(bad("no host"));
     }
@@ -219,12 +234,6 @@ pub(crate) fn parse_url(url: &str) -> anyhow::Result<tokio_postgres::Config> {
     }
     if config.get_user().is_none() {
         return Err(bad("no user name"));
-    }
-    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-        return Err(bad(
-            "sslmode=require: TLS to the database is not built into this wasmount yet \
-             (use sslmode=disable on a trusted network, or a local TLS tunnel)",
-        ));
     }
     if config.get_password().is_none()
         && let Ok(password) = std::env::var("PGPASSWORD")
@@ -243,7 +252,7 @@ pub(crate) fn parse_url(url: &str) -> anyhow::Result<tokio_postgres::Config> {
     config.keepalives(true);
     config.keepalives_idle(Duration::from_secs(15));
     config.tcp_user_timeout(Duration::from_secs(30));
-    Ok(config)
+    Ok((config, tls))
 }
 
 /// `postgres://USER@HOST:PORT/DB` of a parsed URL.
@@ -297,13 +306,13 @@ mod tests {
 
     #[test]
     fn urls_are_checked_and_never_shown_with_their_password() {
-        let config = parse_url("postgres://app:secret@127.0.0.1:6543/wasm").unwrap();
+        let (config, _) = parse_url("postgres://app:secret@127.0.0.1:6543/wasm").unwrap();
         assert_eq!(shown_url(&config), "postgres://app@127.0.0.1:6543/wasm");
         let refusal = |url: &str| parse_url(url).unwrap_err().to_string();
         assert!(refusal("mysql://a@b/c").contains("not a PostgreSQL URL"));
         assert!(refusal("postgres://app:secret@/wasm").contains("no host"));
         assert!(!refusal("postgres://app:secret@h:notaport/db").contains("secret"));
-        assert!(refusal("postgres://app@h:5432/db?sslmode=require").contains("TLS"));
+        assert!(refusal("postgres://app@h:5432/db?sslmode=always").contains("sslmode=always"));
         assert!(refusal("postgres://app@h:5432").contains("no database"));
         assert_eq!(redact("postgres://u:p@h/d"), "postgres://u:***@h/d");
         assert_eq!(redact("postgres://u:p@ss@h/d"), "postgres://u:***@h/d");
