@@ -7,7 +7,7 @@
 //! changes do.
 
 use crate::apps::deploy::Deployer;
-use crate::apps::postgres::mirror::SharedStore;
+use crate::apps::postgres::mirror::{SharedStore, is_unavailable};
 use crate::apps::postgres::{AppRow, CHANNEL, Changes, Database, StoreError};
 use crate::apps::registry::Entry;
 use crate::apps::store::AppStore as _;
@@ -181,7 +181,12 @@ impl Follower {
                 () = ping_until_silent(&client) => driver.abort(),
             }
             drop(client);
-            self.state.lock().unwrap().listening = false;
+            {
+                // Changes may be missed from now on: in sync again after the next catch-up.
+                let mut state = self.state.lock().unwrap();
+                state.listening = false;
+                state.caught_up = false;
+            }
             tracing::warn!(
                 store = self.db.shown(),
                 "lost the store's notifications; serving what this node has, reconnecting"
@@ -195,16 +200,18 @@ impl Follower {
         let mut backoff = FIRST_BACKOFF;
         let mut last_full = Instant::now();
         loop {
-            let timer = tokio::select! {
-                () = self.nudge.notified() => false,
-                () = tokio::time::sleep(resync_every) => true,
-            };
-            let full = timer && last_full.elapsed() >= FULL_RESYNC_EVERY;
-            if full {
-                last_full = Instant::now();
+            tokio::select! {
+                () = self.nudge.notified() => {}
+                () = tokio::time::sleep(resync_every) => {}
             }
+            let full = last_full.elapsed() >= FULL_RESYNC_EVERY;
             match self.catch_up(None, full).await {
-                Ok(()) => backoff = FIRST_BACKOFF,
+                Ok(()) => {
+                    backoff = FIRST_BACKOFF;
+                    if full {
+                        last_full = Instant::now();
+                    }
+                }
                 Err(_) => {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -283,9 +290,14 @@ impl Follower {
             }
         }
         for (name, row) in &changes.apps {
-            if let Some(row) = row {
-                let mirror_changed = self.apps.mirror_app(name, Some(row)).await?;
-                self.go_live(name, row, mirror_changed);
+            let Some(row) = row else { continue };
+            match self.apps.mirror_app(name, Some(row)).await {
+                Ok(mirror_changed) => self.go_live(name, row, mirror_changed),
+                // The store cannot be read now: this whole catch-up is done again.
+                Err(error) if is_unavailable(&error) => return Err(error),
+                // One bad app (a name no node would write; a component replaced since this
+                // snapshot, whose newer change follows) must not hold back the others.
+                Err(error) => tracing::warn!(app = %name, "not taken from the store: {error:#}"),
             }
         }
         self.apply_instances(&changes);

@@ -229,7 +229,7 @@ fn stamp_of_content(path: &Path, version: &Version) -> anyhow::Result<(u64, u128
     Ok(after)
 }
 
-pub(crate) fn file_stamp(path: &Path) -> Option<(u64, u128)> {
+fn file_stamp(path: &Path) -> Option<(u64, u128)> {
     let metadata = std::fs::metadata(path).ok()?;
     let modified = metadata.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
     Some((metadata.len(), modified.as_nanos()))

@@ -6,7 +6,7 @@ use crate::apps::app::{self, App, Compiled, LoadError, Origin, Source, Version};
 use crate::apps::deploy::{DeployError, Deployer, log_mounted};
 use crate::apps::manifest::Manifest;
 use crate::apps::names::Holder;
-use crate::apps::registry::{Failure, LoadOutcome};
+use crate::apps::registry::{Entry, Failure, LoadOutcome};
 use crate::apps::store::{AppFile, ReadError, read_regular_file};
 use bytes::Bytes;
 use futures::FutureExt as _;
@@ -258,6 +258,13 @@ impl Deployer {
             let mut first_loads = this.first_loads.subscribe();
             let _ = first_loads.wait_for(|waiting| *waiting == 0).await;
             let _slot = this.compile_slots.acquire().await;
+            let still_serving = matches!(
+                this.registry.get(baseline.name()),
+                Some(Entry::Ready(app)) if Arc::ptr_eq(&app, &baseline)
+            );
+            if !still_serving {
+                return; // replaced or removed while it waited: nothing to upgrade
+            }
             let compiler = this.clone();
             let name = baseline.name().clone();
             let (source, manifest) = (baseline.source(), baseline.manifest().clone());

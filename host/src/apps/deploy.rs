@@ -4,7 +4,7 @@
 //! version is compiled (cache, baseline tier, optimized tier) is in `compile`.
 
 use crate::apps::app::{App, LinkContext, LoadError, Source, Version};
-use crate::apps::cache::{CompiledCache, file_stamp};
+use crate::apps::cache::CompiledCache;
 use crate::apps::manifest::Manifest;
 use crate::apps::names::{Holder, Namespace};
 use crate::apps::postgres::mirror::NameHeld;
@@ -259,7 +259,7 @@ impl Deployer {
     /// already serving. A new version goes live like an upload (baseline first, optimized
     /// after); a broken one is recorded and logged, and the serving version stays.
     pub(crate) async fn reload_file(self: &Arc<Self>, name: &str, path: &Path) -> Reload {
-        let stamp = file_stamp(path);
+        let stamp = file_identity(path);
         let loaded = match self.load_changed(name, path).await {
             Ok(Some(loaded)) => loaded,
             Ok(None) => return Reload::Unchanged,
@@ -273,7 +273,7 @@ impl Deployer {
         };
         let (app, component, bytes) = loaded;
         let commit = self.commit.lock().await;
-        if file_stamp(path) != stamp {
+        if file_identity(path) != stamp {
             // Rewritten while this version compiled (an upload, a newer save): whatever wrote
             // it takes its content live; this older one must not land after it.
             return Reload::Unchanged;
@@ -427,6 +427,14 @@ impl Deployer {
             None => None,
         }
     }
+}
+
+/// What tells one write of a file from another: its inode (a rename puts a new one in place),
+/// size and modification time.
+fn file_identity(path: &Path) -> Option<(u64, u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let metadata = std::fs::metadata(path).ok()?;
+    Some((metadata.ino(), metadata.len(), metadata.modified().ok()?))
 }
 
 /// Logs a version that went live.

@@ -93,10 +93,7 @@ impl Database {
 
     /// `postgres://HOST:PORT/DB`: the store without its user, for public pages.
     pub(crate) fn address(&self) -> String {
-        match self.shown.split_once('@') {
-            Some((_, place)) => format!("postgres://{place}"),
-            None => self.shown.clone(),
-        }
+        format!("postgres://{}", place(&self.config))
     }
 
     /// A new connection, driven on its own task; errors name the store.
@@ -257,25 +254,38 @@ fn parse_url(url: &str) -> anyhow::Result<(tokio_postgres::Config, TlsSettings)>
 
 /// `postgres://USER@HOST:PORT/DB` of a parsed URL.
 fn shown_url(config: &tokio_postgres::Config) -> String {
+    let user = config.get_user().unwrap_or_default();
+    format!("postgres://{user}@{}", place(config))
+}
+
+/// `HOST:PORT/DB` of a parsed URL.
+fn place(config: &tokio_postgres::Config) -> String {
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
         Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
         None => String::new(),
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!(
-        "postgres://{}@{host}:{port}/{}",
-        config.get_user().unwrap_or_default(),
-        config.get_dbname().unwrap_or_default()
-    )
+    format!("{host}:{port}/{}", config.get_dbname().unwrap_or_default())
+}
+
+/// `url` before its query, and the query: the first `?` after the credentials (a password may
+/// hold a `?`; the driver, like libpq, takes the credentials up to the last `@`).
+pub(super) fn split_query(url: &str) -> (&str, Option<&str>) {
+    let after_credentials = url.rfind('@').map_or(0, |at| at + 1);
+    match url[after_credentials..].find('?') {
+        Some(at) => {
+            let at = after_credentials + at;
+            (&url[..at], Some(&url[at + 1..]))
+        }
+        None => (url, None),
+    }
 }
 
 /// `url` with any password (in the user part or a `password=` parameter) replaced by
 /// `***`, for messages.
 pub(crate) fn redact(url: &str) -> String {
-    let (url, query) = url
-        .split_once('?')
-        .map_or((url, None), |(u, q)| (u, Some(q)));
+    let (url, query) = split_query(url);
     let mut shown = match url.split_once("://") {
         Some((scheme, rest)) => match rest.rsplit_once('@') {
             Some((userinfo, host)) => match userinfo.split_once(':') {
@@ -290,7 +300,12 @@ pub(crate) fn redact(url: &str) -> String {
         let parameters: Vec<String> = query
             .split('&')
             .map(|parameter| match parameter.split_once('=') {
-                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                Some((key, _))
+                    if key.eq_ignore_ascii_case("password")
+                        || key.eq_ignore_ascii_case("sslpassword") =>
+                {
+                    format!("{key}=***")
+                }
                 _ => parameter.to_owned(),
             })
             .collect();
@@ -319,6 +334,10 @@ mod tests {
         let query = "postgres://u@h/d?password=p&x=1";
         assert_eq!(redact(query), "postgres://u@h/d?password=***&x=1");
         assert_eq!(redact("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(
+            redact("postgres://u:p?x@h/d?a=1"),
+            "postgres://u:***@h/d?a=1"
+        );
         assert!(!refusal("postgres://app@h:5432?password=hunter2").contains("hunter2"));
     }
 }

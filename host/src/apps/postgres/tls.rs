@@ -35,7 +35,7 @@ impl TlsSettings {
             mode: "prefer".into(),
             root_cert: None,
         };
-        let Some((base, query)) = url.split_once('?') else {
+        let (base, Some(query)) = super::split_query(url) else {
             return Ok((url.to_owned(), settings));
         };
         let mut kept = Vec::new();
@@ -60,6 +60,11 @@ impl TlsSettings {
                 settings.mode,
                 known.join(", ")
             ));
+        }
+        if settings.mode == "verify-ca" && settings.root_cert.is_none() {
+            // As libpq: a chain check against every public root, without the host name,
+            // would accept any publicly trusted certificate.
+            return Err("sslmode=verify-ca needs sslrootcert=FILE".into());
         }
         let url = if kept.is_empty() {
             base.to_owned()
@@ -205,6 +210,13 @@ mod tests {
             ("postgres://u@h/d", "prefer")
         );
         assert!(TlsSettings::split_from("postgres://u@h/d?sslmode=always").is_err());
+        assert!(TlsSettings::split_from("postgres://u@h/d?sslmode=verify-ca").is_err());
+        let (rest, settings) =
+            TlsSettings::split_from("postgres://u:p?w@h/d?sslmode=require").unwrap();
+        assert_eq!(
+            (rest.as_str(), settings.mode.as_str()),
+            ("postgres://u:p?w@h/d", "require")
+        );
         let missing = TlsSettings::split_from("postgres://u@h/d?sslmode=verify-ca&sslrootcert=/no")
             .unwrap()
             .1

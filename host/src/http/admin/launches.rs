@@ -130,7 +130,8 @@ async fn launch(server: &Server, origin: &str, request: Request<Incoming>) -> Ap
             .map_err(|refusal| launch_refusal(&app, refusal))?;
     if server.deployer.registry().get(&app).is_none() {
         // The app was deleted while this launch was written: its instances go with it.
-        let _ = server.launches.remove(&launched.name).await;
+        let (launches, name) = (server.launches.clone(), launched.name.clone());
+        let _ = tokio::spawn(async move { launches.remove(&name).await }).await;
         return Err(ApiError::not_found(format!(
             "no app named `{app}` is mounted"
         )));
