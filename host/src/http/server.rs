@@ -126,13 +126,15 @@ pub struct Server {
 type Opened = (Arc<Deployer>, Arc<Instances>, Option<Arc<Follower>>);
 
 impl Server {
-    /// Opens the apps folder, mounts its apps (those without a cached build keep compiling
-    /// in the background), loads the launched instances and starts the watcher if asked.
-    /// `local` is the address clients connect to.
+    /// Opens the store (the apps folder, or with `config.store` a PostgreSQL database it
+    /// then follows), mounts its apps (those without a cached build keep compiling in the
+    /// background), loads the launched instances and starts the watcher if asked. `local` is
+    /// the address clients connect to.
     ///
     /// # Errors
     ///
-    /// If the apps folder cannot be opened or watched.
+    /// If the apps folder cannot be opened or watched, or the shared store cannot be
+    /// reached, logged into, or migrated.
     pub async fn start(
         config: Config,
         engine: WasmEngine,
