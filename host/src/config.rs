@@ -135,6 +135,8 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// How often a node reads the shared store's changes even without a notification.
     pub store_resync_interval: Duration,
+    /// Whether `/_wasmount/metrics` needs no token.
+    pub public_metrics: bool,
 }
 
 /// Settings of the wasmtime engine, fixed for the life of the process.
@@ -203,6 +205,7 @@ impl Config {
             store: None,
             cache_dir: None,
             store_resync_interval: DEFAULT_STORE_RESYNC_INTERVAL,
+            public_metrics: false,
         }
     }
 

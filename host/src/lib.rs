@@ -22,6 +22,7 @@ mod fuzz;
 mod headers;
 mod http;
 mod launches;
+mod metrics;
 mod respond;
 mod runtime;
 

@@ -6,6 +6,7 @@
 use crate::apps::manifest::Manifest;
 use crate::apps::names::{MAX_APP_NAME_LEN, is_valid_app_name, mount_prefix};
 use crate::config::AppDefaults;
+use crate::metrics::Metrics;
 use crate::runtime::engine::{Tier, WasmEngine};
 use crate::runtime::fairness::Fairness;
 use crate::runtime::guest::Guest;
@@ -127,6 +128,8 @@ pub(crate) struct LinkContext {
     pub defaults: AppDefaults,
     /// How the server's apps share the CPU.
     pub fairness: Arc<Fairness>,
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 /// A validated, compiled app, ready to instantiate for each request.
@@ -184,6 +187,8 @@ impl App {
         let component =
             Component::new(tier.engine(), bytes).map_err(|e| LoadError::Invalid(e.into()))?;
         let app = Self::link(context, tier, name, &component, origin, compiled, started)?;
+        let optimized = !matches!(compiled, Compiled::Baseline);
+        context.metrics.compiled(optimized, app.load_time());
         Ok((app, component))
     }
 
@@ -230,6 +235,7 @@ impl App {
             spec,
             policy,
             &context.fairness,
+            &context.metrics,
         )
         .map_err(LoadError::Incompatible)?;
         Ok(Self {

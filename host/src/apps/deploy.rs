@@ -119,6 +119,11 @@ impl Deployer {
         })
     }
 
+    /// The engines apps run on.
+    pub(crate) fn engine(&self) -> &crate::runtime::engine::WasmEngine {
+        &self.context.engine
+    }
+
     /// The mounted apps.
     pub(crate) fn registry(&self) -> &Registry {
         &self.registry

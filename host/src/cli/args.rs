@@ -123,6 +123,11 @@ pub struct ServeArgs {
           value_parser = parse_network)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
+    /// Let anyone scrape /_wasmount/metrics without the token (e.g. a Prometheus on a
+    /// trusted network).
+    #[arg(long, env = "WASMOUNT_PUBLIC_METRICS")]
+    pub public_metrics: bool,
+
     /// Let anyone list and inspect apps (GET /_wasmount/apps) without the token.
     #[arg(long, env = "WASMOUNT_PUBLIC_APP_LIST")]
     pub public_app_list: bool,
@@ -329,6 +334,7 @@ impl ServeArgs {
             store: self.store,
             cache_dir: self.cache_dir,
             store_resync_interval: self.store_resync_interval.into(),
+            public_metrics: self.public_metrics,
         };
         config.check()?;
         Ok(config)

@@ -6,6 +6,7 @@ use crate::apps::registry::Entry;
 use crate::cluster::SyncStatus;
 use crate::http::admin::{self, ApiError};
 use crate::http::server::Server;
+use crate::metrics;
 use crate::respond::{self, Body};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -30,6 +31,8 @@ impl Server {
         }
         match endpoint {
             "/health" if is_read(request.method()) => self.health(),
+            "/metrics" if is_read(request.method()) => self.metrics_page(&request),
+            "/metrics" => ApiError::method_not_allowed("GET, HEAD").into_response(),
             "/health" => ApiError::method_not_allowed("GET, HEAD").into_response(),
             _ => respond::text(
                 StatusCode::NOT_FOUND,
@@ -66,6 +69,37 @@ impl Server {
             StatusCode::OK
         };
         respond::json(status, document)
+    }
+
+    /// The Prometheus metrics (OpenMetrics text); needs the admin token unless
+    /// `--public-metrics`.
+    fn metrics_page(&self, request: &Request<Incoming>) -> Response<Body> {
+        if !self.config.public_metrics
+            && let Err(refusal) = self.access.check(request.headers(), false)
+        {
+            return refusal.into_response();
+        }
+        let registry = self.deployer.registry();
+        let (mut ready, mut loading) = (0, 0);
+        for (_, entry) in registry.list() {
+            match entry {
+                Entry::Ready(_) => ready += 1,
+                Entry::Loading(_) => loading += 1,
+            }
+        }
+        let snapshot = metrics::Snapshot {
+            apps_ready: ready,
+            apps_loading: loading,
+            apps_failed: registry.failures().len() as i64,
+            launched_instances: self.launches.len() as i64,
+            pool: self.deployer.engine().pool_figures(),
+        };
+        let mut response = Response::new(respond::full(self.metrics.encode(&snapshot)));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(metrics::CONTENT_TYPE),
+        );
+        response
     }
 
     /// Whether every app mounted at start has finished loading (once true, stays true).

@@ -18,6 +18,7 @@ use crate::http::forwarding::{Forwarding, TrustedProxies, rewrite_for_guest};
 use crate::http::listener;
 use crate::launches::store::SharedInstances;
 use crate::launches::{INSTANCE_ENV, InUse, Instances, LaunchLimits};
+use crate::metrics::{Metrics, UNMATCHED};
 use crate::respond::{self, Body};
 use crate::runtime::engine::WasmEngine;
 use crate::runtime::fairness::Fairness;
@@ -29,6 +30,7 @@ use hyper::body::Incoming;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Response header carrying the reason a newer build of the app failed (dev mode).
@@ -118,6 +120,8 @@ pub struct Server {
     proxies: TrustedProxies,
     /// Keeps this node in line with the shared store, in a cluster.
     pub(crate) follower: Option<Arc<Follower>>,
+    /// What `/_wasmount/metrics` shows.
+    pub(crate) metrics: Arc<Metrics>,
     /// Whether every app found at start has loaded (health is `503` until then, in a cluster).
     pub(crate) warmed: std::sync::atomic::AtomicBool,
 }
@@ -142,10 +146,12 @@ impl Server {
     ) -> anyhow::Result<Self> {
         config.check()?;
         let names = Arc::new(Namespace::default());
+        let metrics = Metrics::new();
         let context = LinkContext {
             engine,
             defaults: config.app_defaults(),
             fairness: Fairness::new(),
+            metrics: metrics.clone(),
         };
         let limits = LaunchLimits {
             idle_timeout: config.instance_idle_timeout,
@@ -169,6 +175,7 @@ impl Server {
             config,
             local,
             follower,
+            metrics,
             warmed: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -190,8 +197,23 @@ impl Server {
                     target = self.target(&snapshot, name, custom).await;
                 }
                 let mut response = match target {
-                    Ok(target) => self.serve_app(target, request, rest, peer).await,
-                    Err(refusal) => refusal,
+                    Ok(target) => {
+                        let app = target.app.name().clone();
+                        let started = std::time::Instant::now();
+                        let running = self.metrics.in_flight(&app);
+                        let response = self.serve_app(target, request, rest, peer).await;
+                        drop(running);
+                        let status = response.status().as_u16();
+                        self.metrics.request_done(&app, status, started.elapsed());
+                        response
+                    }
+                    Err(refusal) => {
+                        let unmatched: Arc<str> = Arc::from(UNMATCHED);
+                        let status = refusal.status().as_u16();
+                        self.metrics
+                            .request_done(&unmatched, status, Duration::ZERO);
+                        refusal
+                    }
                 };
                 if self.config.dev {
                     self.show_build_error(name, &mut response);

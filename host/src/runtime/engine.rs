@@ -6,6 +6,7 @@
 //! while Cranelift is still working on it.
 
 use crate::config::EngineConfig;
+use crate::metrics::PoolFigures;
 use crate::runtime::reuse::IdleCap;
 use crate::runtime::sandbox::HostState;
 use anyhow::Context as _;
@@ -186,6 +187,21 @@ impl WasmEngine {
     }
 
     /// The optimizing tier (Cranelift): what apps run on in the long run, and what is cached.
+    /// The pooling allocator's figures, both tiers together.
+    pub(crate) fn pool_figures(&self) -> PoolFigures {
+        let mut figures = PoolFigures::default();
+        for tier in std::iter::once(self.optimized()).chain(self.baseline()) {
+            if let Some(pool) = tier.engine().pooling_allocator_metrics() {
+                let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+                figures.instances += i64::try_from(pool.component_instances()).unwrap_or(i64::MAX);
+                figures.memories += count(pool.memories());
+                figures.unused_warm_memories += i64::from(pool.unused_warm_memories());
+                figures.unused_bytes_resident += count(pool.unused_memory_bytes_resident());
+            }
+        }
+        figures
+    }
+
     pub(crate) fn optimized(&self) -> &Tier {
         &self.optimized
     }

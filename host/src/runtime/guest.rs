@@ -1,6 +1,7 @@
 //! One app version as the runtime sees it: the pre-instantiated component, the description of
 //! its sandbox, its admission limit, its share of the CPU and its idle instances.
 
+use crate::metrics::Metrics;
 use crate::runtime::engine::{Tier, WasmEngine};
 use crate::runtime::fairness::{CpuShare, Fairness};
 use crate::runtime::reuse::{InstancePool, Reuse};
@@ -38,6 +39,8 @@ pub(crate) struct Guest {
     concurrency: Option<Arc<Semaphore>>,
     cpu_share: Arc<CpuShare>,
     reuse_pool: Option<Arc<InstancePool>>,
+    /// The server's metrics (guest failures are counted per app).
+    metrics: Arc<Metrics>,
 }
 
 impl Guest {
@@ -54,6 +57,7 @@ impl Guest {
         spec: GuestSpec,
         policy: GuestPolicy,
         fairness: &Arc<Fairness>,
+        metrics: &Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let instance_pre = tier.linker().instantiate_pre(component)?;
         let pre = ProxyPre::new(instance_pre)?;
@@ -68,7 +72,13 @@ impl Guest {
             reuse_pool: policy
                 .reuse
                 .map(|reuse| Arc::new(InstancePool::new(reuse, engine.idle_cap().clone()))),
+            metrics: metrics.clone(),
         })
+    }
+
+    /// The server's metrics.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The pre-instantiated component.

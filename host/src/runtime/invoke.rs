@@ -4,6 +4,7 @@
 //! already rewritten for the guest (see `http::forwarding`).
 
 use crate::headers::content_length;
+use crate::metrics::FailureKind;
 use crate::respond::{self, Body};
 use crate::runtime::bodies::is_deadline;
 use crate::runtime::bodies::{
@@ -153,6 +154,8 @@ impl Run<'_> {
             Err(response) => return Attempt::Done(*response),
         };
         let was_reused = instance.reused.is_some();
+        let memory_refused = instance.store.data().memory_refused();
+        memory_refused.store(false, std::sync::atomic::Ordering::Relaxed);
         let (mut guest, mut receiver) = match self.start(instance, request, deadline) {
             Ok(started) => started,
             Err(response) => return Attempt::Done(*response),
@@ -173,12 +176,12 @@ impl Run<'_> {
             Ok(Ok(response)) => (response, Some(guest)),
             // The response sender was dropped with the guest's resources: it is ending
             // without a response (returned early, or trapped).
-            Ok(Err(_)) => return self.failed(guest.await, was_reused),
+            Ok(Err(_)) => return self.failed(guest.await, was_reused, &memory_refused),
             // The guest finished first (often all of it in one poll); it may have set a
             // response on its way out.
             Err(outcome) => match receiver.try_recv() {
                 Ok(response) => (response, None),
-                Err(_) => return self.failed(outcome, was_reused),
+                Err(_) => return self.failed(outcome, was_reused, &memory_refused),
             },
         };
         Attempt::Done(self.respond(response, unfinished))
@@ -293,9 +296,15 @@ impl Run<'_> {
 
     /// The guest ended without a response: why, for the client. A reused instance that
     /// returned cleanly without one means the app does not support reuse.
-    fn failed(&self, outcome: GuestOutcome, was_reused: bool) -> Attempt {
+    fn failed(
+        &self,
+        outcome: GuestOutcome,
+        was_reused: bool,
+        memory_refused: &std::sync::atomic::AtomicBool,
+    ) -> Attempt {
         let no_response = matches!(outcome, Ok(Ok(())));
-        let response = failure_response(self.guest, outcome);
+        let out_of_memory = memory_refused.load(std::sync::atomic::Ordering::Relaxed);
+        let response = failure_response(self.guest, outcome, out_of_memory);
         match self.guest.reuse_pool() {
             Some(pool) if was_reused && no_response => {
                 pool.disable(&self.guest.spec().name);
@@ -369,10 +378,12 @@ fn body_too_large(size: &str, limit: u64) -> Response<Body> {
     )
 }
 
-fn failure_response(guest: &Guest, outcome: GuestOutcome) -> Response<Body> {
+fn failure_response(guest: &Guest, outcome: GuestOutcome, out_of_memory: bool) -> Response<Body> {
     let name = &guest.spec().name;
+    let failed = |kind| guest.metrics().guest_failed(name, kind);
     match outcome {
         Ok(Ok(())) => {
+            failed(FailureKind::NoResponse);
             tracing::warn!(app = %name, "app returned without sending a response");
             respond::text(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -385,6 +396,11 @@ fn failure_response(guest: &Guest, outcome: GuestOutcome) -> Response<Body> {
             respond::unavailable("server busy: too many requests running at once", 1)
         }
         Ok(Err(error)) => {
+            failed(if out_of_memory {
+                FailureKind::Memory
+            } else {
+                FailureKind::Trap
+            });
             tracing::warn!(app = %name, "app failed: {error:?}");
             respond::text(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -397,6 +413,7 @@ fn failure_response(guest: &Guest, outcome: GuestOutcome) -> Response<Body> {
 
 fn timed_out(guest: &Guest) -> Response<Body> {
     let (name, timeout) = (&guest.spec().name, guest.spec().limits.timeout);
+    guest.metrics().guest_failed(name, FailureKind::Timeout);
     tracing::warn!(app = %name, "request timed out after {timeout:?}");
     respond::text(
         StatusCode::GATEWAY_TIMEOUT,

@@ -8,6 +8,7 @@ use crate::runtime::guest_log::{GuestLog, Stream};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::component::ResourceTable;
@@ -58,6 +59,13 @@ pub(crate) struct HostState {
     _slot: OwnedSemaphorePermit,
 }
 
+impl HostState {
+    /// Set when this instance's memory budget refused to grow (clear it before a request).
+    pub(crate) fn memory_refused(&self) -> Arc<AtomicBool> {
+        self.memory.refused.clone()
+    }
+}
+
 /// What one request may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct InstanceLimits {
@@ -77,6 +85,8 @@ pub(crate) struct InstanceLimits {
 struct MemoryBudget {
     limit: usize,
     used: usize,
+    /// Set when a growth was refused (a failure that follows counts as out of memory).
+    refused: Arc<AtomicBool>,
 }
 
 /// Table elements one table may hold: generous for real programs (large C# or Python guests
@@ -92,6 +102,7 @@ impl ResourceLimiter for MemoryBudget {
     ) -> wasmtime::Result<bool> {
         let growth = desired.saturating_sub(current);
         if self.used.saturating_add(growth) > self.limit {
+            self.refused.store(true, Ordering::Relaxed);
             tracing::debug!(
                 limit = self.limit,
                 used = self.used,
@@ -212,6 +223,7 @@ pub(crate) fn new_store(
         memory: MemoryBudget {
             limit: usize::try_from(spec.limits.memory_bytes).unwrap_or(usize::MAX),
             used: 0,
+            refused: Arc::default(),
         },
         _slot: slot,
     };

@@ -186,7 +186,14 @@ async fn upload(server: &Server, name: &str, request: Request<Incoming>) -> ApiR
     })
     .await
     .map_err(|panic| ApiError::internal("deploying", &anyhow::anyhow!("{panic}")))?
-    .map_err(|refusal| deploy_refusal(name, refusal))?;
+    .map_err(|refusal| deploy_refusal(name, refusal));
+    let result = match &deployed {
+        Ok(_) => "deployed",
+        Err(refusal) if refusal.status().is_server_error() => "failed",
+        Err(_) => "refused",
+    };
+    server.metrics.uploaded(result);
+    let deployed = deployed?;
     let base_path = &server.config.base_path;
     let deploys = server.deployer.registry().deploys(name);
     let mut info = AppInfo::new(base_path, name, None, None, deploys);

@@ -37,7 +37,7 @@ impl AdminAccess {
 
     /// Checks the bearer token in constant time (both sides are hashed first, so the
     /// comparison does not even depend on the token's length).
-    fn check(&self, headers: &HeaderMap, read_only: bool) -> Result<(), ApiError> {
+    pub(crate) fn check(&self, headers: &HeaderMap, read_only: bool) -> Result<(), ApiError> {
         if read_only && self.public_list {
             return Ok(());
         }
@@ -88,6 +88,11 @@ impl ApiError {
             message: message.to_string(),
             allow: None,
         }
+    }
+
+    /// Its status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
     }
 
     /// `404` with `message`.
