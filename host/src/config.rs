@@ -73,6 +73,15 @@ pub const MIN_IDLE_MEMORY_RELEASE_AFTER: Duration = Duration::from_millis(100);
 /// How often a node of a cluster reads the store's changes even without a notification.
 pub const DEFAULT_STORE_RESYNC_INTERVAL: Duration = Duration::from_secs(30);
 
+/// How access log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Apache's combined log format, then the request id, the app and the duration.
+    Combined,
+}
+
 /// The settings one server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -137,6 +146,10 @@ pub struct Config {
     pub store_resync_interval: Duration,
     /// Whether `/_wasmount/metrics` needs no token.
     pub public_metrics: bool,
+    /// One line per request in this format; `None`: no access log.
+    pub access_log: Option<AccessLogFormat>,
+    /// Where the access log goes; `None`: stderr.
+    pub access_log_file: Option<PathBuf>,
 }
 
 /// Settings of the wasmtime engine, fixed for the life of the process.
@@ -206,6 +219,8 @@ impl Config {
             cache_dir: None,
             store_resync_interval: DEFAULT_STORE_RESYNC_INTERVAL,
             public_metrics: false,
+            access_log: None,
+            access_log_file: None,
         }
     }
 

@@ -2,6 +2,10 @@
 
 use http::{HeaderMap, header};
 
+/// The header carrying a request's id: kept from a sane client, else made by the server;
+/// the guest sees it and the response carries it.
+pub(crate) const X_REQUEST_ID: &str = "x-request-id";
+
 /// The `content-length` a request or response declares, if it is a valid number.
 pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers

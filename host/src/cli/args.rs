@@ -128,6 +128,15 @@ pub struct ServeArgs {
     #[arg(long, env = "WASMOUNT_PUBLIC_METRICS")]
     pub public_metrics: bool,
 
+    /// Write one line per request (time, request id, app, method, path, status, bytes,
+    /// duration, client): `json` or `combined` (Apache's format, then id, app, duration).
+    #[arg(long, env = "WASMOUNT_ACCESS_LOG", value_name = "FORMAT", value_parser = parse_access_log)]
+    pub access_log: Option<AccessLogFormat>,
+
+    /// Append the access log to this file instead of stderr.
+    #[arg(long, env = "WASMOUNT_ACCESS_LOG_FILE", value_name = "FILE")]
+    pub access_log_file: Option<PathBuf>,
+
     /// Let anyone list and inspect apps (GET /_wasmount/apps) without the token.
     #[arg(long, env = "WASMOUNT_PUBLIC_APP_LIST")]
     pub public_app_list: bool,
@@ -253,6 +262,17 @@ fn parse_network(value: &str) -> Result<ipnet::IpNet, String> {
         .map_err(|_| format!("`{value}` is not an IP address or network (e.g. 10.0.0.0/8)"))
 }
 
+/// Parses `json` or `combined` for `--access-log`.
+fn parse_access_log(value: &str) -> Result<AccessLogFormat, String> {
+    match value {
+        "json" => Ok(AccessLogFormat::Json),
+        "combined" => Ok(AccessLogFormat::Combined),
+        other => Err(format!(
+            "`{other}` is not an access log format: use json or combined"
+        )),
+    }
+}
+
 /// Parses `NAME=PATH` for `--app`.
 fn parse_external_app(value: &str) -> Result<(String, PathBuf), String> {
     let (name, path) = value
@@ -335,6 +355,8 @@ impl ServeArgs {
             cache_dir: self.cache_dir,
             store_resync_interval: self.store_resync_interval.into(),
             public_metrics: self.public_metrics,
+            access_log: self.access_log,
+            access_log_file: self.access_log_file,
         };
         config.check()?;
         Ok(config)

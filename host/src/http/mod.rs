@@ -2,6 +2,7 @@
 //! instance → the runtime), the request as a guest sees it, and the control plane under
 //! `/_wasmount/` (health, index, admin API). The guest path stays on bare hyper.
 
+pub(crate) mod access_log;
 pub(crate) mod admin;
 pub(crate) mod control;
 pub(crate) mod forwarding;

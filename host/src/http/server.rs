@@ -13,6 +13,8 @@ use crate::apps::routes::Route;
 use crate::apps::store::FolderStore;
 use crate::cluster::Follower;
 use crate::config::Config;
+use crate::headers::{X_REQUEST_ID, content_length};
+use crate::http::access_log::{AccessLog, LogLine, request_id};
 use crate::http::admin::AdminAccess;
 use crate::http::forwarding::{Forwarding, TrustedProxies, rewrite_for_guest};
 use crate::http::listener;
@@ -122,6 +124,8 @@ pub struct Server {
     pub(crate) follower: Option<Arc<Follower>>,
     /// What `/_wasmount/metrics` shows.
     pub(crate) metrics: Arc<Metrics>,
+    /// One line per request, when asked for.
+    access_log: Option<AccessLog>,
     /// Whether every app found at start has loaded (health is `503` until then, in a cluster).
     pub(crate) warmed: std::sync::atomic::AtomicBool,
 }
@@ -167,6 +171,10 @@ impl Server {
             let (dir, external) = (&config.apps_dir, &config.external_apps);
             crate::apps::watch::spawn(deployer.clone(), dir, external, config.watch_debounce)?;
         }
+        let access_log = match config.access_log {
+            Some(format) => Some(AccessLog::open(format, config.access_log_file.as_deref())?),
+            None => None,
+        };
         Ok(Self {
             deployer,
             launches,
@@ -176,49 +184,79 @@ impl Server {
             local,
             follower,
             metrics,
+            access_log,
             warmed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// Answers one request from `peer`: an app's, a launched instance's, or the server's own.
+    /// It gets a request id (`x-request-id`, the client's when sane), which the guest sees
+    /// and the response carries, and a line in the access log when there is one.
     pub async fn handle(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let arrived = (std::time::SystemTime::now(), std::time::Instant::now());
+        let id = request_id(request.headers());
+        let id_value = http::HeaderValue::from_str(&id).ok();
+        if let Some(value) = &id_value {
+            request.headers_mut().insert(X_REQUEST_ID, value.clone());
+        }
+        let logged = self.access_log.as_ref().map(|_| Logged::of(&request));
+        let (mut response, app) = self.route(request, peer).await;
+        if let Some(value) = id_value {
+            response.headers_mut().insert(X_REQUEST_ID, value);
+        }
+        if let (Some(log), Some(logged)) = (&self.access_log, logged) {
+            log.write(&LogLine {
+                at: arrived.0,
+                id: &id,
+                app: app.as_deref(),
+                method: &logged.method,
+                target: &logged.target,
+                status: response.status().as_u16(),
+                bytes_in: logged.bytes_in,
+                bytes_out: content_length(response.headers()),
+                duration: arrived.1.elapsed(),
+                client: peer,
+                referer: logged.referer.as_deref(),
+                user_agent: logged.user_agent.as_deref(),
+            });
+        }
+        response
+    }
+
+    /// [`Server::handle`] after the request id: the response, and the app that served it.
+    async fn route(
+        &self,
+        mut request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> (Response<Body>, Option<Arc<str>>) {
         if head_size(&request) > self.config.max_header_bytes {
-            return head_too_large(self.config.max_header_bytes);
+            return (head_too_large(self.config.max_header_bytes), None);
         }
         self.proxies.strip_untrusted(peer, request.headers_mut());
         let base = self.config.base_path.as_str();
         let snapshot = self.deployer.registry().snapshot();
         let path = request.uri().path().to_owned();
-        match snapshot.routes.resolve(base, &path) {
+        let response = match snapshot.routes.resolve(base, &path) {
             Route::App { name, rest, custom } => {
                 let mut target = self.target(&snapshot, name, custom).await;
                 if target.is_err() && !custom && self.read_through(&snapshot, name).await {
                     let snapshot = self.deployer.registry().snapshot();
                     target = self.target(&snapshot, name, custom).await;
                 }
-                let mut response = match target {
-                    Ok(target) => {
-                        let app = target.app.name().clone();
-                        let started = std::time::Instant::now();
-                        let running = self.metrics.in_flight(&app);
-                        let response = self.serve_app(target, request, rest, peer).await;
-                        drop(running);
-                        let status = response.status().as_u16();
-                        self.metrics.request_done(&app, status, started.elapsed());
-                        response
-                    }
+                let (mut response, app) = match target {
+                    Ok(target) => self.serve_counted(target, request, rest, peer).await,
                     Err(refusal) => {
                         let unmatched: Arc<str> = Arc::from(UNMATCHED);
                         let status = refusal.status().as_u16();
                         self.metrics
                             .request_done(&unmatched, status, Duration::ZERO);
-                        refusal
+                        (refusal, None)
                     }
                 };
                 if self.config.dev {
                     self.show_build_error(name, &mut response);
                 }
-                response
+                return (response, app);
             }
             Route::AddTrailingSlash { name, custom } => {
                 self.redirect(&snapshot, name, custom, &request)
@@ -226,7 +264,26 @@ impl Server {
             Route::Index => self.index(request.method()),
             Route::Reserved(endpoint) => self.reserved(endpoint, request).await,
             Route::NotFound => respond::text(StatusCode::NOT_FOUND, "not found"),
-        }
+        };
+        (response, None)
+    }
+
+    /// [`Server::serve_app`], counted in the metrics under the app's name.
+    async fn serve_counted(
+        &self,
+        target: Target,
+        request: Request<Incoming>,
+        rest: &str,
+        peer: SocketAddr,
+    ) -> (Response<Body>, Option<Arc<str>>) {
+        let app = target.app.name().clone();
+        let started = std::time::Instant::now();
+        let running = self.metrics.in_flight(&app);
+        let response = self.serve_app(target, request, rest, peer).await;
+        drop(running);
+        let status = response.status().as_u16();
+        self.metrics.request_done(&app, status, started.elapsed());
+        (response, Some(app))
     }
 
     /// What serves `name`: the app mounted as `name` (at its custom route only, when it has
@@ -352,6 +409,37 @@ impl Server {
             if let Ok(value) = http::HeaderValue::from_str(&reason) {
                 response.headers_mut().insert(X_WASMOUNT_ERROR, value);
             }
+        }
+    }
+}
+
+/// What the access log needs of a request, taken before it is handed on.
+struct Logged {
+    method: String,
+    target: String,
+    bytes_in: Option<u64>,
+    referer: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl Logged {
+    fn of<B>(request: &Request<B>) -> Self {
+        let header = |name: http::header::HeaderName| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Self {
+            method: request.method().to_string(),
+            target: request
+                .uri()
+                .path_and_query()
+                .map_or("/".to_owned(), |target| target.as_str().to_owned()),
+            bytes_in: content_length(request.headers()),
+            referer: header(http::header::REFERER),
+            user_agent: header(http::header::USER_AGENT),
         }
     }
 }

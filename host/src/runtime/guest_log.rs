@@ -36,12 +36,21 @@ impl Stream {
 pub(crate) struct GuestLog {
     app: Arc<str>,
     stream: Stream,
+    /// The id of the request the instance is serving (a reused instance serves several).
+    request: RequestId,
 }
 
+/// The id of the request an instance is serving now, shared by its two streams.
+pub(crate) type RequestId = Arc<std::sync::Mutex<Arc<str>>>;
+
 impl GuestLog {
-    /// The stream `stream` of app `app`.
-    pub(crate) fn new(app: Arc<str>, stream: Stream) -> Self {
-        Self { app, stream }
+    /// The stream `stream` of app `app`, its lines tagged with the id in `request`.
+    pub(crate) fn new(app: Arc<str>, stream: Stream, request: RequestId) -> Self {
+        Self {
+            app,
+            stream,
+            request,
+        }
     }
 
     fn writer(&self) -> LineWriter {
@@ -92,7 +101,14 @@ impl LineWriter {
     fn emit(&mut self) {
         let line = String::from_utf8_lossy(&self.pending);
         let line = escape_controls(line.trim_end_matches('\r'));
-        tracing::info!(target: "wasmount::guest", app = %self.log.app, stream = self.log.stream.name(), "{line}");
+        let request = self.log.request.lock().unwrap().clone();
+        tracing::info!(
+            target: "wasmount::guest",
+            app = %self.log.app,
+            request_id = %request,
+            stream = self.log.stream.name(),
+            "{line}"
+        );
         self.pending.clear();
     }
 }

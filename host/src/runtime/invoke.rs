@@ -3,7 +3,7 @@
 //! into a status for the client without touching other requests or apps. The request arrives
 //! already rewritten for the guest (see `http::forwarding`).
 
-use crate::headers::content_length;
+use crate::headers::{X_REQUEST_ID, content_length};
 use crate::metrics::FailureKind;
 use crate::respond::{self, Body};
 use crate::runtime::bodies::is_deadline;
@@ -155,6 +155,13 @@ impl Run<'_> {
         };
         let was_reused = instance.reused.is_some();
         let memory_refused = instance.store.data().memory_refused();
+        if let Some(id) = request
+            .headers()
+            .get(X_REQUEST_ID)
+            .and_then(|id| id.to_str().ok())
+        {
+            instance.store.data().serve_request(id);
+        }
         memory_refused.store(false, std::sync::atomic::Ordering::Relaxed);
         let (mut guest, mut receiver) = match self.start(instance, request, deadline) {
             Ok(started) => started,

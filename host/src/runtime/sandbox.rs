@@ -4,7 +4,7 @@
 
 use crate::runtime::engine::EPOCH_TICK;
 use crate::runtime::fairness::CpuShare;
-use crate::runtime::guest_log::{GuestLog, Stream};
+use crate::runtime::guest_log::{GuestLog, RequestId, Stream};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -55,6 +55,8 @@ pub(crate) struct HostState {
     http: WasiHttpCtx,
     outbound: OutboundPolicy,
     memory: MemoryBudget,
+    /// The id of the request it serves now, which its log lines carry.
+    request: RequestId,
     /// The server-wide instance slot this instance holds while it lives.
     _slot: OwnedSemaphorePermit,
 }
@@ -63,6 +65,11 @@ impl HostState {
     /// Set when this instance's memory budget refused to grow (clear it before a request).
     pub(crate) fn memory_refused(&self) -> Arc<AtomicBool> {
         self.memory.refused.clone()
+    }
+
+    /// Tags the instance's log lines with `id` from now on (each request sets its own).
+    pub(crate) fn serve_request(&self, id: &str) {
+        *self.request.lock().unwrap() = Arc::from(id);
     }
 }
 
@@ -197,8 +204,17 @@ pub(crate) fn new_store(
     deadline: Deadline<'_>,
 ) -> anyhow::Result<Store<HostState>> {
     let mut wasi = WasiCtx::builder();
-    wasi.stdout(GuestLog::new(spec.name.clone(), Stream::Stdout))
-        .stderr(GuestLog::new(spec.name.clone(), Stream::Stderr));
+    let request: RequestId = Arc::new(std::sync::Mutex::new(Arc::from("-")));
+    wasi.stdout(GuestLog::new(
+        spec.name.clone(),
+        Stream::Stdout,
+        request.clone(),
+    ))
+    .stderr(GuestLog::new(
+        spec.name.clone(),
+        Stream::Stderr,
+        request.clone(),
+    ));
     for (key, value) in &spec.env {
         wasi.env(key, value);
     }
@@ -225,6 +241,7 @@ pub(crate) fn new_store(
             used: 0,
             refused: Arc::default(),
         },
+        request,
         _slot: slot,
     };
     let mut store = Store::new(engine, state);
