@@ -240,6 +240,23 @@ impl Metrics {
         self
     }
 
+    /// The metrics of app `app`, its series resolved once (the request path then touches
+    /// only atomics and one histogram).
+    pub(crate) fn for_app(self: &Arc<Self>, app: &Arc<str>) -> AppMetrics {
+        let label = AppLabel { app: app.clone() };
+        let ok = RequestLabels {
+            app: app.clone(),
+            status: 200,
+        };
+        AppMetrics {
+            app: app.clone(),
+            in_flight: self.in_flight.get_or_create(&label).clone(),
+            duration: self.duration.get_or_create(&label).clone(),
+            ok: self.requests.get_or_create(&ok).clone(),
+            metrics: self.clone(),
+        }
+    }
+
     /// Counts one request to `app` answered with `status` after `elapsed`.
     pub(crate) fn request_done(&self, app: &Arc<str>, status: u16, elapsed: Duration) {
         let labels = RequestLabels {
@@ -251,16 +268,6 @@ impl Metrics {
         self.duration
             .get_or_create(&app)
             .observe(elapsed.as_secs_f64());
-    }
-
-    /// Marks a request to `app` as running until the returned guard is dropped.
-    pub(crate) fn in_flight(&self, app: &Arc<str>) -> InFlight {
-        let gauge = self
-            .in_flight
-            .get_or_create(&AppLabel { app: app.clone() })
-            .clone();
-        gauge.inc();
-        InFlight(gauge)
     }
 
     /// Counts a request that app `app`'s guest failed.
@@ -380,6 +387,44 @@ fn prometheus_text(openmetrics: &str) -> String {
         page.push('\n');
     }
     page
+}
+
+/// One app's series, resolved when the app version is linked.
+#[derive(Debug)]
+pub(crate) struct AppMetrics {
+    app: Arc<str>,
+    in_flight: Gauge,
+    duration: Histogram,
+    /// `status="200"`, the common case, without a lookup.
+    ok: Counter,
+    metrics: Arc<Metrics>,
+}
+
+impl AppMetrics {
+    /// Marks a request as running until the returned guard is dropped.
+    pub(crate) fn in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
+    /// Counts one request answered with `status` after `elapsed`.
+    pub(crate) fn request_done(&self, status: u16, elapsed: Duration) {
+        if status == 200 {
+            self.ok.inc();
+        } else {
+            let labels = RequestLabels {
+                app: self.app.clone(),
+                status,
+            };
+            self.metrics.requests.get_or_create(&labels).inc();
+        }
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a request the app's guest failed.
+    pub(crate) fn guest_failed(&self, kind: FailureKind) {
+        self.metrics.guest_failed(&self.app, kind);
+    }
 }
 
 /// A running request's count in `wasmount_requests_in_flight`, taken back when dropped.

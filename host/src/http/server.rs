@@ -276,13 +276,13 @@ impl Server {
         rest: &str,
         peer: SocketAddr,
     ) -> (Response<Body>, Option<Arc<str>>) {
-        let app = target.app.name().clone();
+        let (app, guest) = (target.app.name().clone(), target.app.guest().clone());
         let started = std::time::Instant::now();
-        let running = self.metrics.in_flight(&app);
+        let running = guest.metrics().in_flight();
         let response = self.serve_app(target, request, rest, peer).await;
         drop(running);
         let status = response.status().as_u16();
-        self.metrics.request_done(&app, status, started.elapsed());
+        guest.metrics().request_done(status, started.elapsed());
         (response, Some(app))
     }
 

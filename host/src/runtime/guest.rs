@@ -1,7 +1,7 @@
 //! One app version as the runtime sees it: the pre-instantiated component, the description of
 //! its sandbox, its admission limit, its share of the CPU and its idle instances.
 
-use crate::metrics::Metrics;
+use crate::metrics::{AppMetrics, Metrics};
 use crate::runtime::engine::{Tier, WasmEngine};
 use crate::runtime::fairness::{CpuShare, Fairness};
 use crate::runtime::reuse::{InstancePool, Reuse};
@@ -39,8 +39,8 @@ pub(crate) struct Guest {
     concurrency: Option<Arc<Semaphore>>,
     cpu_share: Arc<CpuShare>,
     reuse_pool: Option<Arc<InstancePool>>,
-    /// The server's metrics (guest failures are counted per app).
-    metrics: Arc<Metrics>,
+    /// The app's metrics.
+    metrics: AppMetrics,
 }
 
 impl Guest {
@@ -61,6 +61,7 @@ impl Guest {
     ) -> anyhow::Result<Self> {
         let instance_pre = tier.linker().instantiate_pre(component)?;
         let pre = ProxyPre::new(instance_pre)?;
+        let spec_name = spec.name.clone();
         Ok(Self {
             pre,
             spec,
@@ -72,12 +73,12 @@ impl Guest {
             reuse_pool: policy
                 .reuse
                 .map(|reuse| Arc::new(InstancePool::new(reuse, engine.idle_cap().clone()))),
-            metrics: metrics.clone(),
+            metrics: metrics.for_app(&spec_name),
         })
     }
 
-    /// The server's metrics.
-    pub(crate) fn metrics(&self) -> &Metrics {
+    /// The app's metrics.
+    pub(crate) fn metrics(&self) -> &AppMetrics {
         &self.metrics
     }
 

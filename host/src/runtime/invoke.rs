@@ -387,7 +387,7 @@ fn body_too_large(size: &str, limit: u64) -> Response<Body> {
 
 fn failure_response(guest: &Guest, outcome: GuestOutcome, out_of_memory: bool) -> Response<Body> {
     let name = &guest.spec().name;
-    let failed = |kind| guest.metrics().guest_failed(name, kind);
+    let failed = |kind| guest.metrics().guest_failed(kind);
     match outcome {
         Ok(Ok(())) => {
             failed(FailureKind::NoResponse);
@@ -420,7 +420,7 @@ fn failure_response(guest: &Guest, outcome: GuestOutcome, out_of_memory: bool) -
 
 fn timed_out(guest: &Guest) -> Response<Body> {
     let (name, timeout) = (&guest.spec().name, guest.spec().limits.timeout);
-    guest.metrics().guest_failed(name, FailureKind::Timeout);
+    guest.metrics().guest_failed(FailureKind::Timeout);
     tracing::warn!(app = %name, "request timed out after {timeout:?}");
     respond::text(
         StatusCode::GATEWAY_TIMEOUT,
