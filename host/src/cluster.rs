@@ -330,12 +330,17 @@ impl Follower {
     }
 
     /// Mirrors the apps of the whole state `changes` (first sync: the deployer mounts them).
+    /// As in a catch-up, one bad app is logged and skipped; an unreachable store is an error.
     async fn mirror_apps(&self, changes: &Changes) -> anyhow::Result<()> {
         for name in self.deleted_apps(changes)? {
             self.apps.mirror_app(&name, None).await?;
         }
         for (name, row) in &changes.apps {
-            self.apps.mirror_app(name, row.as_ref()).await?;
+            match self.apps.mirror_app(name, row.as_ref()).await {
+                Err(error) if is_unavailable(&error) => return Err(error),
+                Err(error) => tracing::warn!(app = %name, "not taken from the store: {error:#}"),
+                Ok(_) => {}
+            }
         }
         Ok(())
     }
