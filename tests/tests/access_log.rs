@@ -168,3 +168,60 @@ async fn the_combined_format_is_apaches_with_id_app_and_duration() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("use json or combined"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_apps_guest_output_can_be_followed_live_with_the_token() {
+    use http_body_util::BodyExt as _;
+    let server = wasmount_tests::TestServer::start_admin(&[("echo", guests::ECHO)], |_| {}).await;
+    assert_eq!(server.get("/echo/").await.status, StatusCode::OK);
+    let refused = server.get("/_wasmount/apps/echo/log").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNAUTHORIZED,
+        "guest output needs the token"
+    );
+    let missing = server
+        .admin(Method::GET, "/_wasmount/apps/nope/log", "")
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    // Follow, then make the guest write; the event arrives with the request's id.
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get("/_wasmount/apps/echo/log")
+        .header("host", server.addr.to_string())
+        .header(
+            "authorization",
+            format!("Bearer {}", wasmount_tests::ADMIN_TOKEN),
+        )
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    let opening = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert!(String::from_utf8_lossy(&opening).starts_with(": following"));
+    let headers = [("x-request-id", "followed-1")];
+    let logged = server
+        .send(Method::GET, "/echo/log?msg=live-line", "", &headers)
+        .await;
+    assert_eq!(logged.status, StatusCode::OK);
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while !(seen.contains("live-line") && seen.contains("stderr")) {
+            let frame = body.frame().await.unwrap().unwrap();
+            seen.push_str(&String::from_utf8_lossy(&frame.into_data().unwrap()));
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "no event within 60 s: {seen}");
+    assert!(
+        seen.contains(r#"data: {"line":"live-line","request_id":"followed-1","stream":"stdout"}"#),
+        "{seen}"
+    );
+}

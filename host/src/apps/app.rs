@@ -9,7 +9,8 @@ use crate::config::AppDefaults;
 use crate::metrics::Metrics;
 use crate::runtime::engine::{Tier, WasmEngine};
 use crate::runtime::fairness::Fairness;
-use crate::runtime::guest::Guest;
+use crate::runtime::guest::{Guest, ServerShared};
+use crate::runtime::guest_log::LogTail;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -130,6 +131,8 @@ pub(crate) struct LinkContext {
     pub fairness: Arc<Fairness>,
     /// The server's metrics.
     pub metrics: Arc<Metrics>,
+    /// The server's feed of guest output.
+    pub log_tail: LogTail,
 }
 
 /// A validated, compiled app, ready to instantiate for each request.
@@ -234,8 +237,11 @@ impl App {
             component,
             spec,
             policy,
-            &context.fairness,
-            &context.metrics,
+            ServerShared {
+                fairness: &context.fairness,
+                metrics: &context.metrics,
+                log_tail: &context.log_tail,
+            },
         )
         .map_err(LoadError::Incompatible)?;
         Ok(Self {

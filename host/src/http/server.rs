@@ -24,6 +24,7 @@ use crate::metrics::{Metrics, UNMATCHED};
 use crate::respond::{self, Body};
 use crate::runtime::engine::WasmEngine;
 use crate::runtime::fairness::Fairness;
+use crate::runtime::guest_log::{self, LogTail};
 use crate::runtime::invoke::invoke;
 use crate::runtime::sandbox::Binding;
 use anyhow::Context as _;
@@ -126,6 +127,8 @@ pub struct Server {
     pub(crate) metrics: Arc<Metrics>,
     /// One line per request, when asked for.
     access_log: Option<AccessLog>,
+    /// Every guest's output, for `/_wasmount/apps/NAME/log`.
+    pub(crate) log_tail: LogTail,
     /// Whether every app found at start has loaded (health is `503` until then, in a cluster).
     pub(crate) warmed: std::sync::atomic::AtomicBool,
 }
@@ -151,11 +154,13 @@ impl Server {
         config.check()?;
         let names = Arc::new(Namespace::default());
         let metrics = Metrics::new();
+        let log_tail = guest_log::log_tail();
         let context = LinkContext {
             engine,
             defaults: config.app_defaults(),
             fairness: Fairness::new(),
             metrics: metrics.clone(),
+            log_tail: log_tail.clone(),
         };
         let limits = LaunchLimits {
             idle_timeout: config.instance_idle_timeout,
@@ -185,6 +190,7 @@ impl Server {
             follower,
             metrics,
             access_log,
+            log_tail,
             warmed: std::sync::atomic::AtomicBool::new(false),
         })
     }

@@ -4,6 +4,7 @@
 use crate::metrics::{AppMetrics, Metrics};
 use crate::runtime::engine::{Tier, WasmEngine};
 use crate::runtime::fairness::{CpuShare, Fairness};
+use crate::runtime::guest_log::LogTail;
 use crate::runtime::reuse::{InstancePool, Reuse};
 use crate::runtime::sandbox::{GuestSpec, HostState};
 use std::sync::Arc;
@@ -29,6 +30,17 @@ pub(crate) struct AtCapacity;
 /// limit.
 pub(crate) type Admission = Option<OwnedSemaphorePermit>;
 
+/// What every app of a server shares: CPU fairness, metrics, the feed of guest output.
+#[derive(Clone, Copy)]
+pub(crate) struct ServerShared<'a> {
+    /// How the server's apps share the CPU.
+    pub fairness: &'a Arc<Fairness>,
+    /// The server's metrics.
+    pub metrics: &'a Arc<Metrics>,
+    /// The server's feed of guest output.
+    pub log_tail: &'a LogTail,
+}
+
 /// A compiled app, linked and ready to instantiate for each request.
 pub(crate) struct Guest {
     pre: ProxyPre<HostState>,
@@ -41,6 +53,8 @@ pub(crate) struct Guest {
     reuse_pool: Option<Arc<InstancePool>>,
     /// The app's metrics.
     metrics: AppMetrics,
+    /// Where its output also goes while someone follows it.
+    log_tail: LogTail,
 }
 
 impl Guest {
@@ -56,9 +70,13 @@ impl Guest {
         component: &Component,
         spec: GuestSpec,
         policy: GuestPolicy,
-        fairness: &Arc<Fairness>,
-        metrics: &Arc<Metrics>,
+        server: ServerShared<'_>,
     ) -> anyhow::Result<Self> {
+        let ServerShared {
+            fairness,
+            metrics,
+            log_tail,
+        } = server;
         let instance_pre = tier.linker().instantiate_pre(component)?;
         let pre = ProxyPre::new(instance_pre)?;
         let spec_name = spec.name.clone();
@@ -74,7 +92,13 @@ impl Guest {
                 .reuse
                 .map(|reuse| Arc::new(InstancePool::new(reuse, engine.idle_cap().clone()))),
             metrics: metrics.for_app(&spec_name),
+            log_tail: log_tail.clone(),
         })
+    }
+
+    /// Where its output also goes while someone follows it.
+    pub(crate) fn log_tail(&self) -> &LogTail {
+        &self.log_tail
     }
 
     /// The app's metrics.

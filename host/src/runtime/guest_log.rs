@@ -38,6 +38,29 @@ pub(crate) struct GuestLog {
     stream: Stream,
     /// The id of the request the instance is serving (a reused instance serves several).
     request: RequestId,
+    /// Where lines also go while someone follows the app's output.
+    tail: LogTail,
+}
+
+/// One line a guest wrote, for whoever follows its app's output.
+#[derive(Debug, Clone)]
+pub(crate) struct GuestLine {
+    /// The app.
+    pub app: Arc<str>,
+    /// The request it wrote the line for.
+    pub request_id: Arc<str>,
+    /// `stdout` or `stderr`.
+    pub stream: &'static str,
+    /// The line, control characters escaped.
+    pub text: Arc<str>,
+}
+
+/// The server's feed of guest lines (bounded: a follower that falls behind skips lines).
+pub(crate) type LogTail = tokio::sync::broadcast::Sender<GuestLine>;
+
+/// A feed for a server's guest lines, keeping at most 1024 a slow follower has not read.
+pub(crate) fn log_tail() -> LogTail {
+    tokio::sync::broadcast::channel(1024).0
 }
 
 /// The id of the request an instance is serving now, shared by its two streams.
@@ -45,11 +68,12 @@ pub(crate) type RequestId = Arc<std::sync::Mutex<Arc<str>>>;
 
 impl GuestLog {
     /// The stream `stream` of app `app`, its lines tagged with the id in `request`.
-    pub(crate) fn new(app: Arc<str>, stream: Stream, request: RequestId) -> Self {
+    pub(crate) fn new(app: Arc<str>, stream: Stream, request: RequestId, tail: LogTail) -> Self {
         Self {
             app,
             stream,
             request,
+            tail,
         }
     }
 
@@ -109,6 +133,14 @@ impl LineWriter {
             stream = self.log.stream.name(),
             "{line}"
         );
+        if self.log.tail.receiver_count() > 0 {
+            let _ = self.log.tail.send(GuestLine {
+                app: self.log.app.clone(),
+                request_id: request,
+                stream: self.log.stream.name(),
+                text: line.as_ref().into(),
+            });
+        }
         self.pending.clear();
     }
 }

@@ -223,7 +223,14 @@ impl Run<'_> {
             ))
         })?;
         let engine = guest.pre().engine();
-        match new_store(engine, guest.spec(), self.binding, slot, deadline) {
+        match new_store(
+            engine,
+            guest.spec(),
+            self.binding,
+            slot,
+            deadline,
+            guest.log_tail(),
+        ) {
             Ok(store) => Ok(Instance {
                 store,
                 reused: None,

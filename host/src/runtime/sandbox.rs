@@ -4,7 +4,7 @@
 
 use crate::runtime::engine::EPOCH_TICK;
 use crate::runtime::fairness::CpuShare;
-use crate::runtime::guest_log::{GuestLog, RequestId, Stream};
+use crate::runtime::guest_log::{GuestLog, LogTail, RequestId, Stream};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -202,19 +202,12 @@ pub(crate) fn new_store(
     binding: Option<Binding<'_>>,
     slot: OwnedSemaphorePermit,
     deadline: Deadline<'_>,
+    tail: &LogTail,
 ) -> anyhow::Result<Store<HostState>> {
     let mut wasi = WasiCtx::builder();
     let request: RequestId = Arc::new(std::sync::Mutex::new(Arc::from("-")));
-    wasi.stdout(GuestLog::new(
-        spec.name.clone(),
-        Stream::Stdout,
-        request.clone(),
-    ))
-    .stderr(GuestLog::new(
-        spec.name.clone(),
-        Stream::Stderr,
-        request.clone(),
-    ));
+    let log = |stream| GuestLog::new(spec.name.clone(), stream, request.clone(), tail.clone());
+    wasi.stdout(log(Stream::Stdout)).stderr(log(Stream::Stderr));
     for (key, value) in &spec.env {
         wasi.env(key, value);
     }

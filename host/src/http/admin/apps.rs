@@ -31,6 +31,17 @@ async fn route(server: &Server, rest: &str, request: Request<Incoming>) -> ApiRe
             _ => Err(ApiError::method_not_allowed("GET, HEAD")),
         };
     }
+    if let Some(name) = rest.strip_prefix('/').and_then(|r| r.strip_suffix("/log")) {
+        // Guest output may hold users' data: following it always needs the token.
+        server.access.check(request.headers(), false)?;
+        return match method {
+            Method::GET if server.deployer.registry().get(name).is_some() => {
+                super::tail::follow(&server.log_tail, name)
+            }
+            Method::GET => Err(ApiError::not_found(format!("no app named `{name}`"))),
+            _ => Err(ApiError::method_not_allowed("GET")),
+        };
+    }
     let Some(name) = rest.strip_prefix('/').filter(|name| !name.contains('/')) else {
         return Err(ApiError::not_found("no such admin endpoint"));
     };

@@ -7,6 +7,7 @@
 pub(crate) mod apps;
 mod body;
 pub(crate) mod launches;
+mod tail;
 
 use crate::apps::postgres::mirror::is_unavailable;
 use crate::respond::{self, Body};
