@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// The `app` label of requests that match no app or instance.
-pub(crate) const UNMATCHED: &str = "(none)";
+const UNMATCHED: &str = "(none)";
 
 /// The content type of the metrics page: Prometheus' text format, which every scraper and
 /// `promtool check metrics` read.
@@ -131,6 +131,8 @@ pub(crate) struct Metrics {
     resident: Gauge,
     open_fds: Gauge,
     cpu_seconds: Counter<f64, AtomicU64>,
+    /// [`UNMATCHED`], made once.
+    unmatched: Arc<str>,
 }
 
 /// Latency buckets: 0.5 ms to 30 s.
@@ -160,6 +162,7 @@ impl Metrics {
             resident: Gauge::default(),
             open_fds: Gauge::default(),
             cpu_seconds: Counter::default(),
+            unmatched: UNMATCHED.into(),
         };
         Arc::new(metrics.registered())
     }
@@ -255,6 +258,11 @@ impl Metrics {
             ok: self.requests.get_or_create(&ok).clone(),
             metrics: self.clone(),
         }
+    }
+
+    /// Counts a request that matched no app (answered before any guest ran).
+    pub(crate) fn request_unmatched(&self, status: u16) {
+        self.request_done(&self.unmatched, status, Duration::ZERO);
     }
 
     /// Counts one request to `app` answered with `status` after `elapsed`.

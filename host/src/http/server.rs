@@ -20,7 +20,7 @@ use crate::http::forwarding::{Forwarding, TrustedProxies, rewrite_for_guest};
 use crate::http::listener;
 use crate::launches::store::SharedInstances;
 use crate::launches::{INSTANCE_ENV, InUse, Instances, LaunchLimits};
-use crate::metrics::{Metrics, UNMATCHED};
+use crate::metrics::Metrics;
 use crate::respond::{self, Body};
 use crate::runtime::engine::WasmEngine;
 use crate::runtime::fairness::Fairness;
@@ -33,7 +33,6 @@ use hyper::body::Incoming;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Response header carrying the reason a newer build of the app failed (dev mode).
@@ -199,7 +198,6 @@ impl Server {
     /// It gets a request id (`x-request-id`, the client's when sane), which the guest sees
     /// and the response carries, and a line in the access log when there is one.
     pub async fn handle(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let arrived = (std::time::SystemTime::now(), std::time::Instant::now());
         let id = request_id(request.headers());
         let id_value = http::HeaderValue::from_str(&id).ok();
         if let Some(value) = &id_value {
@@ -212,7 +210,7 @@ impl Server {
         }
         if let (Some(log), Some(logged)) = (&self.access_log, logged) {
             log.write(&LogLine {
-                at: arrived.0,
+                at: logged.at,
                 id: &id,
                 app: app.as_deref(),
                 method: &logged.method,
@@ -220,7 +218,7 @@ impl Server {
                 status: response.status().as_u16(),
                 bytes_in: logged.bytes_in,
                 bytes_out: content_length(response.headers()),
-                duration: arrived.1.elapsed(),
+                duration: logged.started.elapsed(),
                 client: peer,
                 referer: logged.referer.as_deref(),
                 user_agent: logged.user_agent.as_deref(),
@@ -252,10 +250,7 @@ impl Server {
                 let (mut response, app) = match target {
                     Ok(target) => self.serve_counted(target, request, rest, peer).await,
                     Err(refusal) => {
-                        let unmatched: Arc<str> = Arc::from(UNMATCHED);
-                        let status = refusal.status().as_u16();
-                        self.metrics
-                            .request_done(&unmatched, status, Duration::ZERO);
+                        self.metrics.request_unmatched(refusal.status().as_u16());
                         (refusal, None)
                     }
                 };
@@ -421,6 +416,8 @@ impl Server {
 
 /// What the access log needs of a request, taken before it is handed on.
 struct Logged {
+    at: std::time::SystemTime,
+    started: std::time::Instant,
     method: String,
     target: String,
     bytes_in: Option<u64>,
@@ -438,6 +435,8 @@ impl Logged {
                 .map(str::to_owned)
         };
         Self {
+            at: std::time::SystemTime::now(),
+            started: std::time::Instant::now(),
             method: request.method().to_string(),
             target: request
                 .uri()
