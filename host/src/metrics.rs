@@ -233,6 +233,17 @@ impl Metrics {
             Unit::Seconds,
             self.cpu_seconds.clone(),
         );
+        let started = Gauge::<f64, AtomicU64>::default();
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        started.set(since_epoch.as_secs_f64());
+        r.register_with_unit(
+            "process_start_time",
+            "When the server started, in seconds since the Unix epoch",
+            Unit::Seconds,
+            started,
+        );
         let build = Family::<VersionLabel, Gauge>::default();
         build
             .get_or_create(&VersionLabel {

@@ -15,6 +15,8 @@ use tokio::task::JoinHandle;
 use wasmount::config::{Config, EngineConfig};
 use wasmount::engine::WasmEngine;
 
+/// A real headless Chromium over WebDriver.
+pub mod browser;
 /// A private PostgreSQL server per test.
 pub mod postgres;
 

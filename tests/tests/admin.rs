@@ -72,6 +72,34 @@ async fn the_list_can_be_made_public_but_changes_still_need_the_token() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_apps_settings_are_shown_only_with_the_token() {
+    let server = TestServer::start_admin(&[], |c| c.public_app_list = true).await;
+    let manifest =
+        "environment = { API_KEY = \"secret-value\" }\n[limits]\nrequest_timeout = \"7s\"\n";
+    let component = read(guests::HELLO);
+    let uploaded = server
+        .put_multipart(
+            "hello",
+            &[("component", &component), ("manifest", manifest.as_bytes())],
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.text());
+    let inspected = server.admin(Method::GET, "/_wasmount/apps/hello", "").await;
+    let settings = &json(&inspected)["manifest"];
+    assert_eq!(
+        settings["environment"]["API_KEY"],
+        "secret-value",
+        "{}",
+        inspected.text()
+    );
+    assert_eq!(settings["limits"]["request_timeout"], "7s");
+    let public = server.get("/_wasmount/apps/hello").await;
+    assert_eq!(public.status, StatusCode::OK);
+    assert!(json(&public).get("manifest").is_none(), "{}", public.text());
+    assert!(!public.text().contains("secret-value"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn upload_replace_inspect_and_delete() {
     let server = TestServer::start_admin(&[], |_| {}).await;
     let created = server

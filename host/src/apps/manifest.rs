@@ -185,6 +185,51 @@ impl Manifest {
 }
 
 impl Manifest {
+    /// The settings as JSON, in the file's own keys (limits and reuse as tables); keys left
+    /// out of the manifest are left out here too. Sizes are bytes, durations text ("30s").
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let mut limits = serde_json::Map::new();
+        let mut put = |key: &str, value: Option<serde_json::Value>| {
+            if let Some(value) = value {
+                limits.insert(key.to_owned(), value);
+            }
+        };
+        put("memory", self.memory.map(Into::into));
+        put(
+            "request_timeout",
+            self.request_timeout
+                .map(|t| humantime::format_duration(t).to_string().into()),
+        );
+        put(
+            "max_concurrent_requests",
+            self.max_concurrent_requests.map(Into::into),
+        );
+        put("max_request_body", self.max_request_body.map(Into::into));
+        let mut json = serde_json::json!({
+            "environment": self.environment.iter().cloned().collect::<BTreeMap<_, _>>(),
+            "allowed_outbound_hosts": self
+                .allowed_outbound_hosts
+                .iter()
+                .map(|host| format!("{}://{}:{}", host.scheme, host.host, host.port))
+                .collect::<Vec<_>>(),
+            "limits": limits,
+        });
+        if let Some(route) = &self.route {
+            json["route"] = route.as_str().into();
+        }
+        if let Some(files) = &self.files {
+            json["files"] = files.display().to_string().into();
+        }
+        if let Some(reuse) = &self.reuse {
+            json["reuse"] = serde_json::json!({
+                "max_requests": reuse.max_requests,
+                "idle_timeout": humantime::format_duration(reuse.idle_timeout).to_string(),
+                "max_idle_instances": reuse.max_idle_instances,
+            });
+        }
+        json
+    }
+
     /// The sandbox of app `name` under these settings, the server's `defaults` filling in
     /// what the manifest leaves out: resolved once per app version, never per request.
     pub(crate) fn guest_spec(&self, name: &str, defaults: &AppDefaults) -> GuestSpec {

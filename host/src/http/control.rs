@@ -1,10 +1,12 @@
 //! The server's own pages and endpoints: the index of mounted apps at the base path, and
-//! everything under `/_wasmount/` (health, and the admin API for apps and launches).
+//! everything under `/_wasmount/` (health, metrics, the dashboard, and the admin API for
+//! apps and launches).
 
 use crate::apps::names::{RESERVED_PREFIX, mount_prefix};
 use crate::apps::registry::Entry;
 use crate::cluster::SyncStatus;
 use crate::http::admin::{self, ApiError};
+use crate::http::dashboard;
 use crate::http::server::Server;
 use crate::metrics;
 use crate::respond::{self, Body};
@@ -28,6 +30,9 @@ impl Server {
         }
         if let Some(rest) = under("/instances") {
             return admin::launches::handle(self, rest, request).await;
+        }
+        if let Some(rest) = under("/ui") {
+            return dashboard::serve(request.method(), rest);
         }
         match endpoint {
             "/health" if is_read(request.method()) => self.health(),

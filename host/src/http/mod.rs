@@ -1,10 +1,11 @@
 //! The HTTP layer: the listener, the request path of a server (route → app or launched
 //! instance → the runtime), the request as a guest sees it, and the control plane under
-//! `/_wasmount/` (health, index, admin API). The guest path stays on bare hyper.
+//! `/_wasmount/` (health, index, metrics, dashboard, admin API). The guest path stays on bare hyper.
 
 pub(crate) mod access_log;
 pub(crate) mod admin;
 pub(crate) mod control;
+pub(crate) mod dashboard;
 pub(crate) mod forwarding;
 pub(crate) mod listener;
 pub(crate) mod server;

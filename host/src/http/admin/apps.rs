@@ -49,7 +49,11 @@ async fn route(server: &Server, rest: &str, request: Request<Incoming>) -> ApiRe
         return Err(ApiError::bad_request(LoadError::BadName(name.to_owned())));
     }
     match method {
-        Method::GET | Method::HEAD => inspect(server, name),
+        Method::GET | Method::HEAD => {
+            // The settings may hold secrets (environment): only for the token's holder.
+            let with_manifest = server.access.check(request.headers(), false).is_ok();
+            inspect(server, name, with_manifest)
+        }
         Method::PUT => upload(server, name, request).await,
         Method::DELETE => remove(server, name).await,
         _ => Err(ApiError::method_not_allowed("GET, HEAD, PUT, DELETE")),
@@ -80,6 +84,9 @@ struct AppInfo {
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     failed_at: Option<String>,
+    /// The settings, when one app is inspected with the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manifest: Option<serde_json::Value>,
 }
 
 impl AppInfo {
@@ -102,6 +109,7 @@ impl AppInfo {
             deploys,
             failed_at: failure.as_ref().map(|f| timestamp(f.at)),
             error: failure.map(|f| f.reason),
+            manifest: None,
         };
         match entry {
             Some(Entry::Ready(app)) => {
@@ -154,23 +162,24 @@ fn list(server: &Server) -> ApiResult {
     Ok(json(StatusCode::OK, &serde_json::json!({ "apps": apps })))
 }
 
-fn inspect(server: &Server, name: &str) -> ApiResult {
+fn inspect(server: &Server, name: &str, with_manifest: bool) -> ApiResult {
     let registry = server.deployer.registry();
     let entry = registry.get(name);
     let failure = registry.failure(name);
     if entry.is_none() && failure.is_none() {
         return Err(ApiError::not_found(format!("no app named `{name}`")));
     }
-    Ok(json(
-        StatusCode::OK,
-        &AppInfo::new(
-            &server.config.base_path,
-            name,
-            entry.as_ref(),
-            failure,
-            registry.deploys(name),
-        ),
-    ))
+    let mut info = AppInfo::new(
+        &server.config.base_path,
+        name,
+        entry.as_ref(),
+        failure,
+        registry.deploys(name),
+    );
+    if with_manifest && let Some(Entry::Ready(app)) = &entry {
+        info.manifest = Some(app.manifest().to_json());
+    }
+    Ok(json(StatusCode::OK, &info))
 }
 
 async fn upload(server: &Server, name: &str, request: Request<Incoming>) -> ApiResult {
