@@ -225,3 +225,40 @@ async fn an_apps_guest_output_can_be_followed_live_with_the_token() {
         "{seen}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_of_guest_output_never_holds_up_a_shutdown() {
+    use http_body_util::BodyExt as _;
+    let mut server = wasmount_tests::TestServer::start_admin(&[("echo", guests::ECHO)], |c| {
+        c.shutdown_timeout = Duration::from_secs(600);
+    })
+    .await;
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get("/_wasmount/apps/echo/log")
+        .header("host", server.addr.to_string())
+        .header(
+            "authorization",
+            format!("Bearer {}", wasmount_tests::ADMIN_TOKEN),
+        )
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    body.frame().await.unwrap().unwrap(); // the opening comment: following now
+
+    let task = server.begin_shutdown();
+    // The grace period is 10 minutes: ending well before it means the stream was ended.
+    let stopped = tokio::time::timeout(Duration::from_secs(120), task).await;
+    assert!(stopped.is_ok(), "the shutdown waited for the follower");
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(Ok(_)) = body.frame().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream did not end");
+}

@@ -71,6 +71,7 @@ pub(crate) async fn serve(
         });
     }
     drop(listener);
+    server.begin_draining();
     let grace = server.config.shutdown_timeout;
     tracing::info!(
         "shutting down: no new connections, waiting up to {grace:?} for requests in flight"

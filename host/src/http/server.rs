@@ -130,6 +130,8 @@ pub struct Server {
     pub(crate) log_tail: LogTail,
     /// Whether every app found at start has loaded (health is `503` until then, in a cluster).
     pub(crate) warmed: std::sync::atomic::AtomicBool,
+    /// Turns true when shutdown begins: long-lived streams (log followers) end.
+    pub(crate) draining: tokio::sync::watch::Sender<bool>,
 }
 
 /// What a server serves from: the deployer, the launches, and the follower of a shared store.
@@ -191,7 +193,15 @@ impl Server {
             access_log,
             log_tail,
             warmed: std::sync::atomic::AtomicBool::new(false),
+            draining: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Ends the streams that would otherwise stay open until the client leaves (guest-output
+    /// followers), so a graceful shutdown only waits for real requests. [`run`] calls it when
+    /// its shutdown begins; an embedder calls it before draining its own connections.
+    pub fn begin_draining(&self) {
+        self.draining.send_replace(true);
     }
 
     /// Answers one request from `peer`: an app's, a launched instance's, or the server's own.

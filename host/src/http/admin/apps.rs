@@ -36,7 +36,7 @@ async fn route(server: &Server, rest: &str, request: Request<Incoming>) -> ApiRe
         server.access.check(request.headers(), false)?;
         return match method {
             Method::GET if server.deployer.registry().get(name).is_some() => {
-                super::tail::follow(&server.log_tail, name)
+                super::tail::follow(&server.log_tail, name, server.draining.subscribe())
             }
             Method::GET => Err(ApiError::not_found(format!("no app named `{name}`"))),
             _ => Err(ApiError::method_not_allowed("GET")),

@@ -1,6 +1,7 @@
 //! `GET /_wasmount/apps/NAME/log`: one app's guest output as it is written, as server-sent
 //! events (`data: {"request_id", "stream", "line"}`); lines a slow follower missed are
-//! reported as `event: lagged` with their count. At most [`MAX_FOLLOWERS`] at once.
+//! reported as `event: lagged` with their count. At most [`MAX_FOLLOWERS`] at once; every
+//! stream ends when the server begins to shut down, so followers never hold up the drain.
 
 use crate::http::admin::ApiError;
 use crate::respond::Body;
@@ -15,12 +16,16 @@ use tokio::sync::broadcast::error::RecvError;
 /// Followers of guest output at once, over all apps (429 beyond).
 pub(crate) const MAX_FOLLOWERS: usize = 16;
 
-/// The event stream of app `app`'s output, from now on.
+/// The event stream of app `app`'s output, from now on, until `draining` turns true.
 ///
 /// # Errors
 ///
 /// `429` when [`MAX_FOLLOWERS`] already follow.
-pub(crate) fn follow(tail: &LogTail, app: &str) -> Result<Response<Body>, ApiError> {
+pub(crate) fn follow(
+    tail: &LogTail,
+    app: &str,
+    draining: tokio::sync::watch::Receiver<bool>,
+) -> Result<Response<Body>, ApiError> {
     if tail.receiver_count() >= MAX_FOLLOWERS {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -30,9 +35,13 @@ pub(crate) fn follow(tail: &LogTail, app: &str) -> Result<Response<Body>, ApiErr
     let app: Arc<str> = app.into();
     let opening = Bytes::from(format!(": following the output of app {app}\n\n"));
     let first = futures::stream::once(async move { Ok(Frame::data(opening)) });
-    let lines = futures::stream::unfold((tail.subscribe(), app), |(mut lines, app)| async move {
-        let event = next_event(&mut lines, &app).await?;
-        Some((Ok(Frame::data(event)), (lines, app)))
+    let state = (tail.subscribe(), app, draining);
+    let lines = futures::stream::unfold(state, |(mut lines, app, mut draining)| async move {
+        let event = tokio::select! {
+            event = next_event(&mut lines, &app) => event?,
+            _ = draining.wait_for(|draining| *draining) => return None,
+        };
+        Some((Ok(Frame::data(event)), (lines, app, draining)))
     });
     let body = StreamBody::new(futures::StreamExt::chain(first, lines)).boxed_unsync();
     let mut response = Response::new(body);
