@@ -150,6 +150,17 @@ pub struct Config {
     pub access_log: Option<AccessLogFormat>,
     /// Where the access log goes; `None`: stderr.
     pub access_log_file: Option<PathBuf>,
+    /// HTTPS on every listener with this certificate and key; `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A PEM certificate chain and its private key, re-read when either file changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, the server's own certificate first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// Settings of the wasmtime engine, fixed for the life of the process.
@@ -221,6 +232,7 @@ impl Config {
             public_metrics: false,
             access_log: None,
             access_log_file: None,
+            tls: None,
         }
     }
 

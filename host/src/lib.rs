@@ -34,6 +34,6 @@ pub mod engine {
 /// Running a server: on a listener of its own ([`run`]), or embedded in another web server
 /// ([`Server::handle`]).
 pub mod server {
-    pub use crate::http::server::{Server, run, run_with_engine};
+    pub use crate::http::server::{Listeners, Server, run, run_with_engine};
     pub use crate::respond::Body;
 }

@@ -17,6 +17,10 @@ use wasmount::engine::WasmEngine;
 
 /// A real headless Chromium over WebDriver.
 pub mod browser;
+/// Test certificates made with openssl.
+pub mod certs;
+/// An HTTPS client: HTTP/2 or HTTP/1.1 over rustls.
+pub mod https;
 /// A private PostgreSQL server per test.
 pub mod postgres;
 
@@ -425,8 +429,9 @@ impl ServerProcess {
             let Some(Ok(line)) = lines.next() else {
                 break; // the server exited before listening
             };
-            if let Some(at) = line.find("listening on http://") {
-                let rest = &line[at + "listening on http://".len()..];
+            if let Some(at) = line.find("listening on http") {
+                let rest = &line[at + "listening on http".len()..];
+                let rest = rest.trim_start_matches('s').trim_start_matches("://");
                 addr = rest.split('/').next().and_then(|a| a.parse().ok());
             }
             log.lock().unwrap().push(line);
@@ -437,7 +442,7 @@ impl ServerProcess {
             addr: "0.0.0.0:0".parse().expect("an address"),
             log: log.clone(),
         };
-        server.addr = addr.expect("the server printed `listening on http://ADDR` within 60 s");
+        server.addr = addr.expect("the server printed `listening on http(s)://ADDR` within 60 s");
         // Keep reading stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {

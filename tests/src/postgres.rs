@@ -109,77 +109,8 @@ impl Postgres {
     /// A CA, and a server certificate for `127.0.0.1` and `localhost` signed by it.
     fn make_certificates(&self) {
         let dir = self.dir.path();
-        std::fs::write(
-            dir.join("san.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-        )
-        .unwrap();
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        let steps: [&[&str]; 3] = [
-            &[
-                &["req", "-x509"],
-                &ec[..],
-                &[
-                    "-keyout",
-                    "ca.key",
-                    "-out",
-                    "ca.crt",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=wasmount test CA",
-                ],
-            ]
-            .concat(),
-            &[
-                &["req"],
-                &ec[..],
-                &[
-                    "-keyout",
-                    "server.key",
-                    "-out",
-                    "server.csr",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                ],
-            ]
-            .concat(),
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.crt",
-                "-days",
-                "2",
-                "-extfile",
-                "san.ext",
-            ],
-        ];
-        for step in steps {
-            let output = Command::new("openssl")
-                .args(step)
-                .current_dir(dir)
-                .output()
-                .expect("running openssl (Debian package openssl)");
-            assert!(
-                output.status.success(),
-                "openssl {step:?}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
+        crate::certs::make_ca(dir);
+        crate::certs::issue(dir, "server");
         let key = dir.join("server.key");
         std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .unwrap();

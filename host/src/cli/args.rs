@@ -137,6 +137,30 @@ pub struct ServeArgs {
     #[arg(long, env = "WASMOUNT_ACCESS_LOG_FILE", value_name = "FILE")]
     pub access_log_file: Option<PathBuf>,
 
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key.
+    /// Both files are re-read when they change or on SIGHUP, without a restart.
+    #[arg(
+        long,
+        env = "WASMOUNT_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "WASMOUNT_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve the admin API, metrics and dashboard only on this address (e.g. 127.0.0.1:8081);
+    /// the public listener then answers 404 there (health stays on both).
+    #[arg(long, env = "WASMOUNT_ADMIN_LISTEN", value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+
     /// Let anyone list and inspect apps (GET /_wasmount/apps) without the token.
     #[arg(long, env = "WASMOUNT_PUBLIC_APP_LIST")]
     pub public_app_list: bool,
@@ -357,6 +381,10 @@ impl ServeArgs {
             public_metrics: self.public_metrics,
             access_log: self.access_log,
             access_log_file: self.access_log_file,
+            tls: self
+                .tls_cert
+                .zip(self.tls_key)
+                .map(|(cert, key)| TlsFiles { cert, key }),
         };
         config.check()?;
         Ok(config)

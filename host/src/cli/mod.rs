@@ -9,6 +9,7 @@ use anyhow::Context as _;
 pub use args::ServeArgs;
 use clap::{Parser, Subcommand};
 use commands::{DeployArgs, LaunchArgs, RemoveArgs, ServerArgs};
+use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -84,12 +85,29 @@ pub fn init_logging(friendly: bool) {
 ///
 /// Invalid flags, an address that cannot be bound, or a server start-up failure.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let listen = args.listen;
+    let (listen, admin_listen) = (args.listen, args.admin_listen);
     let config = args.into_config()?;
-    let listener = TcpListener::bind(listen)
+    let listeners = bind(listen, admin_listen).await?;
+    crate::server::run(listeners, config, shutdown_signal()).await
+}
+
+/// Binds the public address and, when given, the admin one.
+async fn bind(
+    listen: SocketAddr,
+    admin_listen: Option<SocketAddr>,
+) -> anyhow::Result<crate::server::Listeners> {
+    let public = TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    crate::server::run(listener, config, shutdown_signal()).await
+    let admin = match admin_listen {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .with_context(|| format!("listening on {address} (--admin-listen)"))?,
+        ),
+        None => None,
+    };
+    Ok(crate::server::Listeners { public, admin })
 }
 
 /// `wasmount dev`: `serve` with watching on, the apps folder created if missing, and build
@@ -101,14 +119,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 pub async fn dev(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.apps)
         .with_context(|| format!("creating apps folder {}", args.apps.display()))?;
-    let listen = args.listen;
+    let (listen, admin_listen) = (args.listen, args.admin_listen);
     let mut config = args.into_config()?;
     config.watch = true;
     config.dev = true;
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
-    crate::server::run(listener, config, shutdown_signal()).await
+    let listeners = bind(listen, admin_listen).await?;
+    crate::server::run(listeners, config, shutdown_signal()).await
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -53,6 +53,23 @@ impl TrustedProxies {
     }
 }
 
+/// Completes a request's own account of how it arrived, after [`TrustedProxies::strip_untrusted`]:
+/// `host` from the URI's authority when the client sent none (HTTP/2 sends `:authority`
+/// instead), and `x-forwarded-proto: https` when it came over TLS and no trusted proxy
+/// already said how the client connected.
+pub(crate) fn note_connection<B>(request: &mut Request<B>, over_tls: bool) {
+    let authority = request.uri().authority().map(|a| a.as_str().to_owned());
+    let headers = request.headers_mut();
+    if !headers.contains_key(header::HOST)
+        && let Some(value) = authority.and_then(|a| HeaderValue::from_str(&a).ok())
+    {
+        headers.insert(header::HOST, value);
+    }
+    if over_tls && !headers.contains_key(X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+    }
+}
+
 /// Where the request came from and where the app is mounted.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Forwarding<'a> {

@@ -1,11 +1,17 @@
-//! The listener: accepts connections up to the connection limit, serves HTTP/1.1 on each
-//! with the head size and read-time limits, and shuts down gracefully (stop accepting, let
-//! in-flight requests finish within the grace period).
+//! A listener: accepts connections up to the connection limit, serves HTTP/1.1 on each with
+//! the head size and read-time limits (over TLS also HTTP/2, by ALPN), tells each request
+//! which plane it arrived on, and shuts down gracefully (stop accepting, let in-flight
+//! requests finish within the grace period).
 
+use crate::config::Config;
 use crate::http::server::Server;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use crate::http::tls::Tls;
+use crate::respond::Body;
+use http::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -20,18 +26,77 @@ const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 /// outgoing requests, the listener.
 const RESERVED_FDS: u64 = 256;
 
-/// Serves `server` on `listener` until `shutdown` resolves, then drains.
+/// Which requests a listener answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Plane {
+    /// Everything: the only listener.
+    #[default]
+    All,
+    /// Apps, the index and health: the public listener beside an admin one.
+    Apps,
+    /// The server's own endpoints under `/_wasmount/`: the admin listener.
+    Control,
+}
+
+/// What a request knows of its connection (a request extension set by the listener).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Connection {
+    /// Which requests its listener answers.
+    pub plane: Plane,
+    /// Whether it came over TLS.
+    pub over_tls: bool,
+}
+
+/// How connections are spoken to: HTTP/1.1 always, HTTP/2 when TLS negotiates it.
+#[derive(Clone)]
+struct Protocols {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    tls: Option<Arc<Tls>>,
+    /// How long a TLS handshake may take (the head read timeout).
+    handshake_timeout: Duration,
+}
+
+impl Protocols {
+    fn new(config: &Config, tls: Option<Arc<Tls>>) -> Self {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout)
+            .max_buf_size(usize::try_from(config.max_header_bytes).unwrap_or(usize::MAX))
+            .keep_alive(true);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(H2_MAX_STREAMS)
+            .keep_alive_interval(H2_PING_INTERVAL)
+            .keep_alive_timeout(H2_PING_INTERVAL);
+        Self {
+            http1,
+            http2,
+            tls,
+            handshake_timeout: config.header_read_timeout,
+        }
+    }
+}
+
+/// Requests one HTTP/2 connection may run at once.
+const H2_MAX_STREAMS: u32 = 128;
+/// How often an HTTP/2 peer is pinged, and how long it has to answer.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Serves `server` on `listener` (answering the requests of `plane`, over TLS when `tls`)
+/// until `shutdown` resolves, then drains.
 pub(crate) async fn serve(
     listener: TcpListener,
     server: Arc<Server>,
+    plane: Plane,
+    tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let config = &server.config;
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
-        .max_buf_size(usize::try_from(config.max_header_bytes).unwrap_or(usize::MAX))
-        .keep_alive(true);
+    let protocols = Protocols::new(config, tls);
     let graceful = GracefulShutdown::new();
     let max_connections =
         connection_limit(config.max_connections).min(tokio::sync::Semaphore::MAX_PERMITS);
@@ -57,14 +122,27 @@ pub(crate) async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let connection = Connection {
+            plane,
+            over_tls: protocols.tls.is_some(),
+        };
         let server = server.clone();
-        let service = hyper::service::service_fn(move |request| {
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             let server = server.clone();
+            request.extensions_mut().insert(connection);
             async move { Ok::<_, Infallible>(server.handle(request, peer).await) }
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let (protocols, watcher) = (protocols.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let served = match &protocols.tls {
+                None => {
+                    let io = TokioIo::new(stream);
+                    let connection = protocols.http1.serve_connection(io, service);
+                    watcher.watch(connection).await.map_err(Into::into)
+                }
+                Some(tls) => serve_tls(&protocols, tls, stream, service, watcher).await,
+            };
+            if let Err(error) = served {
                 tracing::debug!(%peer, "connection ended: {error}");
             }
             drop(permit);
@@ -80,6 +158,38 @@ pub(crate) async fn serve(
         Ok(()) => tracing::info!("shut down cleanly"),
         Err(_) => tracing::warn!("shutdown grace period over: closing the remaining connections"),
     }
+}
+
+/// One TLS connection: the handshake (within the head read timeout), then HTTP/2 if ALPN
+/// chose it, else HTTP/1.1.
+async fn serve_tls<S>(
+    protocols: &Protocols,
+    tls: &Tls,
+    stream: tokio::net::TcpStream,
+    service: S,
+    watcher: Watcher,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = Body> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let handshake = tls.acceptor().accept(stream);
+    let stream = tokio::time::timeout(protocols.handshake_timeout, handshake)
+        .await
+        .map_err(|_| "TLS handshake timed out")??;
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let io = TokioIo::new(stream);
+    if h2 {
+        watcher
+            .watch(protocols.http2.serve_connection(io, service))
+            .await?;
+    } else {
+        watcher
+            .watch(protocols.http1.serve_connection(io, service))
+            .await?;
+    }
+    Ok(())
 }
 
 /// `configured`, or fewer if the process may not open that many files: the soft open-file

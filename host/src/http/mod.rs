@@ -9,3 +9,4 @@ pub(crate) mod dashboard;
 pub(crate) mod forwarding;
 pub(crate) mod listener;
 pub(crate) mod server;
+pub(crate) mod tls;

@@ -16,8 +16,9 @@ use crate::config::Config;
 use crate::headers::{X_REQUEST_ID, content_length};
 use crate::http::access_log::{AccessLog, LogLine, request_id};
 use crate::http::admin::AdminAccess;
-use crate::http::forwarding::{Forwarding, TrustedProxies, rewrite_for_guest};
-use crate::http::listener;
+use crate::http::forwarding::{Forwarding, TrustedProxies, note_connection, rewrite_for_guest};
+use crate::http::listener::{self, Connection, Plane};
+use crate::http::tls::Tls;
 use crate::launches::store::SharedInstances;
 use crate::launches::{INSTANCE_ENV, InUse, Instances, LaunchLimits};
 use crate::metrics::Metrics;
@@ -39,19 +40,40 @@ use tokio::net::TcpListener;
 const X_WASMOUNT_ERROR: &str = "x-wasmount-error";
 const MAX_ERROR_HEADER_CHARS: usize = 1024;
 
-/// Mounts the apps of `config.apps_dir`, then serves on `listener` until `shutdown` resolves.
+/// The sockets a server listens on: the public one, and optionally one of its own for the
+/// control plane (admin API, metrics, dashboard).
+#[derive(Debug)]
+pub struct Listeners {
+    /// Apps, the index and health; everything when there is no admin listener.
+    pub public: TcpListener,
+    /// Only the server's own endpoints under `/_wasmount/`.
+    pub admin: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(public: TcpListener) -> Self {
+        Self {
+            public,
+            admin: None,
+        }
+    }
+}
+
+/// Mounts the apps of `config.apps_dir`, then serves on `listeners` until `shutdown`
+/// resolves.
 ///
 /// # Errors
 ///
-/// If the engine cannot be created or the apps folder cannot be opened. A bad app file is not
-/// an error: it is logged, recorded as failed, and the others are served.
+/// If the engine cannot be created, the apps folder cannot be opened, or the TLS certificate
+/// does not load. A bad app file is not an error: it is logged, recorded as failed, and the
+/// others are served.
 pub async fn run(
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let engine = WasmEngine::new(&config.engine)?;
-    run_with_engine(listener, config, engine, shutdown).await
+    run_with_engine(listeners, config, engine, shutdown).await
 }
 
 /// [`run`] with an engine the caller already has (tests share one across servers).
@@ -60,15 +82,18 @@ pub async fn run(
 ///
 /// As [`run`].
 pub async fn run_with_engine(
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     config: Config,
     engine: WasmEngine,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let local = listener
+    let Listeners { public, admin } = listeners.into();
+    let local = public
         .local_addr()
         .context("reading the listening address")?;
-    let server = Server::start(config, engine, local).await?;
+    let tls = config.tls.as_ref().map(Tls::load).transpose()?;
+    let server = Arc::new(Server::start(config, engine, local).await?);
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         apps = server.deployer.registry().len(),
         instances = server.launches.len(),
@@ -77,10 +102,49 @@ pub async fn run_with_engine(
         } else {
             "off"
         },
-        "listening on http://{local}{}/",
+        "listening on {scheme}://{local}{}/",
         server.config.base_path
     );
-    listener::serve(listener, Arc::new(server), shutdown).await;
+    let reloader = tls.as_ref().map(|tls| tls.spawn_reloader());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let public_plane = if admin.is_some() {
+        Plane::Apps
+    } else {
+        Plane::All
+    };
+    let public = listener::serve(
+        public,
+        server.clone(),
+        public_plane,
+        tls.clone(),
+        until_stopped(stopped.clone()),
+    );
+    let admin = async {
+        let Some(admin) = admin else { return };
+        if let Ok(address) = admin.local_addr() {
+            tracing::info!("admin listening on {scheme}://{address}/");
+        }
+        let admin_stopped = until_stopped(stopped);
+        listener::serve(
+            admin,
+            server.clone(),
+            Plane::Control,
+            tls.clone(),
+            admin_stopped,
+        )
+        .await;
+    };
+    let signal = async {
+        shutdown.await;
+        stop.send_replace(true);
+    };
+    tokio::join!(signal, public, admin);
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     Ok(())
 }
 
@@ -247,10 +311,17 @@ impl Server {
             return (head_too_large(self.config.max_header_bytes), None);
         }
         self.proxies.strip_untrusted(peer, request.headers_mut());
+        let connection = request.extensions().get::<Connection>().copied();
+        let connection = connection.unwrap_or_default();
+        note_connection(&mut request, connection.over_tls);
         let base = self.config.base_path.as_str();
         let snapshot = self.deployer.registry().snapshot();
         let path = request.uri().path().to_owned();
-        let response = match snapshot.routes.resolve(base, &path) {
+        let route = snapshot.routes.resolve(base, &path);
+        if !self.takes(connection.plane, &route) {
+            return (respond::text(StatusCode::NOT_FOUND, "not found"), None);
+        }
+        let response = match route {
             Route::App { name, rest, custom } => {
                 let mut target = self.target(&snapshot, name, custom).await;
                 if target.is_err() && !custom && self.read_through(&snapshot, name).await {
@@ -277,6 +348,26 @@ impl Server {
             Route::NotFound => respond::text(StatusCode::NOT_FOUND, "not found"),
         };
         (response, None)
+    }
+
+    /// Whether a listener of `plane` answers `route`. With an admin listener, the public one
+    /// keeps apps, the index, health (and metrics when public); the admin one takes only the
+    /// server's own endpoints.
+    fn takes(&self, plane: Plane, route: &Route<'_>) -> bool {
+        let reserved = match route {
+            Route::Reserved(endpoint) => Some(*endpoint),
+            _ => None,
+        };
+        match plane {
+            Plane::All => true,
+            Plane::Control => reserved.is_some(),
+            Plane::Apps => match reserved {
+                None => true,
+                Some(endpoint) => {
+                    endpoint == "/health" || (endpoint == "/metrics" && self.config.public_metrics)
+                }
+            },
+        }
     }
 
     /// [`Server::serve_app`], counted in the metrics under the app's name.
