@@ -12,6 +12,9 @@ const COMPILED = { fresh: "optimized", cache: "optimized (cache)", baseline: "ba
 
 let samples = []; // {t, apps: Map(app -> AppCounters)}, oldest first, the last WINDOW_MS
 let pollTimer = null;
+let session = 0; // bumped at each log-in and log-out: late answers of an old one are dropped
+let refreshing = null; // the refresh in flight; another waits for it
+let serverStart = null; // process_start_time_seconds: a change means the counters restarted
 let followAbort = null;
 let chosenComponent = null;
 let nameChosen = false; // typed, or set by Replace: a chosen file then keeps it
@@ -56,7 +59,13 @@ async function logIn(event) {
   const given = $("token").value.trim();
   const message = $("login-message");
   message.textContent = "";
-  const response = await fetch(api("instances"), { headers: { Authorization: "Bearer " + given } });
+  let response;
+  try {
+    response = await fetch(api("instances"), { headers: { Authorization: "Bearer " + given } });
+  } catch (error) {
+    message.textContent = "the server could not be reached: " + error.message;
+    return;
+  }
   if (!response.ok) {
     message.textContent = await errorOf(response);
     return;
@@ -69,9 +78,11 @@ async function logIn(event) {
 function logOut(why) {
   sessionStorage.removeItem(TOKEN_KEY);
   stopFollowing();
-  clearInterval(pollTimer);
+  clearTimeout(pollTimer);
   pollTimer = null;
+  session++;
   samples = [];
+  serverStart = null;
   $("main").hidden = true;
   $("logout").hidden = true;
   $("login").hidden = false;
@@ -83,8 +94,14 @@ function showMain() {
   $("login").hidden = true;
   $("main").hidden = false;
   $("logout").hidden = false;
-  refresh();
-  pollTimer = setInterval(refresh, POLL_MS);
+  session++;
+  poll(session);
+}
+
+// Refreshes every POLL_MS, one refresh at a time, for as long as this session lasts.
+async function poll(mine) {
+  await refresh();
+  if (mine === session) pollTimer = setTimeout(() => poll(mine), POLL_MS);
 }
 
 // ---- the metrics page -------------------------------------------------------------------
@@ -280,31 +297,52 @@ function sparkline(points, kind) {
 
 // ---- refreshing -------------------------------------------------------------------------
 
+// One refresh at a time: a caller during one waits for it, then starts the next.
 async function refresh() {
+  while (refreshing) await refreshing;
+  refreshing = refreshOnce().finally(() => {
+    refreshing = null;
+  });
+  return refreshing;
+}
+
+async function refreshOnce() {
+  const mine = session;
   try {
+    const t = Date.now();
     const [apps, instances, metrics, health] = await Promise.all([
       callJson("apps"),
       callJson("instances"),
-      call("metrics").then((r) => (r.ok ? r.text() : "")),
+      call("metrics").then((r) => (r.ok ? r.text() : null)),
       fetch(api("health")).then((r) => r.json()).catch(() => null),
     ]);
-    const read = readMetrics(metrics);
-    const t = Date.now();
-    samples.push({ t, apps: read.apps });
-    while (samples.length > 2 && t - samples[0].t > WINDOW_MS) samples.shift();
+    if (mine !== session) return;
+    const read = readMetrics(metrics || "");
+    if (metrics !== null) keepSample(t, read);
     drawApps(apps.apps);
     drawInstances(instances.instances);
     drawServer(read.server, health, apps.apps.length, instances.instances.length);
     fillAppChoices(apps.apps);
   } catch (error) {
-    if (token()) $("summary").textContent = "refresh failed: " + error.message;
+    if (mine === session && token()) $("summary").textContent = "refresh failed: " + error.message;
   }
 }
 
+// Adds one scrape to the window; a restarted server starts the window again.
+function keepSample(t, read) {
+  if (read.server.started !== serverStart) {
+    samples = [];
+    serverStart = read.server.started;
+  }
+  samples.push({ t, apps: read.apps });
+  while (samples.length > 2 && t - samples[0].t > WINDOW_MS) samples.shift();
+}
+
 function drawServer(server, health, appCount, instanceCount) {
+  const uptime = server.started ? Math.max(0, Date.now() / 1000 - server.started) : null;
   const facts = [
     ["Version", server.version || "?"],
-    ["Uptime", server.started ? duration(Date.now() / 1000 - server.started) : "?"],
+    ["Uptime", uptime === null ? "?" : duration(uptime)],
     ["Resident memory", bytes(server.rss)],
     ["Open files", server.fds],
     ["Apps", appCount],
@@ -365,7 +403,7 @@ function drawApps(apps) {
     row.dataset.app = app.name;
     const stats = statsOf(app.name);
     cell(row, app.name);
-    row.insertCell().appendChild(link(app.route, app.route, false));
+    row.insertCell().appendChild(link(app.route, app.route, true));
     cell(row, app.state, "state state-" + app.state);
     cell(row, COMPILED[app.compiled] || app.compiled || "");
     cell(row, bytes(app.size), "num");
@@ -510,7 +548,9 @@ async function showManifest(name) {
   $("manifest-title").textContent = `Manifest of ${name}`;
   try {
     const app = await callJson("apps/" + encodeURIComponent(name));
-    $("manifest-text").textContent = JSON.stringify(app.manifest || {}, null, 2);
+    $("manifest-text").textContent = app.manifest
+      ? JSON.stringify(app.manifest, null, 2)
+      : `no settings to show: the app is ${app.state}`;
   } catch (error) {
     $("manifest-text").textContent = error.message;
   }
@@ -525,6 +565,13 @@ function confirmDelete(text) {
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true });
     dialog.showModal();
   });
+}
+
+// The dialogs close from their buttons (no form submission: the page allows none).
+function wireDialogs() {
+  $("confirm-yes").addEventListener("click", () => $("confirm").close("yes"));
+  $("confirm-no").addEventListener("click", () => $("confirm").close("no"));
+  $("manifest-close").addEventListener("click", () => $("manifest").close());
 }
 
 async function deleteApp(name) {
@@ -621,18 +668,12 @@ async function toggleFollow(event) {
   try {
     const response = await call(`apps/${encodeURIComponent(app)}/log`, { signal });
     if (!response.ok) throw new Error(`${response.status}: ${await errorOf(response)}`);
-    $("log-state").textContent = `following ${app}`;
+    $("log-state").textContent = `following ${app} live`;
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffered = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffered += value;
-      let end;
-      while ((end = buffered.indexOf("\n\n")) >= 0) {
-        showEvent(buffered.slice(0, end));
-        buffered = buffered.slice(end + 2);
-      }
+    try {
+      await readEvents(reader);
+    } finally {
+      reader.cancel().catch(() => {});
     }
     if (followAbort && followAbort.signal === signal) $("log-state").textContent = "the server ended the stream";
   } catch (error) {
@@ -641,6 +682,21 @@ async function toggleFollow(event) {
   if (followAbort && followAbort.signal === signal) {
     followAbort = null;
     $("log-button").textContent = "Follow";
+  }
+}
+
+// Shows each event of the stream, events being separated by a blank line.
+async function readEvents(reader) {
+  let buffered = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffered += value;
+    let end;
+    while ((end = buffered.indexOf("\n\n")) >= 0) {
+      showEvent(buffered.slice(0, end));
+      buffered = buffered.slice(end + 2);
+    }
   }
 }
 
@@ -658,7 +714,12 @@ function showEvent(block) {
   if (kind === "lagged") {
     entry.textContent = `… ${data} lines skipped (too fast to follow)`;
   } else {
-    const line = JSON.parse(data);
+    let line;
+    try {
+      line = JSON.parse(data);
+    } catch (_) {
+      line = { line: data, stream: "stdout" };
+    }
     const time = new Date().toLocaleTimeString();
     entry.textContent = `${time} ${line.request_id || "-"} ${line.line}`;
     entry.className = line.stream;
@@ -716,5 +777,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("launch-file").addEventListener("change", loadInputFile);
   $("log-form").addEventListener("submit", toggleFollow);
   acceptDrops();
+  wireDialogs();
   if (token()) showMain();
 });

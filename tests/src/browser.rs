@@ -19,12 +19,40 @@ const CHROMIUM_FLAGS: [&str; 8] = [
     "--disable-sync",
 ];
 
+/// How long one WebDriver call may take before the test fails instead of hanging.
+const CALL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// One browser at a time per test binary: two would share two cores with the servers.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A browser session; the driver and every browser process end on drop.
 pub struct Browser {
     /// The WebDriver session.
     pub client: Client,
-    driver: Child,
+    _driver: Driver,
     _profile: tempfile::TempDir,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+/// The `chromedriver` process, leading a process group with every browser process in it;
+/// the whole group is killed on drop, panics included.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `call`, failing the test if it takes longer than [`CALL_DEADLINE`].
+async fn within<T>(what: &str, call: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(CALL_DEADLINE, call)
+        .await
+        .unwrap_or_else(|_| panic!("WebDriver: {what} took over {CALL_DEADLINE:?}"))
 }
 
 /// The first of `candidates` that exists, or a panic that says what to install.
@@ -53,6 +81,7 @@ impl Browser {
             &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"],
             "chromium-driver",
         );
+        let turn = ONE_AT_A_TIME.lock().await;
         let port = free_port();
         let driver = Command::new(driver_path)
             .arg(format!("--port={port}"))
@@ -60,6 +89,7 @@ impl Browser {
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()
+            .map(Driver)
             .expect("starting chromedriver");
         let profile = tempfile::tempdir().expect("a browser profile folder");
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| (*f).to_owned()).collect();
@@ -75,14 +105,15 @@ impl Browser {
         let client = connect(&url, capabilities).await;
         Self {
             client,
-            driver,
+            _driver: driver,
             _profile: profile,
+            _turn: turn,
         }
     }
 
     /// Ends the session (the browser quits), then the driver.
     pub async fn stop(self) {
-        let _ = self.client.clone().close().await;
+        let _ = tokio::time::timeout(CALL_DEADLINE, self.client.clone().close()).await;
     }
 
     /// Waits until an element matching `css` has text containing `needle`; its text.
@@ -91,15 +122,11 @@ impl Browser {
         let mut seen = Vec::new();
         loop {
             seen.clear();
-            if let Ok(elements) = self.client.find_all(Locator::Css(css)).await {
-                for element in elements {
-                    if let Ok(text) = element.text().await {
-                        if text.contains(needle) {
-                            return text;
-                        }
-                        seen.push(text);
-                    }
+            for text in self.texts(css).await {
+                if text.contains(needle) {
+                    return text;
                 }
+                seen.push(text);
             }
             assert!(
                 Instant::now() < deadline,
@@ -113,13 +140,7 @@ impl Browser {
     pub async fn wait_for_no_text(&self, css: &str, needle: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let mut found = false;
-            if let Ok(elements) = self.client.find_all(Locator::Css(css)).await {
-                for element in elements {
-                    found |= element.text().await.is_ok_and(|t| t.contains(needle));
-                }
-            }
-            if !found {
+            if !self.texts(css).await.iter().any(|t| t.contains(needle)) {
                 return;
             }
             assert!(
@@ -130,11 +151,23 @@ impl Browser {
         }
     }
 
+    /// The texts of the elements matching `css` now (none if the page is redrawing them).
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let mut texts = Vec::new();
+        let found = within("finding elements", self.client.find_all(Locator::Css(css))).await;
+        for element in found.unwrap_or_default() {
+            if let Ok(text) = within("reading a text", element.text()).await {
+                texts.push(text);
+            }
+        }
+        texts
+    }
+
     /// Clicks the element matching `css`, again if the page redrew it in between.
     pub async fn click(&self, css: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            match self.find(css).await.click().await {
+            match within("clicking", self.find(css).await.click()).await {
                 Ok(()) => return,
                 Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -147,28 +180,25 @@ impl Browser {
     /// Types `text` into the element matching `css`, after clearing it.
     pub async fn type_into(&self, css: &str, text: &str) {
         let element = self.find(css).await;
-        element.clear().await.expect("clearing a field");
-        element.send_keys(text).await.expect("typing");
+        within("clearing", element.clear())
+            .await
+            .expect("clearing a field");
+        within("typing", element.send_keys(text))
+            .await
+            .expect("typing");
     }
 
     /// The element matching `css`, waiting for it to exist.
     pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
-        self.client
+        let wait = self
+            .client
             .wait()
             .at_most(Duration::from_secs(60))
-            .for_element(Locator::Css(css))
+            .for_element(Locator::Css(css));
+        tokio::time::timeout(Duration::from_secs(90), wait)
             .await
+            .unwrap_or_else(|_| panic!("WebDriver: finding `{css}` hung"))
             .unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"))
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // The driver leads a process group of its own, with every browser process in it.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
-            .status();
-        let _ = self.driver.wait();
     }
 }
 
@@ -177,11 +207,9 @@ async fn connect(url: &str, capabilities: serde_json::Map<String, serde_json::Va
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector)
-            .capabilities(capabilities.clone())
-            .connect(url)
-            .await
-        {
+        let mut builder = ClientBuilder::new(connector);
+        builder.capabilities(capabilities.clone());
+        match within("starting a session", builder.connect(url)).await {
             Ok(client) => return client,
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(200)).await;

@@ -8,6 +8,7 @@
 use fantoccini::Locator;
 use http::StatusCode;
 use std::path::PathBuf;
+use std::time::Duration;
 use wasmount_tests::browser::Browser;
 use wasmount_tests::{ADMIN_TOKEN, TestServer, guests};
 
@@ -51,9 +52,10 @@ async fn the_dashboard_deploys_launches_follows_and_deletes_in_a_real_browser() 
     browser.click("#login-form button[type=submit]").await;
     let row = browser.wait_for_text("#apps-table tbody tr", "hello").await;
     assert!(row.contains("serving"), "{row}");
-    browser
-        .wait_for_text("#server-facts", "Resident memory")
+    let facts = browser
+        .wait_for_text("#server-facts", env!("CARGO_PKG_VERSION"))
         .await;
+    assert!(!facts.contains("Uptime\n?"), "{facts}");
 
     // A component and its manifest, from file inputs.
     let folder = tempfile::tempdir().unwrap();
@@ -92,7 +94,7 @@ async fn the_dashboard_deploys_launches_follows_and_deletes_in_a_real_browser() 
     browser
         .wait_for_text("#manifest-text", "hi-from-the-manifest")
         .await;
-    browser.click("#manifest button").await;
+    browser.click("#manifest-close").await;
 
     // Not a component, dropped on the page: the server's refusal is shown.
     drop_file(&browser, "broken.wasm", "not a component").await;
@@ -150,24 +152,44 @@ async fn the_dashboard_deploys_launches_follows_and_deletes_in_a_real_browser() 
         },
     )
     .await;
-    for _ in 0..20 {
-        server.get("/greeter/?n=1").await;
-    }
-    browser
-        .wait_for_no_text("#apps-table tr[data-app=greeter] td.num", "–")
-        .await;
+    // Traffic shows up in the table: a rate above zero, percentiles in milliseconds.
+    let greeter = "#apps-table tr[data-app=greeter] td";
+    let cells = wasmount_tests::eventually(
+        "greeter's live figures",
+        Duration::from_secs(60),
+        || async {
+            server.get("/greeter/?n=1").await;
+            let cells = browser.texts(greeter).await;
+            let rate: f64 = cells.get(7)?.parse().ok()?;
+            (rate > 0.0 && cells.get(9)?.ends_with(" ms")).then_some(cells)
+        },
+    )
+    .await;
+    assert!(cells[10].ends_with(" ms"), "{cells:?}");
     scroll_to(&browser, "header").await;
     screenshot(&browser, "dashboard.png").await;
     scroll_to(&browser, "#instances").await;
     screenshot(&browser, "dashboard-instances.png").await;
 
+    // The instance in a tab of its own, as the link opens it.
+    let dashboard_tab = browser.client.window().await.unwrap();
+    let tab = browser.client.new_window(true).await.unwrap();
+    browser.client.switch_to_window(tab.handle).await.unwrap();
     browser.client.goto(&format!("{url}env")).await.unwrap();
     let page = browser.wait_for_text("body", "INPUT_JSON").await;
     assert!(page.contains("d-42"), "{page}");
+    browser.client.close_window().await.unwrap();
+    browser
+        .client
+        .switch_to_window(dashboard_tab)
+        .await
+        .unwrap();
 
-    // Back on the dashboard the tab is still logged in; delete both, confirming.
-    let dashboard = format!("http://{}/_wasmount/ui/", server.addr);
-    browser.client.goto(&dashboard).await.unwrap();
+    // Reloaded, the tab is still logged in; delete both, confirming.
+    browser.client.refresh().await.unwrap();
+    browser
+        .wait_for_text("#instances-table tbody", "dataset-42")
+        .await;
     browser
         .click("#instances-table tr[data-instance=dataset-42] button.danger")
         .await;
@@ -189,6 +211,17 @@ async fn the_dashboard_deploys_launches_follows_and_deletes_in_a_real_browser() 
     assert_eq!(server.get("/greeter/").await.status, StatusCode::NOT_FOUND);
     assert_eq!(server.get("/hello/").await.status, StatusCode::OK);
     browser.stop().await;
+}
+
+/// The page's content security policy violations so far (directive and blocked address).
+async fn csp_violations(browser: &Browser) -> Vec<String> {
+    let script = "const seen = new ReportingObserver(() => {}, { types: ['csp-violation'], buffered: true });
+        seen.observe();
+        const reports = seen.takeRecords();
+        seen.disconnect();
+        return reports.map((r) => r.body.effectiveDirective + ' ' + r.body.blockedURL);";
+    let found = browser.client.execute(script, vec![]).await.unwrap();
+    serde_json::from_value(found).unwrap()
 }
 
 /// Scrolls the page so the element matching `css` is at the top.
@@ -237,6 +270,18 @@ async fn on_a_phone_the_dashboard_fits_the_screen() {
         "the page is {overflow} px wider than the screen"
     );
     screenshot(&browser, "dashboard-phone.png").await;
+
+    // Nothing on the page broke its content security policy; a deliberate breach is seen.
+    assert_eq!(csp_violations(&browser).await, Vec::<String>::new());
+    let breach = "const img = document.createElement('img');
+        img.src = 'http://example.invalid/x.png';
+        document.body.append(img);";
+    browser.client.execute(breach, vec![]).await.unwrap();
+    wasmount_tests::eventually("the breach reported", Duration::from_secs(60), || async {
+        let seen = csp_violations(&browser).await;
+        seen.iter().any(|v| v.contains("img-src")).then_some(())
+    })
+    .await;
     browser.stop().await;
 }
 

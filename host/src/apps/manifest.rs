@@ -72,6 +72,8 @@ pub(crate) struct Manifest {
     pub environment: Vec<(String, String)>,
     /// The host folder granted read-only at `/data`.
     pub files: Option<PathBuf>,
+    /// That folder as the manifest names it (relative to the apps folder): what is shown.
+    pub files_as_written: Option<String>,
     /// Where the app may send HTTP requests; empty: nowhere.
     pub allowed_outbound_hosts: Vec<OutboundHost>,
     /// Linear memory of one instance, in bytes.
@@ -132,6 +134,7 @@ impl Manifest {
                 ));
             }
         }
+        let files_as_written = file.files.clone();
         let files = file
             .files
             .map(|folder| files_folder(&folder, apps_dir))
@@ -159,6 +162,7 @@ impl Manifest {
             route,
             environment: file.environment.into_iter().collect(),
             files,
+            files_as_written,
             allowed_outbound_hosts,
             memory: size("memory", limits.memory)?,
             request_timeout,
@@ -217,8 +221,8 @@ impl Manifest {
         if let Some(route) = &self.route {
             json["route"] = route.as_str().into();
         }
-        if let Some(files) = &self.files {
-            json["files"] = files.display().to_string().into();
+        if let Some(files) = &self.files_as_written {
+            json["files"] = files.as_str().into();
         }
         if let Some(reuse) = &self.reuse {
             json["reuse"] = serde_json::json!({
