@@ -16,6 +16,12 @@ pub struct ServeArgs {
     #[arg(long, env = "WASMOUNT_APPS", default_value = DEFAULT_APPS_DIR, value_name = "DIR")]
     pub apps: PathBuf,
 
+    /// Read settings from this TOML file: keys are these long flags without `--`
+    /// (`request-timeout = "30s"`), `[apps.NAME]` tables with `path` mount files. Flags and
+    /// environment variables win over it.
+    #[arg(long, env = "WASMOUNT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Address to listen on; port 0 picks a free port (the real one is logged).
     #[arg(long, env = "WASMOUNT_LISTEN", default_value = DEFAULT_LISTEN, value_name = "ADDR")]
     pub listen: SocketAddr,

@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod config_file;
 mod store;
 
 use anyhow::Context as _;
@@ -41,11 +42,33 @@ enum Command {
         #[command(subcommand)]
         command: store::StoreCommand,
     },
+    /// Check a `serve --config` file without starting a server.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate FILE as `wasmount serve --config FILE` would read it (flags and environment
+    /// variables apply as they would).
+    Check {
+        /// The TOML file.
+        file: std::path::PathBuf,
+    },
 }
 
 /// The whole `wasmount` program: parses the command line and runs the command.
 pub fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match config_file::parse(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(config_file::Refusal::Clap(error)) => error.exit(),
+        Err(config_file::Refusal::Config(message)) => {
+            eprintln!("error: {message}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     init_logging(matches!(cli.command, Command::Dev(_)));
     block_on_main(async move {
         match cli.command {
@@ -56,8 +79,32 @@ pub fn main() -> std::process::ExitCode {
             Command::Remove(args) => commands::remove(args).await,
             Command::Launch(args) => commands::launch(args).await,
             Command::Store { command } => store::run(command).await,
+            Command::Config {
+                command: ConfigCommand::Check { file },
+            } => check_config(&file),
         }
     })
+}
+
+/// `wasmount config check FILE`: the settings resolved as `serve` would, the TLS pair loaded.
+fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+    let args = config_file::check(file)?;
+    let config = args.into_config()?;
+    if let Some(tls) = &config.tls {
+        crate::http::tls::Tls::load(tls)?;
+    }
+    println!(
+        "{}: ok (apps {}, {} more app file(s), {})",
+        file.display(),
+        config.apps_dir.display(),
+        config.external_apps.len(),
+        if config.tls.is_some() {
+            "HTTPS"
+        } else {
+            "HTTP"
+        }
+    );
+    Ok(())
 }
 
 /// The environment variable holding the log filter (`info`, `wasmount=debug`, …).
