@@ -61,6 +61,7 @@ enum ConfigCommand {
 
 /// The whole `wasmount` program: parses the command line and runs the command.
 pub fn main() -> std::process::ExitCode {
+    *INHERITED.lock().unwrap_or_else(|e| e.into_inner()) = Some(listenfd::ListenFd::from_env());
     let cli = match config_file::parse(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(config_file::Refusal::Clap(error)) => error.exit(),
@@ -138,11 +139,36 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     crate::server::run(listeners, config, shutdown_signal()).await
 }
 
-/// Binds the public address and, when given, the admin one.
+/// Sockets a service manager passed (systemd's `LISTEN_FDS`), read by [`main`] before any
+/// thread starts (reading them clears the variables).
+static INHERITED: std::sync::Mutex<Option<listenfd::ListenFd>> = std::sync::Mutex::new(None);
+
+/// Binds the public address and, when given, the admin one — or adopts the sockets systemd
+/// passed: the first is the public listener, a second the admin one.
 async fn bind(
     listen: SocketAddr,
     admin_listen: Option<SocketAddr>,
 ) -> anyhow::Result<crate::server::Listeners> {
+    let inherited = INHERITED.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(mut sockets) = inherited.filter(|sockets| sockets.len() > 0) {
+        let mut adopt = |index: usize| -> anyhow::Result<Option<TcpListener>> {
+            let Some(socket) = sockets.take_tcp_listener(index).with_context(|| {
+                format!("socket activation: passed socket {index} is not a TCP listener")
+            })?
+            else {
+                return Ok(None);
+            };
+            socket.set_nonblocking(true)?;
+            Ok(Some(TcpListener::from_std(socket)?))
+        };
+        let public = adopt(0)?.context("socket activation: no socket passed")?;
+        let admin = adopt(1)?;
+        tracing::info!(
+            sockets = 1 + usize::from(admin.is_some()),
+            "using the sockets the service manager passed (LISTEN_FDS); --listen and --admin-listen are not used"
+        );
+        return Ok(crate::server::Listeners { public, admin });
+    }
     let public = TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
