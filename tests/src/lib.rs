@@ -23,6 +23,8 @@ pub mod certs;
 pub mod https;
 /// A private PostgreSQL server per test.
 pub mod postgres;
+/// A private OCI registry per test, and the ORAS client.
+pub mod registry;
 
 /// Paths of the guest components, built by `build.rs` from `guests/`.
 pub mod guests {

@@ -41,7 +41,7 @@ pub(crate) struct ServerArgs {
 /// `wasmount deploy FILE`: upload a component, adding or replacing an app.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct DeployArgs {
-    /// The component (`.wasm`) to upload.
+    /// The component (`.wasm`) to upload, or `oci://HOST[:PORT]/REPO[:TAG|@sha256:…]`.
     pub(crate) file: PathBuf,
 
     /// The app's name; defaults to the file name without `.wasm`.
@@ -54,6 +54,9 @@ pub(crate) struct DeployArgs {
 
     #[command(flatten)]
     pub(crate) server: ServerArgs,
+
+    #[command(flatten)]
+    pub(crate) registry: super::oci::RegistryArgs,
 }
 
 /// `wasmount remove NAME`: unmount an app and delete it from the server's store.
@@ -96,7 +99,28 @@ type RequestBody = BoxBody<Bytes, std::io::Error>;
 ///
 /// The file cannot be read, the server cannot be reached, or it refused the upload (its
 /// message is in the error).
-pub(crate) async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
+pub(crate) async fn deploy(mut args: DeployArgs) -> anyhow::Result<()> {
+    // From a registry: pulled (digests checked) into a temporary file, then as any file.
+    let _pulled = match args.file.to_str().and_then(super::oci::reference_of) {
+        Some(reference) => {
+            let reference = reference?;
+            let pulled = super::oci::pull(&reference, &args.registry).await?;
+            let file = tempfile::NamedTempFile::new().context("a temporary file for the pull")?;
+            std::fs::write(file.path(), &pulled.bytes).context("writing the pulled component")?;
+            eprintln!(
+                "pulled {}{reference} ({} bytes, manifest {})",
+                super::oci::SCHEME,
+                pulled.bytes.len(),
+                pulled.digest
+            );
+            args.name = args
+                .name
+                .or_else(|| Some(super::oci::default_name(&reference).to_owned()));
+            args.file = file.path().to_owned();
+            Some(file)
+        }
+        None => None,
+    };
     let name = match &args.name {
         Some(name) => name.clone(),
         None => args

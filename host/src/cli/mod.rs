@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod config_file;
+mod oci;
 mod store;
 
 use anyhow::Context as _;
@@ -29,8 +30,11 @@ enum Command {
     /// `serve` for app developers: watches and reloads, creates the apps folder if needed,
     /// and shows a broken build's reason on the app's responses (`x-wasmount-error`).
     Dev(ServeArgs),
-    /// Upload a component to a running server (adds or replaces the app).
+    /// Upload a component to a running server (adds or replaces the app): a file, or
+    /// oci://HOST[:PORT]/REPO[:TAG|@sha256:…] pulled from a registry first.
     Deploy(DeployArgs),
+    /// Publish a component to an OCI registry (the wasm artifact layout wkg and wash use).
+    Push(oci::PushArgs),
     /// List the apps of a running server.
     Apps(ServerArgs),
     /// Remove an app from a running server.
@@ -76,6 +80,7 @@ pub fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Dev(args) => dev(args).await,
             Command::Deploy(args) => commands::deploy(args).await,
+            Command::Push(args) => oci::push(args).await,
             Command::Apps(args) => commands::list(args).await,
             Command::Remove(args) => commands::remove(args).await,
             Command::Launch(args) => commands::launch(args).await,
