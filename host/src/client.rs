@@ -23,6 +23,21 @@ where
 {
     let stream = TcpStream::connect(address).await?;
     let _ = stream.set_nodelay(true);
+    send_on(stream, request).await
+}
+
+/// [`send`] on a connection the caller opened (a TLS stream, say).
+///
+/// # Errors
+///
+/// Protocol or body errors.
+pub async fn send_on<S, B>(stream: S, request: Request<B>) -> anyhow::Result<Response<Bytes>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(connection);

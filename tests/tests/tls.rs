@@ -32,7 +32,7 @@ fn start_tls(apps: &Path, pki: &Path) -> ServerProcess {
         "--tls-key",
         key.to_str().unwrap(),
     ];
-    ServerProcess::start(BIN, &args, &[])
+    ServerProcess::start(BIN, &args, &[("WASMOUNT_ADMIN_TOKEN", ADMIN_TOKEN)])
 }
 
 /// The DER of the first certificate in a PEM file.
@@ -74,6 +74,29 @@ async fn https_speaks_http2_and_http1_and_guests_see_https() {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.version, http::Version::HTTP_11);
     assert!(answer.text.contains(r#""x-forwarded-proto":"https""#));
+
+    // The command-line client speaks HTTPS too, trusting the given CA.
+    let client_run = |extra: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(["apps", "--server", &format!("https://{}", server.addr)])
+            .args(extra)
+            .env("WASMOUNT_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env_remove("WASMOUNT_CA_CERT")
+            .output()
+            .unwrap()
+    };
+    let listed = client_run(&["--ca-cert", ca.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(said.contains("echo"), "{said}");
+    let untrusted = client_run(&[]);
+    assert!(!untrusted.status.success());
+    let said = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(said.contains("certificate"), "{said}");
 
     // Plain HTTP on the TLS port gets no answer, and the server keeps serving.
     let plain = try_send(server.addr, Method::GET, "/echo/", Bytes::new(), &[]).await;

@@ -36,6 +36,11 @@ pub(crate) struct ServerArgs {
         value_name = "TOKEN"
     )]
     pub(crate) token: Option<String>,
+
+    /// Trust this PEM CA (or self-signed certificate) for an https:// server, besides the
+    /// usual public roots.
+    #[arg(long, env = "WASMOUNT_CA_CERT", value_name = "FILE")]
+    pub(crate) ca_cert: Option<PathBuf>,
 }
 
 /// `wasmount deploy FILE`: upload a component, adding or replacing an app.
@@ -331,15 +336,14 @@ async fn send(
         .server
         .parse()
         .with_context(|| format!("invalid --server URL `{}`", server.server))?;
-    if uri.scheme_str() != Some("http") {
-        bail!("--server must be an http:// URL (put TLS in front of wasmount, not in it)");
-    }
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => bail!("--server must be an http:// or https:// URL"),
+    };
     let authority = uri.authority().context("--server needs a host")?.clone();
-    let address = format!(
-        "{}:{}",
-        authority.host(),
-        authority.port_u16().unwrap_or(80)
-    );
+    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let address = format!("{}:{port}", authority.host());
     let mut request = Request::builder()
         .method(method)
         .uri(path)
@@ -352,9 +356,18 @@ async fn send(
             .header(header::CONTENT_LENGTH, length)
             .header(header::CONTENT_TYPE, content_type);
     }
-    let response = crate::client::send(&address, request.body(body)?)
-        .await
-        .with_context(|| format!("sending the request to {}", server.server))?;
+    let request = request.body(body)?;
+    let response = if tls {
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let stream = connect_tls(&address, host, server.ca_cert.as_deref()).await?;
+        crate::client::send_on(stream, request).await
+    } else {
+        crate::client::send(&address, request).await
+    }
+    .with_context(|| format!("sending the request to {}", server.server))?;
     let status = response.status();
     let bytes = response.into_body();
     let value = if bytes.is_empty() {
@@ -364,6 +377,40 @@ async fn send(
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).trim().to_owned()))
     };
     Ok((status, value))
+}
+
+/// A TLS connection to `address`, the certificate checked for `host` against the public
+/// roots and `ca_cert`.
+async fn connect_tls(
+    address: &str,
+    host: &str,
+    ca_cert: Option<&std::path::Path>,
+) -> anyhow::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_cert {
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .with_context(|| format!("reading --ca-cert {}", path.display()))?;
+        for cert in certs {
+            roots
+                .add(cert)
+                .with_context(|| format!("--ca-cert {}", path.display()))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .with_context(|| format!("`{host}` is not a host name or address"))?;
+    let tcp = tokio::net::TcpStream::connect(address)
+        .await
+        .with_context(|| format!("connecting to {address}"))?;
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    Ok(connector.connect(name, tcp).await?)
 }
 
 /// The reply on success; otherwise an error with the server's message.
