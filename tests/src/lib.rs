@@ -263,6 +263,24 @@ where
     }
 }
 
+/// Uploads app `name` to the server at `addr` as a multipart body of `parts`.
+pub async fn put_multipart_to(
+    addr: SocketAddr,
+    name: &str,
+    parts: &[(&str, &[u8])],
+) -> TestResponse {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let (content_type, body) = multipart(parts);
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", content_type.as_str()),
+    ];
+    let path = format!("/_wasmount/apps/{name}");
+    try_send(addr, Method::PUT, &path, Bytes::from(body), &headers)
+        .await
+        .expect("an answer to the upload")
+}
+
 /// The admin token test servers are started with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
@@ -285,19 +303,7 @@ impl TestServer {
 
     /// `PUT /_wasmount/apps/NAME` with a `multipart/form-data` body of `parts` and the token.
     pub async fn put_multipart(&self, name: &str, parts: &[(&str, &[u8])]) -> TestResponse {
-        let auth = format!("Bearer {ADMIN_TOKEN}");
-        let (content_type, body) = multipart(parts);
-        let headers = [
-            ("authorization", auth.as_str()),
-            ("content-type", content_type.as_str()),
-        ];
-        self.send(
-            Method::PUT,
-            &format!("/_wasmount/apps/{name}"),
-            body,
-            &headers,
-        )
-        .await
+        put_multipart_to(self.addr, name, parts).await
     }
 
     /// The file names in the apps folder, sorted (the cache folder excluded).

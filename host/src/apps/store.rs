@@ -181,6 +181,8 @@ impl AppStore for FolderStore {
         let manifest_path = self.manifest_path(name);
         let component = synced_temp_file(&self.dir, bytes)?;
         let manifest = synced_temp_file(&self.dir, manifest.as_bytes())?;
+        // A backup reading the folder meanwhile sees both renames or neither.
+        let _pair = FolderLock::exclusive(&self.dir)?;
         let backup = self.dir.join(format!("{TEMP_PREFIX}{name}.previous"));
         let _ = std::fs::remove_file(&backup);
         let had_previous = match std::fs::hard_link(&component_path, &backup) {
@@ -214,6 +216,7 @@ impl AppStore for FolderStore {
     }
 
     fn remove(&self, name: &str) -> anyhow::Result<bool> {
+        let _pair = FolderLock::exclusive(&self.dir)?;
         match std::fs::remove_file(self.manifest_path(name)) {
             Ok(()) => {}
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -228,6 +231,50 @@ impl AppStore for FolderStore {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(error) => Err(error).with_context(|| format!("removing {}", path.display())),
         }
+    }
+}
+
+/// A lock on the apps folder between processes (`flock` on its `.lock` file): a writer of an
+/// app's component and manifest holds it exclusively for the two renames, a backup holds it
+/// shared while it reads, so a backup never pairs one version's component with another's
+/// settings. Released on drop.
+pub(crate) struct FolderLock {
+    _held: std::fs::File,
+}
+
+/// The lock file inside the apps folder.
+const LOCK_FILE: &str = ".lock";
+
+impl FolderLock {
+    /// Waits for the folder's lock, exclusively.
+    ///
+    /// # Errors
+    ///
+    /// The lock file cannot be opened or locked.
+    pub(crate) fn exclusive(dir: &Path) -> anyhow::Result<Self> {
+        Self::take(dir, rustix::fs::FlockOperation::LockExclusive)
+    }
+
+    /// Waits for the folder's lock, shared with other readers.
+    ///
+    /// # Errors
+    ///
+    /// The lock file cannot be opened or locked.
+    pub(crate) fn shared(dir: &Path) -> anyhow::Result<Self> {
+        Self::take(dir, rustix::fs::FlockOperation::LockShared)
+    }
+
+    fn take(dir: &Path, operation: rustix::fs::FlockOperation) -> anyhow::Result<Self> {
+        let path = dir.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening the folder's lock {}", path.display()))?;
+        rustix::fs::flock(&file, operation)
+            .with_context(|| format!("locking {}", path.display()))?;
+        Ok(Self { _held: file })
     }
 }
 
@@ -373,6 +420,29 @@ pub(crate) fn scan_apps(dir: &Path) -> anyhow::Result<Vec<AppFile>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_component_and_its_manifest_are_not_replaced_while_a_backup_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FolderStore::open(dir.path()).unwrap();
+        store.install("pair", b"old", Some("# old\n")).unwrap();
+        let reading = FolderLock::shared(dir.path()).unwrap();
+        let writer = {
+            let store = store.clone();
+            std::thread::spawn(move || store.install("pair", b"new", Some("# new\n")))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let read = |file: &str| std::fs::read(dir.path().join(file)).unwrap();
+        assert_eq!(read("pair.wasm"), b"old", "replaced under a reader's lock");
+        assert_eq!(read("pair.toml"), b"# old\n");
+        drop(reading);
+        writer.join().unwrap().unwrap();
+        assert_eq!(read("pair.wasm"), b"new");
+        assert_eq!(read("pair.toml"), b"# new\n");
+        store.remove("pair").unwrap();
+        let listed = scan_apps(dir.path()).unwrap();
+        assert!(listed.is_empty(), "the lock file is not an app");
+    }
 
     #[test]
     fn only_valid_wasm_names_are_listed() {

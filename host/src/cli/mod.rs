@@ -2,6 +2,7 @@
 //! for `wasmount serve` (also used by the demo in `examples/`).
 
 mod args;
+mod backup;
 mod commands;
 mod config_file;
 mod oci;

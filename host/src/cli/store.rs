@@ -1,7 +1,9 @@
 //! `wasmount store import|export`: moves a folder store (apps, their manifests, launched
 //! instances) into a PostgreSQL store and back, so a single node grows into a cluster
-//! without uploading anything again. Components are copied as they are; nodes compile them.
+//! without uploading anything again, and backs a store up into a folder or a `.tar` file and
+//! restores it. Components are copied as they are; nodes compile them.
 
+use super::backup;
 use crate::apps::names::Holder;
 use crate::apps::postgres::{Database, Launched};
 use crate::apps::store::{AppStore as _, FolderStore, scan_apps};
@@ -15,22 +17,26 @@ use std::path::{Path, PathBuf};
 /// What `wasmount store` does.
 #[derive(Debug, Subcommand)]
 pub(crate) enum StoreCommand {
-    /// Copy an apps folder (apps, manifests, launched instances) into a PostgreSQL store.
+    /// Copy a store or a backup into another: an apps folder or a backup (a folder or a
+    /// .tar file) into PostgreSQL, or a backup into an apps folder (a restore).
     Import {
-        /// The apps folder.
-        #[arg(long, value_name = "DIR")]
+        /// An apps folder, or a backup made by `export` (a folder or FILE.tar).
+        #[arg(long, value_name = "DIR|FILE.tar")]
         from: PathBuf,
-        /// The store, `postgres://USER[:PASSWORD]@HOST:PORT/DB` (password also PGPASSWORD).
-        #[arg(long, value_name = "URL")]
+        /// `postgres://USER[:PASSWORD]@HOST:PORT/DB` (password also PGPASSWORD), or an apps
+        /// folder (created if missing; apps of the same name are replaced).
+        #[arg(long, value_name = "URL|DIR")]
         to: String,
     },
-    /// Copy a PostgreSQL store into an apps folder (created if missing).
+    /// Copy a store out: PostgreSQL or an apps folder (consistent while a server writes to
+    /// it) into a folder or one FILE.tar.
     Export {
-        /// The store, `postgres://USER[:PASSWORD]@HOST:PORT/DB` (password also PGPASSWORD).
-        #[arg(long, value_name = "URL")]
+        /// `postgres://USER[:PASSWORD]@HOST:PORT/DB` (password also PGPASSWORD), or an apps
+        /// folder.
+        #[arg(long, value_name = "URL|DIR")]
         from: String,
-        /// The apps folder.
-        #[arg(long, value_name = "DIR")]
+        /// A folder (created if missing) or FILE.tar (written whole or not at all).
+        #[arg(long, value_name = "DIR|FILE.tar")]
         to: PathBuf,
     },
 }
@@ -43,9 +49,68 @@ pub(crate) enum StoreCommand {
 /// other; what was copied before stays copied (each item is one transaction).
 pub(crate) async fn run(command: StoreCommand) -> anyhow::Result<()> {
     match command {
-        StoreCommand::Import { from, to } => import(&from, &to).await,
-        StoreCommand::Export { from, to } => export(&from, &to).await,
+        StoreCommand::Import { from, to } if is_database(&to) => {
+            let files = backup::read(&from)?;
+            let unpacked = backup::unpack(&files)?;
+            import(unpacked.path(), &to).await
+        }
+        StoreCommand::Import { from, to } => restore(&from, Path::new(&to)),
+        StoreCommand::Export { from, to } if is_database(&from) && !backup::is_tar(&to) => {
+            export(&from, &to).await
+        }
+        StoreCommand::Export { from, to } if is_database(&from) => {
+            let folder = tempfile::tempdir()?;
+            export(&from, folder.path()).await?;
+            save(&backup::snapshot(folder.path())?, &to)
+        }
+        StoreCommand::Export { from, to } => save(&backup::snapshot(Path::new(&from))?, &to),
     }
+}
+
+fn is_database(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// Writes a backup and says what it holds.
+fn save(files: &[backup::BackupFile], to: &Path) -> anyhow::Result<()> {
+    backup::write(files, to)?;
+    let (apps, instances) = backup::counts(files);
+    println!(
+        "backed up {apps} app(s) and {instances} launched instance(s) into {}",
+        to.display()
+    );
+    Ok(())
+}
+
+/// Restores a backup into an apps folder: each app with its manifest in one step (a server
+/// serving the folder with --watch picks them up), then the instances.
+fn restore(from: &Path, folder: &Path) -> anyhow::Result<()> {
+    let files = backup::read(from)?;
+    std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
+    let store = FolderStore::open(folder)?;
+    let find = |path: &str| files.iter().find(|(p, _)| p == path).map(|(_, b)| b);
+    for (path, bytes) in &files {
+        let Some(name) = path.strip_suffix(".wasm") else {
+            continue;
+        };
+        let manifest = find(&format!("{name}.toml"))
+            .map(|b| String::from_utf8(b.clone()))
+            .transpose()
+            .with_context(|| format!("{name}.toml is not text"))?;
+        store.install(name, bytes, manifest.as_deref())?;
+    }
+    let instances: Vec<_> = files
+        .iter()
+        .filter(|(p, _)| p.starts_with(INSTANCES_DIR))
+        .cloned()
+        .collect();
+    backup::write(&instances, folder)?;
+    let (apps, instances) = backup::counts(&files);
+    println!(
+        "restored {apps} app(s) and {instances} launched instance(s) into {}",
+        folder.display()
+    );
+    Ok(())
 }
 
 async fn import(folder: &Path, url: &str) -> anyhow::Result<()> {
