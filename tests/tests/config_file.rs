@@ -9,17 +9,37 @@ use wasmount_tests::{ServerProcess, guests, try_send};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wasmount-under-test");
 
-/// A folder with `echo.wasm` and a config file holding `settings`.
+/// A folder with `echo.wasm` and a config file holding `settings` (with `[apps.NAME]`
+/// tables, the folder is `apps.folder`).
 fn setup(settings: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let apps = dir.path().join("apps");
     std::fs::create_dir(&apps).unwrap();
     std::fs::copy(guests::ECHO, apps.join("echo.wasm")).unwrap();
     let file = dir.path().join("wasmount.toml");
-    let text = format!("apps = {:?}\n{settings}", apps.to_str().unwrap());
+    let text = match settings.contains("[apps.") {
+        false => format!("apps = {:?}\n{settings}", apps.to_str().unwrap()),
+        true => format!(
+            "{settings}\n[apps]\nfolder = {:?}\n",
+            apps.to_str().unwrap()
+        ),
+    };
     std::fs::write(&file, text).unwrap();
     let file = file.to_str().unwrap().to_owned();
     (dir, file)
+}
+
+/// The body of a `200` for `path`, once the app has loaded (compiled in the background).
+async fn answered(server: &ServerProcess, path: &str) -> String {
+    let within = std::time::Duration::from_secs(120);
+    wasmount_tests::eventually(path, within, || async {
+        let answer = try_send(server.addr, Method::GET, path, Bytes::new(), &[]).await;
+        answer
+            .ok()
+            .filter(|a| a.status == StatusCode::OK)
+            .map(|a| a.text())
+    })
+    .await
 }
 
 async fn slow_request(server: &ServerProcess) -> StatusCode {
@@ -86,4 +106,37 @@ fn unknown_keys_stop_the_server_with_their_line_and_check_says_the_same() {
         .unwrap();
     assert!(!checked.status.success());
     assert!(String::from_utf8_lossy(&checked.stderr).contains("reading the TLS certificate"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn declared_apps_mount_with_inline_settings_and_from_a_registry_cached_by_digest() {
+    let registry = wasmount_tests::registry::Registry::start();
+    let target = format!("oci://{}/apps/echo:1", registry.address);
+    let pushed = Command::new(BIN)
+        .args(["push", guests::ECHO, &target, "--plain-http"])
+        .output()
+        .unwrap();
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let declared = format!(
+        "[apps.tool]\npath = {:?}\nroute = \"/tools/x\"\nenvironment = {{ GREETING = \"from-the-config\" }}\n\n\
+         [apps.fromreg]\noci = {target:?}\nplain-http = true\n",
+        guests::ECHO
+    );
+    let (_dir, file) = setup(&declared);
+    let server = ServerProcess::start(BIN, &["--config", &file], &[]);
+    let env = answered(&server, "/tools/x/env").await;
+    assert!(env.contains("GREETING=from-the-config"), "{env}");
+    answered(&server, "/fromreg/").await;
+    drop(server);
+
+    // The registry gone, a restart serves the version last pulled for the tag.
+    drop(registry);
+    let server = ServerProcess::start(BIN, &["--config", &file], &[]);
+    answered(&server, "/fromreg/").await;
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(log.contains("serving the version last pulled"), "{log}");
 }

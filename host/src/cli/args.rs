@@ -16,6 +16,10 @@ pub struct ServeArgs {
     #[arg(long, env = "WASMOUNT_APPS", default_value = DEFAULT_APPS_DIR, value_name = "DIR")]
     pub apps: PathBuf,
 
+    /// Apps a config file declares (`[apps.NAME]`), mounted at start.
+    #[arg(skip)]
+    pub(crate) declared_apps: Vec<super::config_file::DeclaredApp>,
+
     /// Read settings from this TOML file: keys are these long flags without `--`
     /// (`request-timeout = "30s"`), `[apps.NAME]` tables with `path` mount files. Flags and
     /// environment variables win over it.

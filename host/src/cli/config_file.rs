@@ -43,7 +43,7 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Cli, Refusal> {
     };
     let text = std::fs::read_to_string(file)
         .map_err(|e| Refusal::Config(format!("reading the config file {}: {e}", file.display())))?;
-    let extra = flags_from(&text, file, command, sub).map_err(Refusal::Config)?;
+    let (extra, declared) = flags_from(&text, file, command, sub).map_err(Refusal::Config)?;
     let mut full = argv;
     full.extend(extra);
     let matches = Cli::command()
@@ -56,7 +56,11 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Cli, Refusal> {
                 file.display()
             ))
         })?;
-    Ok(Cli::from_arg_matches(&matches)?)
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    if let super::Command::Serve(args) | super::Command::Dev(args) = &mut cli.command {
+        args.declared_apps = declared;
+    }
+    Ok(cli)
 }
 
 /// Checks `file` as `serve --config FILE` would, without starting anything.
@@ -80,13 +84,14 @@ pub(crate) fn check(file: &Path) -> anyhow::Result<super::ServeArgs> {
     }
 }
 
-/// The flags for the settings in `text` that `sub` (the parsed command line) leaves unset.
+/// The flags for the settings in `text` that `sub` (the parsed command line) leaves unset,
+/// and the apps its `[apps.NAME]` tables declare.
 fn flags_from(
     text: &str,
     file: &Path,
     command: &str,
     sub: &ArgMatches,
-) -> Result<Vec<OsString>, String> {
+) -> Result<(Vec<OsString>, Vec<DeclaredApp>), String> {
     let table: toml::Table = text
         .parse()
         .map_err(|e| format!("{}: not valid TOML: {e}", file.display()))?;
@@ -94,11 +99,21 @@ fn flags_from(
     let serve = serve
         .find_subcommand(command)
         .expect("serve and dev are commands");
-    let mut flags = Vec::new();
+    let (mut flags, mut declared) = (Vec::new(), Vec::new());
     for (key, value) in &table {
         let at = || format!("{}:{}", file.display(), line_of(text, key));
         if key == "apps" && value.is_table() {
-            flags.extend(app_flags(value, &at)?);
+            declared = declared_apps(value, &at)?;
+            // TOML cannot hold `apps = "DIR"` beside `[apps.NAME]`: the folder is
+            // `apps.folder` then.
+            let folder = value.get(APPS_FOLDER_KEY).and_then(toml::Value::as_str);
+            let given = matches!(
+                sub.value_source("apps"),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            );
+            if let Some(folder) = folder.filter(|_| !given) {
+                flags.push(format!("--apps={folder}").into());
+            }
             continue;
         }
         let arg = serve
@@ -118,7 +133,7 @@ fn flags_from(
                 .map_err(|why| format!("{}: `{key}` {why}", at()))?,
         );
     }
-    Ok(flags)
+    Ok((flags, declared))
 }
 
 /// `--key=value` for each value (an array repeats the flag); a switch is `true` or `false`.
@@ -148,27 +163,85 @@ fn flag_values(key: &str, value: &toml::Value, takes_value: bool) -> Result<Vec<
         .collect())
 }
 
-/// `--app NAME=PATH` for each `[apps.NAME]` table with a `path`.
-fn app_flags(apps: &toml::Value, at: &dyn Fn() -> String) -> Result<Vec<OsString>, String> {
-    let mut flags = Vec::new();
+/// An app a config file declares: `[apps.NAME]` with `path` or `oci`, and the manifest's
+/// keys inline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredApp {
+    /// The app's name.
+    pub name: String,
+    /// Where its component comes from.
+    pub source: DeclaredSource,
+    /// Its settings, as manifest text, when the table gives any.
+    pub manifest: Option<String>,
+}
+
+/// Where a declared app's component comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeclaredSource {
+    /// A file.
+    Path(std::path::PathBuf),
+    /// A registry reference (`HOST[:PORT]/REPO[:TAG|@sha256:…]`), over plain HTTP or not.
+    Oci {
+        /// The reference, without `oci://`.
+        reference: String,
+        /// Whether the registry speaks plain HTTP.
+        plain_http: bool,
+    },
+}
+
+/// In the `apps` table, the apps folder (`--apps`) rather than an app.
+const APPS_FOLDER_KEY: &str = "folder";
+
+/// The keys of an `[apps.NAME]` table that are not the manifest's.
+const SOURCE_KEYS: [&str; 3] = ["path", "oci", "plain-http"];
+
+/// The apps of the `[apps.NAME]` tables, each with `path` or `oci` and, inline, any of the
+/// manifest's keys (checked when the app loads, as a manifest file's are).
+fn declared_apps(apps: &toml::Value, at: &dyn Fn() -> String) -> Result<Vec<DeclaredApp>, String> {
+    let mut declared = Vec::new();
     for (name, app) in apps.as_table().into_iter().flatten() {
-        let table = app
-            .as_table()
-            .ok_or_else(|| format!("{}: `apps.{name}` must be a table with `path`", at()))?;
-        if let Some(unknown) = table.keys().find(|key| key.as_str() != "path") {
-            return Err(format!(
-                "{}: `apps.{name}.{unknown}` is not supported: an app is declared by `path` \
-                 (its settings go in NAME.toml beside the component)",
-                at()
+        let fail = |why: &str| format!("{}: `apps.{name}` {why}", at());
+        if name == APPS_FOLDER_KEY && app.is_str() {
+            continue;
+        }
+        if !crate::apps::names::is_valid_app_name(name) {
+            return Err(fail(
+                "is not an app name (lowercase letters, digits and `-`)",
             ));
         }
-        let path = table
-            .get("path")
-            .and_then(toml::Value::as_str)
-            .ok_or_else(|| format!("{}: `apps.{name}` needs `path = \"FILE.wasm\"`", at()))?;
-        flags.push(format!("--app={name}={path}").into());
+        let table = app
+            .as_table()
+            .ok_or_else(|| fail("must be a table with `path` or `oci`"))?;
+        let text = |key: &str| table.get(key).and_then(toml::Value::as_str);
+        let plain_http = table.get("plain-http").and_then(toml::Value::as_bool);
+        let source = match (text("path"), text("oci")) {
+            (Some(path), None) => DeclaredSource::Path(path.into()),
+            (None, Some(reference)) => DeclaredSource::Oci {
+                reference: reference.trim_start_matches("oci://").to_owned(),
+                plain_http: plain_http.unwrap_or(false),
+            },
+            _ => {
+                return Err(fail(
+                    "needs exactly one of `path = \"FILE.wasm\"` and `oci = \"HOST/REPO:TAG\"`",
+                ));
+            }
+        };
+        let settings: toml::Table = table
+            .iter()
+            .filter(|(key, _)| !SOURCE_KEYS.contains(&key.as_str()))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        let manifest = match settings.is_empty() {
+            true => None,
+            false => Some(toml::to_string(&settings).map_err(|e| fail(&format!("settings: {e}")))?),
+        };
+        declared.push(DeclaredApp {
+            name: name.clone(),
+            source,
+            manifest,
+        });
     }
-    Ok(flags)
+    Ok(declared)
 }
 
 /// The 1-based line where `key` is set at the top of `text` (or its table begins), or 0.
@@ -237,18 +310,39 @@ mod tests {
     }
 
     #[test]
-    fn apps_tables_mount_files() {
-        let args = parsed(&[], "[apps.viz]\npath = \"/srv/viz.wasm\"\n").unwrap();
+    fn apps_tables_declare_files_and_registry_components_with_settings() {
+        let file = "[apps.viz]\npath = \"/srv/viz.wasm\"\n\n[apps.map]\noci = \"oci://reg:5000/t/map:1\"\n\
+                    plain-http = true\nroute = \"/tools/map\"\n[apps.map.limits]\nmemory = \"64MiB\"\n";
+        let args = parsed(&[], file).unwrap();
+        let [map, viz] = args.declared_apps.as_slice() else {
+            panic!("{:?}", args.declared_apps)
+        };
+        assert_eq!(viz.source, DeclaredSource::Path("/srv/viz.wasm".into()));
+        assert_eq!(viz.manifest, None);
+        let reference = "reg:5000/t/map:1".to_owned();
         assert_eq!(
-            args.external_apps,
-            [("viz".to_owned(), "/srv/viz.wasm".into())]
+            map.source,
+            DeclaredSource::Oci {
+                reference,
+                plain_http: true
+            }
         );
-        let inline = "[apps.viz]\npath = \"/srv/viz.wasm\"\nroute = \"/x\"\n";
-        let refused = parsed(&[], inline).unwrap_err();
+        let settings = map.manifest.as_deref().unwrap();
         assert!(
-            refused.contains(":1: `apps.viz.route` is not supported"),
-            "{refused}"
+            settings.contains("route = \"/tools/map\"") && settings.contains("memory = \"64MiB\""),
+            "{settings}"
         );
+        let both = parsed(&[], "[apps.x]\npath = \"a.wasm\"\noci = \"r/x:1\"\n").unwrap_err();
+        assert!(both.contains("exactly one of"), "{both}");
+        let with_folder = parsed(
+            &[],
+            "[apps]\nfolder = \"/srv/apps\"\n[apps.v]\npath = \"v.wasm\"\n",
+        )
+        .unwrap();
+        assert_eq!(with_folder.apps, std::path::PathBuf::from("/srv/apps"));
+        assert_eq!(with_folder.declared_apps.len(), 1);
+        let bad_name = parsed(&[], "[apps.X]\npath = \"a.wasm\"\n").unwrap_err();
+        assert!(bad_name.contains("not an app name"), "{bad_name}");
         let folder = parsed(&[], "apps = \"/srv/apps\"\n").unwrap();
         assert_eq!(folder.apps, std::path::PathBuf::from("/srv/apps"));
     }

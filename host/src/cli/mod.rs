@@ -5,6 +5,7 @@ mod args;
 mod backup;
 mod commands;
 mod config_file;
+mod declared;
 mod oci;
 mod store;
 
@@ -138,9 +139,13 @@ pub fn init_logging(friendly: bool) {
 /// # Errors
 ///
 /// Invalid flags, an address that cannot be bound, or a server start-up failure.
-pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     let (listen, admin_listen) = (args.listen, args.admin_listen);
-    let config = args.into_config()?;
+    let declared = std::mem::take(&mut args.declared_apps);
+    let mut config = args.into_config()?;
+    let ready = declared::prepare(&declared, &config.cache_folder()).await?;
+    config.external_apps.extend(ready);
+    config.check()?;
     let listeners = bind(listen, admin_listen).await?;
     crate::server::run(listeners, config, shutdown_signal()).await
 }
@@ -195,11 +200,15 @@ async fn bind(
 /// # Errors
 ///
 /// As [`serve`].
-pub async fn dev(args: ServeArgs) -> anyhow::Result<()> {
+pub async fn dev(mut args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.apps)
         .with_context(|| format!("creating apps folder {}", args.apps.display()))?;
     let (listen, admin_listen) = (args.listen, args.admin_listen);
+    let declared = std::mem::take(&mut args.declared_apps);
     let mut config = args.into_config()?;
+    let ready = declared::prepare(&declared, &config.cache_folder()).await?;
+    config.external_apps.extend(ready);
+    config.check()?;
     config.watch = true;
     config.dev = true;
     let listeners = bind(listen, admin_listen).await?;

@@ -70,6 +70,18 @@ pub(crate) fn default_name(reference: &Reference) -> &str {
         .unwrap_or_default()
 }
 
+impl RegistryArgs {
+    /// Credentials from `WASMOUNT_REGISTRY_USER`/`_PASSWORD` (else the Docker config file).
+    pub(crate) fn from_env(plain_http: bool) -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self {
+            registry_user: var("WASMOUNT_REGISTRY_USER"),
+            registry_password: var("WASMOUNT_REGISTRY_PASSWORD"),
+            plain_http,
+        }
+    }
+}
+
 fn client(args: &RegistryArgs) -> Client {
     // reqwest's rustls needs a process-wide provider: ring, as the rest of the server.
     let _ = rustls::crypto::ring::default_provider().install_default();
