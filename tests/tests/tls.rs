@@ -255,7 +255,6 @@ async fn with_an_admin_address_the_control_plane_answers_only_there() {
     let bearer = format!("Bearer {ADMIN_TOKEN}");
     let auth = [("authorization", bearer.as_str())];
     let send = |addr, path: &'static str| {
-        let auth = auth;
         async move {
             try_send(addr, Method::GET, path, Bytes::new(), &auth)
                 .await
