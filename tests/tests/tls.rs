@@ -254,13 +254,11 @@ async fn with_an_admin_address_the_control_plane_answers_only_there() {
     .await;
     let bearer = format!("Bearer {ADMIN_TOKEN}");
     let auth = [("authorization", bearer.as_str())];
-    let send = |addr, path: &'static str| {
-        async move {
-            try_send(addr, Method::GET, path, Bytes::new(), &auth)
-                .await
-                .unwrap()
-                .status
-        }
+    let send = |addr, path: &'static str| async move {
+        try_send(addr, Method::GET, path, Bytes::new(), &auth)
+            .await
+            .unwrap()
+            .status
     };
     for path in [
         "/_wasmount/apps",
