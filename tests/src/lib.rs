@@ -321,13 +321,12 @@ pub fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
     wasmount::client::multipart(&typed)
 }
 
-/// The file names in `dir`, sorted, without the `.cache` and `.instances` folders and the
-/// folder's `.lock` (writers and backups share it).
+/// The file names in `dir`, sorted, without the `.cache` and `.instances` folders.
 pub fn list_files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("reading the apps folder")
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name != ".cache" && name != ".instances" && name != ".lock")
+        .filter(|name| name != ".cache" && name != ".instances")
         .collect();
     names.sort();
     names

@@ -106,6 +106,22 @@ fn unknown_keys_stop_the_server_with_their_line_and_check_says_the_same() {
         .unwrap();
     assert!(!checked.status.success());
     assert!(String::from_utf8_lossy(&checked.stderr).contains("reading the TLS certificate"));
+
+    let inline = format!(
+        "[apps.tool]\npath = {:?}\n[apps.tool.limits]\nmemory = \"lots\"\n",
+        guests::ECHO
+    );
+    let (_dir, bad_app) = setup(&inline);
+    let checked = Command::new(BIN)
+        .args(["config", "check", &bad_app])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&checked.stderr);
+    assert!(!checked.status.success());
+    assert!(
+        said.contains("app `tool`") && said.contains("memory"),
+        "{said}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -107,3 +107,32 @@ fn the_units_in_deploy_pass_systemd_analyze_verify() {
         .collect();
     assert!(complaints.is_empty(), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_passed_socket_with_an_admin_address_is_refused_rather_than_exposing_the_api() {
+    let apps = tempfile::tempdir().unwrap();
+    let public = free_port();
+    let log = apps.path().join("server.log");
+    let child = Command::new("/usr/bin/systemd-socket-activate")
+        .args(["-l", &format!("127.0.0.1:{public}")])
+        .args(["-E", &format!("WASMOUNT_ADMIN_TOKEN={ADMIN_TOKEN}")])
+        .args([BIN, "serve", "--admin-listen", "127.0.0.1:0", "--apps"])
+        .arg(apps.path())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _activated = Activated(child);
+    let public: std::net::SocketAddr = format!("127.0.0.1:{public}").parse().unwrap();
+    // The first connection starts the server, which refuses to run.
+    eventually(
+        "the refusal in the log",
+        Duration::from_secs(60),
+        || async {
+            let _ = tokio::net::TcpStream::connect(public).await;
+            let logged = std::fs::read_to_string(&log).unwrap_or_default();
+            logged.contains("only one socket was passed").then_some(())
+        },
+    )
+    .await;
+}

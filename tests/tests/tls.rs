@@ -288,3 +288,49 @@ async fn with_an_admin_address_the_control_plane_answers_only_there() {
     }
     assert_eq!(send(server.addr, "/other/").await, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_http2_connection_is_closed_and_a_busy_one_kept() {
+    let (apps, pki) = setup();
+    let (cert, key) = (pki.path().join("server.crt"), pki.path().join("server.key"));
+    let args = [
+        "--apps",
+        apps.path().to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--header-read-timeout",
+        "1s",
+    ];
+    let server = ServerProcess::start(BIN, &args, &[]);
+    let config = client(&pki.path().join("ca.crt"), &["h2"]);
+    let open = |stream| async move {
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let (sender, connection) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .unwrap();
+        let ended = tokio::spawn(connection);
+        (sender, ended)
+    };
+    // Silent after the handshake: closed by the server.
+    let (_idle, idle_ended) = open(connect(server.addr, config.clone()).await.unwrap()).await;
+    let closed = tokio::time::timeout(Duration::from_secs(60), idle_ended).await;
+    assert!(closed.is_ok(), "an idle HTTP/2 connection stayed open");
+
+    // Busy: a request every 300 ms for 3 s on one connection, all answered.
+    let (mut busy, busy_ended) = open(connect(server.addr, config).await.unwrap()).await;
+    for _ in 0..10 {
+        let request = http::Request::get(format!("https://{}/echo/", server.addr))
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let answer = busy
+            .send_request(request)
+            .await
+            .expect("the connection is kept");
+        assert_eq!(answer.status(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(!busy_ended.is_finished());
+}

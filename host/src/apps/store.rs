@@ -234,16 +234,14 @@ impl AppStore for FolderStore {
     }
 }
 
-/// A lock on the apps folder between processes (`flock` on its `.lock` file): a writer of an
-/// app's component and manifest holds it exclusively for the two renames, a backup holds it
-/// shared while it reads, so a backup never pairs one version's component with another's
-/// settings. Released on drop.
+/// A lock on the apps folder between processes (`flock` on the folder itself, opened read-only:
+/// no lock file, so it works in a read-only folder and for any user who may read it): a
+/// writer of an app's component and manifest holds it exclusively for the two renames, a
+/// backup holds it shared while it reads, so a backup never pairs one version's component
+/// with another's settings. Released on drop.
 pub(crate) struct FolderLock {
     _held: std::fs::File,
 }
-
-/// The lock file inside the apps folder.
-const LOCK_FILE: &str = ".lock";
 
 impl FolderLock {
     /// Waits for the folder's lock, exclusively.
@@ -265,16 +263,11 @@ impl FolderLock {
     }
 
     fn take(dir: &Path, operation: rustix::fs::FlockOperation) -> anyhow::Result<Self> {
-        let path = dir.join(LOCK_FILE);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("opening the folder's lock {}", path.display()))?;
-        rustix::fs::flock(&file, operation)
-            .with_context(|| format!("locking {}", path.display()))?;
-        Ok(Self { _held: file })
+        let folder = std::fs::File::open(dir)
+            .with_context(|| format!("opening {} to lock it", dir.display()))?;
+        rustix::fs::flock(&folder, operation)
+            .with_context(|| format!("locking {}", dir.display()))?;
+        Ok(Self { _held: folder })
     }
 }
 
@@ -440,8 +433,7 @@ mod tests {
         assert_eq!(read("pair.wasm"), b"new");
         assert_eq!(read("pair.toml"), b"# new\n");
         store.remove("pair").unwrap();
-        let listed = scan_apps(dir.path()).unwrap();
-        assert!(listed.is_empty(), "the lock file is not an app");
+        assert!(scan_apps(dir.path()).unwrap().is_empty());
     }
 
     #[test]

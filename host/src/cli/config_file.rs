@@ -103,15 +103,15 @@ fn flags_from(
     for (key, value) in &table {
         let at = || format!("{}:{}", file.display(), line_of(text, key));
         if key == "apps" && value.is_table() {
-            declared = declared_apps(value, &at)?;
+            let line_of_app = |name: &str| {
+                let line = line_of(text, &format!("apps.{name}"));
+                format!("{}:{line}", file.display())
+            };
+            declared = declared_apps(value, &line_of_app)?;
             // TOML cannot hold `apps = "DIR"` beside `[apps.NAME]`: the folder is
             // `apps.folder` then.
             let folder = value.get(APPS_FOLDER_KEY).and_then(toml::Value::as_str);
-            let given = matches!(
-                sub.value_source("apps"),
-                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-            );
-            if let Some(folder) = folder.filter(|_| !given) {
+            if let Some(folder) = folder.filter(|_| !given_outside(sub, "apps")) {
                 flags.push(format!("--apps={folder}").into());
             }
             continue;
@@ -120,11 +120,21 @@ fn flags_from(
             .get_arguments()
             .find(|arg| arg.get_long() == Some(key.as_str()) && key != "config" && !arg.is_hide_set())
             .ok_or_else(|| format!("{}: unknown setting `{key}` (the keys are the long flags of `wasmount serve`, without `--`)", at()))?;
-        let given = matches!(
-            sub.value_source(arg.get_id().as_str()),
-            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-        );
-        if given {
+        // Given outside the file, it or one it conflicts with (`admin-token` and
+        // `admin-token-file`), the file's value gives way.
+        let conflict = |a: &clap::Arg, b: &clap::Arg| {
+            serve
+                .get_arg_conflicts_with(a)
+                .iter()
+                .any(|c| c.get_id() == b.get_id())
+        };
+        let overridden = serve
+            .get_arguments()
+            .filter(|other| {
+                other.get_id() == arg.get_id() || conflict(arg, other) || conflict(other, arg)
+            })
+            .any(|arg| given_outside(sub, arg.get_id().as_str()));
+        if overridden {
             continue;
         }
         let takes_value = !matches!(arg.get_action(), ArgAction::SetTrue | ArgAction::SetFalse);
@@ -134,6 +144,14 @@ fn flags_from(
         );
     }
     Ok((flags, declared))
+}
+
+/// Whether the argument `id` came from the command line or the environment.
+fn given_outside(sub: &ArgMatches, id: &str) -> bool {
+    matches!(
+        sub.value_source(id),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    )
 }
 
 /// `--key=value` for each value (an array repeats the flag); a switch is `true` or `false`.
@@ -197,10 +215,13 @@ const SOURCE_KEYS: [&str; 3] = ["path", "oci", "plain-http"];
 
 /// The apps of the `[apps.NAME]` tables, each with `path` or `oci` and, inline, any of the
 /// manifest's keys (checked when the app loads, as a manifest file's are).
-fn declared_apps(apps: &toml::Value, at: &dyn Fn() -> String) -> Result<Vec<DeclaredApp>, String> {
+fn declared_apps(
+    apps: &toml::Value,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Vec<DeclaredApp>, String> {
     let mut declared = Vec::new();
     for (name, app) in apps.as_table().into_iter().flatten() {
-        let fail = |why: &str| format!("{}: `apps.{name}` {why}", at());
+        let fail = |why: &str| format!("{}: `apps.{name}` {why}", at(name));
         if name == APPS_FOLDER_KEY && app.is_str() {
             continue;
         }
@@ -289,6 +310,24 @@ mod tests {
         assert_eq!(*args.request_timeout, std::time::Duration::from_secs(5));
         assert!(args.watch);
         assert_eq!(args.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn a_flag_given_outside_the_file_wins_over_the_file_setting_it_conflicts_with() {
+        let file = "admin-token = \"token-from-the-file-0123\"\n";
+        let args = parsed(
+            &["--admin-token-file", "/run/credentials/admin-token"],
+            file,
+        )
+        .unwrap();
+        assert_eq!(args.admin_token, None);
+        assert_eq!(
+            args.admin_token_file,
+            Some("/run/credentials/admin-token".into())
+        );
+        let file = "admin-token-file = \"/etc/token\"\n";
+        let args = parsed(&["--admin-token", "token-from-the-flag-0123"], file).unwrap();
+        assert_eq!(args.admin_token_file, None);
     }
 
     #[test]

@@ -73,9 +73,10 @@ async fn pulled(reference: &str, plain_http: bool, cache: &Path) -> anyhow::Resu
     {
         return Ok(bytes);
     }
-    let last = cache
-        .join("refs")
-        .join(format!("{}.digest", sanitize(reference)));
+    let last = cache.join("refs").join(format!(
+        "{}.digest",
+        crate::client::sha256_hex(reference.as_bytes())
+    ));
     match oci::pull(&parsed, &RegistryArgs::from_env(plain_http)).await {
         Ok(pulled) => {
             std::fs::create_dir_all(last.parent().unwrap_or(cache))?;
@@ -102,18 +103,4 @@ async fn pulled(reference: &str, plain_http: bool, cache: &Path) -> anyhow::Resu
             Ok(bytes)
         }
     }
-}
-
-/// `reference` as a file name.
-fn sanitize(reference: &str) -> String {
-    reference
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }

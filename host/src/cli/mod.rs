@@ -95,17 +95,36 @@ pub fn main() -> std::process::ExitCode {
 }
 
 /// `wasmount config check FILE`: the settings resolved as `serve` would, the TLS pair loaded.
+/// Declared apps are checked as far as can be without a registry: files exist, inline
+/// settings parse, names are free.
 fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
-    let args = config_file::check(file)?;
-    let config = args.into_config()?;
+    let mut args = config_file::check(file)?;
+    let declared = std::mem::take(&mut args.declared_apps);
+    let mut config = args.into_config()?;
     if let Some(tls) = &config.tls {
         crate::http::tls::Tls::load(tls)?;
     }
+    for app in &declared {
+        if let config_file::DeclaredSource::Path(path) = &app.source {
+            anyhow::ensure!(
+                path.is_file(),
+                "app `{}`: no file {}",
+                app.name,
+                path.display()
+            );
+            config.external_apps.push((app.name.clone(), path.clone()));
+        }
+        if let Some(text) = &app.manifest {
+            crate::apps::manifest::Manifest::parse(text, &config.apps_dir)
+                .map_err(|e| anyhow::anyhow!("app `{}`: {e}", app.name))?;
+        }
+    }
+    config.check()?;
     println!(
-        "{}: ok (apps {}, {} more app file(s), {})",
+        "{}: ok (apps {}, {} declared app(s), {})",
         file.display(),
         config.apps_dir.display(),
-        config.external_apps.len(),
+        declared.len(),
         if config.tls.is_some() {
             "HTTPS"
         } else {
@@ -169,11 +188,23 @@ async fn bind(
             else {
                 return Ok(None);
             };
+            // With `Accept=yes` systemd passes a connection, not a listening socket.
+            let listening = rustix::net::sockopt::socket_acceptconn(&socket).unwrap_or(false);
+            anyhow::ensure!(
+                listening,
+                "socket activation: passed socket {index} is not listening (use Accept=no)"
+            );
             socket.set_nonblocking(true)?;
             Ok(Some(TcpListener::from_std(socket)?))
         };
         let public = adopt(0)?.context("socket activation: no socket passed")?;
         let admin = adopt(1)?;
+        anyhow::ensure!(
+            admin.is_some() || admin_listen.is_none(),
+            "socket activation: --admin-listen is set but only one socket was passed; add a \
+             second ListenStream for the control plane (or drop --admin-listen), so the admin \
+             API is never served on the public socket"
+        );
         tracing::info!(
             sockets = 1 + usize::from(admin.is_some()),
             "using the sockets the service manager passed (LISTEN_FDS); --listen and --admin-listen are not used"

@@ -21,7 +21,7 @@ const WASM_LAYER: &str = "application/wasm";
 /// The layer of a single-layer image holding wasm content.
 const WASM_CONTENT_LAYER: &str = "application/vnd.wasm.content.layer.v1+wasm";
 /// The largest component pulled (the server still applies its own `--max-upload`).
-const MAX_PULL_BYTES: i64 = 1 << 30;
+const MAX_PULL_BYTES: u64 = 1 << 30;
 
 /// How to reach a registry.
 #[derive(Debug, Clone, Args)]
@@ -119,23 +119,47 @@ pub(crate) async fn pull(reference: &Reference, args: &RegistryArgs) -> anyhow::
         .with_context(|| format!("pulling the manifest of {reference}"))?;
     let layer = component_layer(&manifest)
         .with_context(|| format!("{reference} is not a wasm component"))?;
+    let bytes = pull_layer(&client, reference, layer).await?;
+    Ok(Pulled { bytes, digest })
+}
+
+/// The layer's bytes, never more than it declares (nor [`MAX_PULL_BYTES`]), its sha256
+/// digest checked.
+async fn pull_layer(
+    client: &Client,
+    reference: &Reference,
+    layer: &OciDescriptor,
+) -> anyhow::Result<Vec<u8>> {
+    use futures::StreamExt as _;
+    let expected = layer
+        .digest
+        .strip_prefix("sha256:")
+        .with_context(|| format!("{reference}: layer digest {} is not sha256", layer.digest))?;
+    let declared = u64::try_from(layer.size).unwrap_or(0);
     anyhow::ensure!(
-        layer.size <= MAX_PULL_BYTES,
-        "{reference}: the component is {} bytes, more than wasmount pulls ({MAX_PULL_BYTES})",
-        layer.size
+        declared <= MAX_PULL_BYTES,
+        "{reference}: the component is {declared} bytes, more than wasmount pulls ({MAX_PULL_BYTES})"
     );
-    let mut bytes = Vec::with_capacity(usize::try_from(layer.size).unwrap_or(0));
-    client
-        .pull_blob(reference, layer, &mut bytes)
+    let mut stream = client
+        .pull_blob_stream(reference, layer)
         .await
         .with_context(|| format!("pulling the component of {reference} ({})", layer.digest))?;
-    let actual = format!("sha256:{}", crate::client::sha256_hex(&bytes));
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.with_context(|| format!("pulling the component of {reference}"))?;
+        anyhow::ensure!(
+            (bytes.len() + chunk.len()) as u64 <= declared,
+            "{reference}: the registry sent more than the {declared} bytes the manifest declares"
+        );
+        bytes.extend_from_slice(&chunk);
+    }
+    let actual = crate::client::sha256_hex(&bytes);
     anyhow::ensure!(
-        actual == layer.digest,
-        "{reference}: the component's digest is {actual}, the manifest says {}",
+        actual == expected,
+        "{reference}: digest mismatch: the component is sha256:{actual}, the manifest says {}",
         layer.digest
     );
-    Ok(Pulled { bytes, digest })
+    Ok(bytes)
 }
 
 /// The one layer holding the component, or why there is none.
@@ -243,6 +267,10 @@ fn read_component(path: &Path) -> anyhow::Result<Vec<u8>> {
 fn auth_for(registry: &str, args: &RegistryArgs) -> anyhow::Result<RegistryAuth> {
     if let (Some(user), Some(password)) = (&args.registry_user, &args.registry_password) {
         return Ok(RegistryAuth::Basic(user.clone(), password.clone()));
+    }
+    if args.plain_http {
+        // The Docker config's secrets never travel in clear text.
+        return Ok(RegistryAuth::Anonymous);
     }
     Ok(docker_config_auth(registry)?.unwrap_or(RegistryAuth::Anonymous))
 }

@@ -97,6 +97,24 @@ fn restore(from: &Path, folder: &Path) -> anyhow::Result<()> {
             .map(|b| String::from_utf8(b.clone()))
             .transpose()
             .with_context(|| format!("{name}.toml is not text"))?;
+        if manifest.is_none() {
+            // The backup's app has no settings: the folder's old ones must not apply to it.
+            match std::fs::remove_file(store.manifest_path(name)) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(error).context(format!("removing the old {name}.toml"));
+                }
+                _ => {}
+            }
+        }
+        if manifest.is_none() {
+            // The backup's app has no settings: the folder's old ones must not apply to it.
+            match std::fs::remove_file(store.manifest_path(name)) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(error).context(format!("removing the old {name}.toml"));
+                }
+                _ => {}
+            }
+        }
         store.install(name, bytes, manifest.as_deref())?;
     }
     let instances: Vec<_> = files

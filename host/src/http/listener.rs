@@ -81,6 +81,68 @@ impl Protocols {
     }
 }
 
+/// Requests running on one connection (until their response bodies end), and since when
+/// none has.
+#[derive(Debug)]
+struct Activity {
+    running: std::sync::atomic::AtomicUsize,
+    idle_since: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            running: std::sync::atomic::AtomicUsize::new(0),
+            idle_since: std::sync::Mutex::new(std::time::Instant::now()),
+        }
+    }
+}
+
+impl Activity {
+    /// A request starts; it runs until the returned guard drops.
+    fn begin(self: &Arc<Self>) -> Running {
+        self.running
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Running(self.clone())
+    }
+
+    /// How long no request has run (zero while one does).
+    fn idle_for(&self) -> Duration {
+        if self.running.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return Duration::ZERO;
+        }
+        self.idle_since
+            .lock()
+            .map_or(Duration::ZERO, |since| since.elapsed())
+    }
+}
+
+/// One running request of a connection.
+struct Running(Arc<Activity>);
+
+impl Running {
+    /// `body`, the request counted as running until it is done with.
+    fn held_by(self, body: Body) -> Body {
+        use http_body_util::BodyExt as _;
+        body.map_frame(move |frame| {
+            let _running = &self;
+            frame
+        })
+        .boxed_unsync()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(mut since) = self.0.idle_since.lock() {
+            *since = std::time::Instant::now();
+        }
+        self.0
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Requests one HTTP/2 connection may run at once.
 const H2_MAX_STREAMS: u32 = 128;
 /// How often an HTTP/2 peer is pinged, and how long it has to answer.
@@ -127,10 +189,23 @@ pub(crate) async fn serve(
             over_tls: protocols.tls.is_some(),
         };
         let server = server.clone();
+        // Over TLS (where HTTP/2 may run) requests are counted, so an idle connection ends.
+        let activity = protocols
+            .tls
+            .as_ref()
+            .map(|_| Arc::new(Activity::default()));
+        let counted = activity.clone();
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             let server = server.clone();
+            let running = counted.as_ref().map(|activity| activity.begin());
             request.extensions_mut().insert(connection);
-            async move { Ok::<_, Infallible>(server.handle(request, peer).await) }
+            async move {
+                let response = server.handle(request, peer).await;
+                Ok::<_, Infallible>(match running {
+                    Some(running) => response.map(|body| running.held_by(body)),
+                    None => response,
+                })
+            }
         });
         let (protocols, watcher) = (protocols.clone(), graceful.watcher());
         tokio::spawn(async move {
@@ -140,7 +215,10 @@ pub(crate) async fn serve(
                     let connection = protocols.http1.serve_connection(io, service);
                     watcher.watch(connection).await.map_err(Into::into)
                 }
-                Some(tls) => serve_tls(&protocols, tls, stream, service, watcher).await,
+                Some(tls) => {
+                    let activity = activity.unwrap_or_default();
+                    serve_tls(&protocols, tls, stream, service, watcher, &activity).await
+                }
             };
             if let Err(error) = served {
                 tracing::debug!(%peer, "connection ended: {error}");
@@ -168,6 +246,7 @@ async fn serve_tls<S>(
     stream: tokio::net::TcpStream,
     service: S,
     watcher: Watcher,
+    activity: &Activity,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     S: hyper::service::HttpService<Incoming, ResBody = Body> + Clone + Send + 'static,
@@ -181,9 +260,22 @@ where
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     let io = TokioIo::new(stream);
     if h2 {
-        watcher
-            .watch(protocols.http2.serve_connection(io, service))
-            .await?;
+        // HTTP/2 has no head read timeout: a connection without a request running (its
+        // response body included) for the head read timeout is closed, so idle or silent
+        // clients cannot keep connections; nothing in flight is cut.
+        let connection = watcher.watch(protocols.http2.serve_connection(io, service));
+        let mut connection = std::pin::pin!(connection);
+        let idle_limit = protocols.handshake_timeout;
+        loop {
+            tokio::select! {
+                served = &mut connection => return Ok(served?),
+                () = tokio::time::sleep(idle_limit / 4) => {
+                    if activity.idle_for() >= idle_limit {
+                        return Ok(());
+                    }
+                }
+            }
+        }
     } else {
         watcher
             .watch(protocols.http1.serve_connection(io, service))
