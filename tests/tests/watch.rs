@@ -223,6 +223,46 @@ async fn a_build_output_outside_the_folder_is_followed_and_dev_mode_shows_build_
             .header("x-wasmount-error")
             .contains("core WebAssembly module")
     );
+
+    // Fixed: the same bytes as the version serving clear the error.
+    std::fs::copy(guests::VIZ, &output).unwrap();
+    let cleared = |server: &TestServer| {
+        let server = server.addr;
+        async move {
+            let answer = wasmount_tests::try_send(
+                server,
+                http::Method::GET,
+                "/viz/",
+                bytes::Bytes::new(),
+                &[],
+            )
+            .await
+            .ok()?;
+            (!answer.headers.contains_key("x-wasmount-error")).then_some(answer)
+        }
+    };
+    let answer = eventually("an identical good build clears the error", SETTLE, || {
+        cleared(&server)
+    })
+    .await;
+    assert!(answer.text().contains("Plot a table"));
+
+    // `cargo clean` deletes the output: the app keeps serving and says why.
+    std::fs::remove_file(&output).unwrap();
+    let gone = eventually("the deleted output is reported", SETTLE, || async {
+        let response = server.get("/viz/").await;
+        let error = response.headers.get("x-wasmount-error");
+        let gone = error.is_some_and(|e| e.to_str().unwrap_or_default().contains("is gone"));
+        gone.then_some(response)
+    })
+    .await;
+    assert_eq!(gone.status, StatusCode::OK);
+    assert!(gone.text().contains("Plot a table"));
+    std::fs::copy(guests::VIZ, &output).unwrap();
+    eventually("built again, the error is gone", SETTLE, || {
+        cleared(&server)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -271,6 +271,15 @@ impl Deployer {
             Err(change) => {
                 let _commit = self.commit.lock().await;
                 return match change {
+                    // A build output outside the store (`--app`) deleted by `cargo clean`:
+                    // the app stays, as it was, until the file is built again.
+                    Change::Removed if self.is_external(name, path) => {
+                        let file = path.file_name().unwrap_or_default().to_string_lossy();
+                        let reason = format!(
+                            "{file} is gone (cleaned?): serving the last good version until it is built again"
+                        );
+                        self.reload_failed(name, reason)
+                    }
                     Change::Removed => self.unmount(name),
                     Change::Broken(reason) => self.reload_failed(name, reason),
                 };
@@ -326,6 +335,13 @@ impl Deployer {
             && current.version() == &Version::of(&bytes)
             && current.manifest() == &manifest
         {
+            // A build that failed, then one identical to what serves: the error is over.
+            if self.registry.clear_failure(name) {
+                tracing::info!(
+                    app = name,
+                    "the file again holds the version serving: its last error is cleared"
+                );
+            }
             return Ok(None);
         }
         let (app, component) = self
@@ -382,6 +398,12 @@ impl Deployer {
             },
         );
         Reload::Failed
+    }
+
+    /// Whether `path` is app `name`'s file outside the store (`--app NAME=PATH`) while the
+    /// app serves.
+    fn is_external(&self, name: &str, path: &Path) -> bool {
+        path != self.store.app_path(name) && self.registry.get(name).is_some()
     }
 
     /// Unmounts app `name` whose file is gone (nothing to delete).

@@ -239,8 +239,9 @@ impl Registry {
         self.failures.lock().unwrap().insert(name, failure);
     }
 
-    fn clear_failure(&self, name: &str) {
-        self.failures.lock().unwrap().remove(name);
+    /// Forgets `name`'s last load failure; whether there was one.
+    pub(crate) fn clear_failure(&self, name: &str) -> bool {
+        self.failures.lock().unwrap().remove(name).is_some()
     }
 
     /// The last load failure of `name`, if it has not loaded successfully since.
