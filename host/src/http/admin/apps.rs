@@ -229,7 +229,7 @@ async fn upload(server: &Server, name: &str, request: Request<Incoming>) -> ApiR
         &serde_json::json!({
             "app": info,
             "replaced": deployed.replaced,
-            "compile_ms": deployed.app.load_time().as_secs_f64() * 1000.0,
+            "compile_ms": (deployed.app.load_time().as_secs_f64() * 10_000.0).round() / 10.0,
         }),
     ))
 }
