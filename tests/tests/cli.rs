@@ -309,12 +309,37 @@ async fn deploy_apps_and_remove_drive_a_running_server() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("404 Not Found"));
     let _ = std::fs::remove_file(input);
 
+    // Launched instances: listed, and removed by name like apps.
+    let listed = run_client(&["instances"], &server, Some(ADMIN_TOKEN));
+    let table = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("dataset-1") && l.contains("echo")),
+        "{table}"
+    );
+    let removed = run_client(&["remove", "dataset-1"], &server, Some(ADMIN_TOKEN));
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&removed.stdout).contains("removed launched instance dataset-1")
+    );
+    assert_eq!(get(&server, "/dataset-1/").await.0, 404);
+
     let removed = run_client(&["remove", "greeter"], &server, Some(ADMIN_TOKEN));
     assert!(removed.status.success());
     assert_eq!(get(&server, "/greeter/").await.0, 404);
     let again = run_client(&["remove", "greeter"], &server, Some(ADMIN_TOKEN));
     assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("no app named `greeter`"));
+    // A client's error is one plain line, not a log record.
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(
+        said.trim(),
+        "error: no app or launched instance named `greeter`"
+    );
     let _ = std::fs::remove_file(token_file);
 }
 

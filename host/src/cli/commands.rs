@@ -254,8 +254,48 @@ pub(crate) async fn list(args: ServerArgs) -> anyhow::Result<()> {
 pub(crate) async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     let path = format!("/_wasmount/apps/{}", args.name);
     let (status, reply) = send(&args.server, Method::DELETE, &path, empty(), None).await?;
-    expect_success(status, reply)?;
-    println!("removed {}", args.name);
+    if status == StatusCode::NOT_FOUND {
+        // Apps and launched instances share one namespace: the name may be an instance's.
+        let path = format!("/_wasmount/instances/{}", args.name);
+        let (status, _) = send(&args.server, Method::DELETE, &path, empty(), None).await?;
+        if status.is_success() {
+            println!("removed launched instance {}", args.name);
+            return Ok(());
+        }
+        bail!("no app or launched instance named `{}`", args.name);
+    }
+    let reply = expect_success(status, reply)?;
+    match reply["instances_removed"].as_u64() {
+        Some(n) if n > 0 => println!("removed {} and its {n} launched instance(s)", args.name),
+        _ => println!("removed {}", args.name),
+    }
+    Ok(())
+}
+
+/// Lists the launched instances of a running server: name, app, last use, URL.
+///
+/// # Errors
+///
+/// The server cannot be reached or refused the token.
+pub(crate) async fn instances(args: ServerArgs) -> anyhow::Result<()> {
+    let (status, reply) = send(&args, Method::GET, "/_wasmount/instances", empty(), None).await?;
+    let reply = expect_success(status, reply)?;
+    let instances = reply["instances"].as_array().cloned().unwrap_or_default();
+    if instances.is_empty() {
+        println!("no launched instances");
+        return Ok(());
+    }
+    println!("{:<24} {:<16} {:<25} URL", "NAME", "APP", "LAST USED");
+    for instance in instances {
+        let text = |key: &str| instance[key].as_str().unwrap_or("-").to_owned();
+        println!(
+            "{:<24} {:<16} {:<25} {}",
+            text("name"),
+            text("app"),
+            text("last_used"),
+            text("url")
+        );
+    }
     Ok(())
 }
 

@@ -39,8 +39,11 @@ enum Command {
     Push(oci::PushArgs),
     /// List the apps of a running server.
     Apps(ServerArgs),
-    /// Remove an app from a running server.
+    /// Remove an app (with its launched instances) or one launched instance from a running
+    /// server.
     Remove(RemoveArgs),
+    /// List the launched instances of a running server.
+    Instances(ServerArgs),
     /// Launch an instance of an app bound to an input (Refinery-style) and print its URL.
     Launch(LaunchArgs),
     /// Move a store: an apps folder into PostgreSQL (`import`), or back (`export`).
@@ -77,7 +80,10 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     init_logging(matches!(cli.command, Command::Dev(_)));
-    block_on_main(async move {
+    // A server's failure goes to its log; a client command's is one plain line.
+    let serving = matches!(cli.command, Command::Serve(_) | Command::Dev(_));
+    let report = if serving { log_error } else { print_error };
+    block_on_with(report, async move {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Dev(args) => dev(args).await,
@@ -85,6 +91,7 @@ pub fn main() -> std::process::ExitCode {
             Command::Push(args) => oci::push(args).await,
             Command::Apps(args) => commands::list(args).await,
             Command::Remove(args) => commands::remove(args).await,
+            Command::Instances(args) => commands::instances(args).await,
             Command::Launch(args) => commands::launch(args).await,
             Command::Store { command } => store::run(command).await,
             Command::Config {
@@ -273,6 +280,22 @@ pub async fn shutdown_signal() {
 /// Runs `future` on a multi-threaded runtime and turns its outcome into an exit code,
 /// logging the error chain on failure.
 pub fn block_on_main(future: impl Future<Output = anyhow::Result<()>>) -> std::process::ExitCode {
+    block_on_with(log_error, future)
+}
+
+fn log_error(error: &anyhow::Error) {
+    tracing::error!("{error:#}");
+}
+
+fn print_error(error: &anyhow::Error) {
+    eprintln!("error: {error:#}");
+}
+
+/// [`block_on_main`], reporting a failure with `report`.
+fn block_on_with(
+    report: fn(&anyhow::Error),
+    future: impl Future<Output = anyhow::Result<()>>,
+) -> std::process::ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -286,7 +309,7 @@ pub fn block_on_main(future: impl Future<Output = anyhow::Result<()>>) -> std::p
     match runtime.block_on(future) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
+            report(&error);
             std::process::ExitCode::FAILURE
         }
     }
