@@ -224,6 +224,19 @@ async fn a_build_output_outside_the_folder_is_followed_and_dev_mode_shows_build_
             .contains("core WebAssembly module")
     );
 
+    // A launched instance of the app carries its build error too.
+    let body = r#"{"app": "viz", "name": "viz-dataset", "input": {}}"#;
+    let launched = server
+        .admin(http::Method::POST, "/_wasmount/instances", body)
+        .await;
+    assert_eq!(launched.status, StatusCode::CREATED, "{}", launched.text());
+    let instance = server.get("/viz-dataset/").await;
+    assert!(
+        instance
+            .header("x-wasmount-error")
+            .contains("core WebAssembly module")
+    );
+
     // Fixed: the same bytes as the version serving clear the error.
     std::fs::copy(guests::VIZ, &output).unwrap();
     let cleared = |server: &TestServer| {

@@ -336,7 +336,8 @@ impl Server {
                     }
                 };
                 if self.config.dev {
-                    self.show_build_error(name, &mut response);
+                    // A launched instance shows its app's build error too.
+                    self.show_build_error(app.as_deref().unwrap_or(name), &mut response);
                 }
                 return (response, app);
             }
