@@ -186,21 +186,7 @@ async fn an_apps_guest_output_can_be_followed_live_with_the_token() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
     // Follow, then make the guest write; the event arrives with the request's id.
-    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    let request = http::Request::get("/_wasmount/apps/echo/log")
-        .header("host", server.addr.to_string())
-        .header(
-            "authorization",
-            format!("Bearer {}", wasmount_tests::ADMIN_TOKEN),
-        )
-        .body(http_body_util::Empty::<Bytes>::new())
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
+    let response = follow_echo(server.addr).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut body = response.into_body();
@@ -233,21 +219,7 @@ async fn a_follower_of_guest_output_never_holds_up_a_shutdown() {
         c.shutdown_timeout = Duration::from_secs(600);
     })
     .await;
-    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    let request = http::Request::get("/_wasmount/apps/echo/log")
-        .header("host", server.addr.to_string())
-        .header(
-            "authorization",
-            format!("Bearer {}", wasmount_tests::ADMIN_TOKEN),
-        )
-        .body(http_body_util::Empty::<Bytes>::new())
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
+    let response = follow_echo(server.addr).await;
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body();
     body.frame().await.unwrap().unwrap(); // the opening comment: following now
@@ -261,4 +233,21 @@ async fn a_follower_of_guest_output_never_holds_up_a_shutdown() {
     })
     .await;
     assert!(ended.is_ok(), "the event stream did not end");
+}
+
+/// `GET /_wasmount/apps/echo/log` with the token, the answer's body left to stream.
+async fn follow_echo(addr: std::net::SocketAddr) -> http::Response<hyper::body::Incoming> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get("/_wasmount/apps/echo/log")
+        .header("host", addr.to_string())
+        .header(
+            "authorization",
+            format!("Bearer {}", wasmount_tests::ADMIN_TOKEN),
+        )
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    sender.send_request(request).await.unwrap()
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use wasmount_tests::{ADMIN_TOKEN, eventually, guests, try_send};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wasmount-under-test");
+const ACTIVATE: &str = "/usr/bin/systemd-socket-activate";
 
 /// The activator and the server it starts, killed on drop.
 struct Activated(Child);
@@ -21,37 +22,50 @@ impl Drop for Activated {
     }
 }
 
-fn free_port() -> u16 {
+/// A loopback address nobody listens on now.
+fn free_address() -> std::net::SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
         .unwrap()
+}
+
+/// `systemd-socket-activate` holding `sockets` for `wasmount SERVE… --apps APPS`, its output
+/// (and the server's) in `log`.
+fn activate_with(
+    sockets: &[std::net::SocketAddr],
+    serve: &[&str],
+    apps: &std::path::Path,
+    log: &std::path::Path,
+) -> Activated {
+    let mut command = Command::new(ACTIVATE);
+    for socket in sockets {
+        command.args(["-l", &socket.to_string()]);
+    }
+    let child = command
+        .args(["-E", &format!("WASMOUNT_ADMIN_TOKEN={ADMIN_TOKEN}")])
+        .arg(BIN)
+        .args(serve)
+        .arg("--apps")
+        .arg(apps)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    Activated(child)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_server_serves_on_the_sockets_systemd_passes() {
-    let activate = "/usr/bin/systemd-socket-activate";
     assert!(
-        std::path::Path::new(activate).exists(),
-        "missing: {activate} (Debian package systemd)"
+        std::path::Path::new(ACTIVATE).exists(),
+        "missing: {ACTIVATE} (Debian package systemd)"
     );
     let apps = tempfile::tempdir().unwrap();
     std::fs::copy(guests::ECHO, apps.path().join("echo.wasm")).unwrap();
-    let (public, admin) = (free_port(), free_port());
+    let (public, admin) = (free_address(), free_address());
     let log = apps.path().join("server.log");
-    let child = Command::new(activate)
-        .args(["-l", &format!("127.0.0.1:{public}")])
-        .args(["-l", &format!("127.0.0.1:{admin}")])
-        .args(["-E", &format!("WASMOUNT_ADMIN_TOKEN={ADMIN_TOKEN}")])
-        .args([BIN, "serve", "--listen", "127.0.0.1:1", "--apps"])
-        .arg(apps.path())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let _activated = Activated(child);
-    let public: std::net::SocketAddr = format!("127.0.0.1:{public}").parse().unwrap();
-    let admin: std::net::SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
+    let serve = ["serve", "--listen", "127.0.0.1:1"];
+    let _activated = activate_with(&[public, admin], &serve, apps.path(), &log);
 
     // The first connection starts the server, which then answers on the passed socket.
     let answered = eventually(
@@ -111,19 +125,10 @@ fn the_units_in_deploy_pass_systemd_analyze_verify() {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_passed_socket_with_an_admin_address_is_refused_rather_than_exposing_the_api() {
     let apps = tempfile::tempdir().unwrap();
-    let public = free_port();
+    let public = free_address();
     let log = apps.path().join("server.log");
-    let child = Command::new("/usr/bin/systemd-socket-activate")
-        .args(["-l", &format!("127.0.0.1:{public}")])
-        .args(["-E", &format!("WASMOUNT_ADMIN_TOKEN={ADMIN_TOKEN}")])
-        .args([BIN, "serve", "--admin-listen", "127.0.0.1:0", "--apps"])
-        .arg(apps.path())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let _activated = Activated(child);
-    let public: std::net::SocketAddr = format!("127.0.0.1:{public}").parse().unwrap();
+    let serve = ["serve", "--admin-listen", "127.0.0.1:0"];
+    let _activated = activate_with(&[public], &serve, apps.path(), &log);
     // The first connection starts the server, which refuses to run.
     eventually(
         "the refusal in the log",

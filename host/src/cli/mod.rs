@@ -165,15 +165,21 @@ pub fn init_logging(friendly: bool) {
 /// # Errors
 ///
 /// Invalid flags, an address that cannot be bound, or a server start-up failure.
-pub async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (listen, admin_listen) = (args.listen, args.admin_listen);
+    let config = resolve(args).await?;
+    let listeners = bind(listen, admin_listen).await?;
+    crate::server::run(listeners, config, shutdown_signal()).await
+}
+
+/// The settings of `args`, with the apps a config file declares made ready to mount.
+async fn resolve(mut args: ServeArgs) -> anyhow::Result<crate::config::Config> {
     let declared = std::mem::take(&mut args.declared_apps);
     let mut config = args.into_config()?;
     let ready = declared::prepare(&declared, &config.cache_folder()).await?;
     config.external_apps.extend(ready);
     config.check()?;
-    let listeners = bind(listen, admin_listen).await?;
-    crate::server::run(listeners, config, shutdown_signal()).await
+    Ok(config)
 }
 
 /// Sockets a service manager passed (systemd's `LISTEN_FDS`), read by [`main`] before any
@@ -238,15 +244,11 @@ async fn bind(
 /// # Errors
 ///
 /// As [`serve`].
-pub async fn dev(mut args: ServeArgs) -> anyhow::Result<()> {
+pub async fn dev(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.apps)
         .with_context(|| format!("creating apps folder {}", args.apps.display()))?;
     let (listen, admin_listen) = (args.listen, args.admin_listen);
-    let declared = std::mem::take(&mut args.declared_apps);
-    let mut config = args.into_config()?;
-    let ready = declared::prepare(&declared, &config.cache_folder()).await?;
-    config.external_apps.extend(ready);
-    config.check()?;
+    let mut config = resolve(args).await?;
     config.watch = true;
     config.dev = true;
     let listeners = bind(listen, admin_listen).await?;
