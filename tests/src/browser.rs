@@ -82,7 +82,7 @@ impl Browser {
             "chromium-driver",
         );
         let turn = ONE_AT_A_TIME.lock().await;
-        let port = free_port();
+        let port = crate::free_port();
         let driver = Command::new(driver_path)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -217,12 +217,4 @@ async fn connect(url: &str, capabilities: serde_json::Map<String, serde_json::Va
             Err(error) => panic!("no WebDriver session at {url} within 60 s: {error}"),
         }
     }
-}
-
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
 }

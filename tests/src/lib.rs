@@ -281,6 +281,14 @@ pub async fn put_multipart_to(
         .expect("an answer to the upload")
 }
 
+/// A loopback port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("finding a free port")
+        .port()
+}
+
 /// The admin token test servers are started with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 

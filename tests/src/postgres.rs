@@ -58,7 +58,7 @@ impl Postgres {
         let mut server = Self {
             bin,
             dir,
-            port: free_port(),
+            port: crate::free_port(),
             run_as,
             running: false,
             tls,
@@ -314,12 +314,4 @@ fn postgres_user() -> Option<(u32, u32)> {
             "running as root needs a `postgres` user (Debian's postgresql package makes it)",
         ),
     )
-}
-
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("finding a free port")
-        .port()
 }

@@ -30,10 +30,7 @@ impl Registry {
         );
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("storage");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let address = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
         let yaml = format!(

@@ -17,6 +17,16 @@ fn wasmount(args: &[&str]) -> std::process::Output {
         .expect("running wasmount")
 }
 
+/// `wasmount store export --from APPS --to TARGET`, which must succeed.
+fn export(apps: &str, target: &str) {
+    let made = wasmount(&["store", "export", "--from", apps, "--to", target]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+}
+
 /// The files of a `.tar` backup, by path.
 fn entries(tar: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     let listed = Command::new("tar").arg("-tf").arg(tar).output().unwrap();
@@ -75,19 +85,7 @@ async fn backups_taken_while_an_app_is_replaced_pair_each_component_with_its_set
     let mut checked = 0;
     while checked < 12 && Instant::now() < deadline {
         let tar = folder.path().join(format!("backup-{checked}.tar"));
-        let made = wasmount(&[
-            "store",
-            "export",
-            "--from",
-            &apps,
-            "--to",
-            tar.to_str().unwrap(),
-        ]);
-        assert!(
-            made.status.success(),
-            "{}",
-            String::from_utf8_lossy(&made.stderr)
-        );
+        export(&apps, tar.to_str().unwrap());
         let files = entries(&tar);
         if let (Some(component), Some(manifest)) = (files.get("pair.wasm"), files.get("pair.toml"))
         {
@@ -142,19 +140,7 @@ async fn backups_taken_while_an_app_is_replaced_pair_each_component_with_its_set
 
     // A backup into a folder holds the same files.
     let as_folder = folder.path().join("as-folder");
-    let made = wasmount(&[
-        "store",
-        "export",
-        "--from",
-        &apps,
-        "--to",
-        as_folder.to_str().unwrap(),
-    ]);
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    export(&apps, as_folder.to_str().unwrap());
     assert!(as_folder.join("hello.wasm").is_file());
     assert!(as_folder.join(".instances/dataset-1.json").is_file());
 }

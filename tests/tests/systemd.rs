@@ -24,9 +24,7 @@ impl Drop for Activated {
 
 /// A loopback address nobody listens on now.
 fn free_address() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .unwrap()
+    std::net::SocketAddr::from(([127, 0, 0, 1], wasmount_tests::free_port()))
 }
 
 /// `systemd-socket-activate` holding `sockets` for `wasmount SERVE… --apps APPS`, its output
