@@ -14,15 +14,19 @@
 //! }"#).unwrap();
 //! assert_eq!(input.file_urls(), ["http://data/a.tsv", "http://data/b.tsv"]);
 //! assert_eq!(input.parameter("title").and_then(|v| v.as_str()), Some("Expression"));
+//! assert_eq!(input.parameter_as::<String>("title"), Ok(Some("Expression".to_owned())));
 //! ```
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 /// The environment variable holding the input itself.
 pub const INPUT_JSON_ENV: &str = "INPUT_JSON";
 /// The environment variable holding the address of the input.
 pub const INPUT_JSON_URL_ENV: &str = "INPUT_JSON_URL";
+/// The environment variable in which wasmount gives a launched instance its own name.
+pub const INSTANCE_ENV: &str = "WASMOUNT_INSTANCE";
 
 /// A visualization's input. Refinery's fields are typed; anything else is kept in `other`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -88,6 +92,13 @@ impl Input {
         Self::parse(&text).map(Some)
     }
 
+    /// The name of the launched instance this request is for (the `NAME` of its URL
+    /// `/NAME/`), from `WASMOUNT_INSTANCE`; `None` when the app was not launched as an
+    /// instance (or runs under another host).
+    pub fn instance_name() -> Option<String> {
+        non_empty(std::env::var(INSTANCE_ENV).ok())
+    }
+
     /// Every data file URL in `file_relationships`, in order, nested lists flattened.
     pub fn file_urls(&self) -> Vec<&str> {
         fn collect<'a>(value: &'a Value, urls: &mut Vec<&'a str>) {
@@ -113,6 +124,33 @@ impl Input {
             _ => None,
         }
     }
+
+    /// The value of parameter `name` as a `T`, from either layout of `parameters`; `Ok(None)`
+    /// when there is no such parameter. A string that is not a `T` is also read as the JSON
+    /// it holds, for values sent as text (`"5"` is then a valid `u32`, `"true"` a `bool`).
+    ///
+    /// # Errors
+    ///
+    /// When the value is not a `T`; the message names the parameter.
+    pub fn parameter_as<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, InputError> {
+        let Some(value) = self.parameter(name) else {
+            return Ok(None);
+        };
+        let from_text = || {
+            value
+                .as_str()
+                .and_then(|text| serde_json::from_str(text).ok())
+        };
+        T::deserialize(value)
+            .or_else(|error| from_text().ok_or(error))
+            .map(Some)
+            .map_err(|error| InputError(format!("parameter `{name}` is not valid: {error}")))
+    }
+}
+
+/// `value` unless it is empty.
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|text| !text.is_empty())
 }
 
 /// GETs `url` and returns the body as text (invalid UTF-8 replaced).
@@ -154,6 +192,48 @@ mod tests {
         assert_eq!(input.parameter("color"), Some(&Value::from("red")));
         assert_eq!(input.other.get("extra"), Some(&Value::from(1)));
         assert_eq!(input.file_urls(), ["u"]);
+    }
+
+    #[test]
+    fn typed_parameters_from_either_layout_and_from_text() {
+        let list = Input::parse(
+            r#"{"parameters": [
+                {"name": "rows", "value": 20, "value_type": "INTEGER"},
+                {"name": "scale", "value": "1.5", "value_type": "FLOAT"},
+                {"name": "log", "value": "true", "value_type": "BOOLEAN"},
+                {"name": "title", "value": "42", "value_type": "STRING"}
+            ]}"#,
+        )
+        .unwrap();
+        assert_eq!(list.parameter_as::<u32>("rows"), Ok(Some(20)));
+        assert_eq!(list.parameter_as::<f64>("scale"), Ok(Some(1.5)));
+        assert_eq!(list.parameter_as::<bool>("log"), Ok(Some(true)));
+        assert_eq!(
+            list.parameter_as::<String>("title"),
+            Ok(Some("42".to_owned()))
+        );
+        assert_eq!(list.parameter_as::<u32>("missing"), Ok(None));
+
+        let object = Input::parse(r#"{"parameters": {"colors": ["red", "blue"]}}"#).unwrap();
+        let colors = object.parameter_as::<Vec<String>>("colors").unwrap();
+        assert_eq!(colors, Some(vec!["red".to_owned(), "blue".to_owned()]));
+    }
+
+    #[test]
+    fn a_parameter_of_another_type_is_an_error_naming_it() {
+        let input = Input::parse(r#"{"parameters": {"rows": "many"}}"#).unwrap();
+        let error = input.parameter_as::<u32>("rows").unwrap_err();
+        assert!(error.0.contains("parameter `rows`"), "{error}");
+    }
+
+    #[test]
+    fn an_empty_instance_name_is_no_name() {
+        assert_eq!(
+            non_empty(Some("dataset-a".to_owned())),
+            Some("dataset-a".to_owned())
+        );
+        assert_eq!(non_empty(Some(String::new())), None);
+        assert_eq!(non_empty(None), None);
     }
 
     #[test]

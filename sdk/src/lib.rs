@@ -25,6 +25,34 @@
 //!         .await
 //! }
 //! ```
+//!
+//! A JSON API: [`serde`] and [`serde_json`] are re-exported, so an app needs no dependency of
+//! its own on them; derives then name the path with `#[serde(crate = "wasmount_sdk::serde")]`.
+//! [`Ctx::json`] reads a body, [`response::json`] answers one, and errors of a request that
+//! sent or accepts JSON are JSON too (see [`HttpError`]):
+//!
+//! ```
+//! use wasmount_sdk::serde::{Deserialize, Serialize};
+//! use wasmount_sdk::{Body, Ctx, Request, Router, StatusCode, response, testing};
+//!
+//! #[derive(Deserialize, Serialize)]
+//! #[serde(crate = "wasmount_sdk::serde")]
+//! struct Note {
+//!     text: String,
+//! }
+//!
+//! let router = Router::new().post("/notes", |mut ctx: Ctx| async move {
+//!     let note: Note = ctx.json().await?;
+//!     Ok(response::with_status(StatusCode::CREATED, response::json(&note)))
+//! });
+//! let request = Request::post("/notes")
+//!     .header("content-type", "application/json")
+//!     .body(Body::from(r#"{"text": "hi"}"#))
+//!     .unwrap();
+//! let mut created = testing::call(&router, request);
+//! assert_eq!(created.status(), StatusCode::CREATED);
+//! assert_eq!(testing::body_text(&mut created), r#"{"text":"hi"}"#);
+//! ```
 #![deny(missing_docs)]
 
 mod assets;
@@ -32,12 +60,16 @@ mod context;
 pub mod form;
 pub mod html;
 pub mod input;
+mod media;
 pub mod response;
 mod router;
+pub mod testing;
 
 pub use assets::{Asset, content_type_for};
 pub use context::Ctx;
 pub use router::{HandlerResult, HttpError, Router};
+pub use serde;
+pub use serde_json;
 pub use wstd;
 pub use wstd::http::{Body, Method, Request, Response, StatusCode};
 

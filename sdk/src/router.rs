@@ -2,7 +2,7 @@
 
 use crate::assets::Asset;
 use crate::context::{Ctx, decoded_segments};
-use crate::{Body, Method, Request, Response, StatusCode, response};
+use crate::{Body, Method, Request, Response, StatusCode, media, response};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -10,12 +10,27 @@ use std::pin::Pin;
 pub type HandlerResult = Result<Response<Body>, HttpError>;
 
 /// An error a handler returns with `?`: a status and a short message for the client.
+///
+/// The [`Router`] answers it in the request's kind: as JSON, `{"error": message, "status":
+/// code}` with `application/json`, when the request's body is JSON (`content-type`
+/// `application/json` or `…+json`) or its `accept` names JSON and not `text/html` (a script's
+/// `fetch`, not a page load); otherwise as the message in `text/plain`. [`HttpError::json`]
+/// makes an error JSON whatever the request says, for API routes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpError {
     /// The status the client gets.
     pub status: StatusCode,
-    /// The plain-text body the client gets.
+    /// The message the client gets, as the text body or the JSON `error` field.
     pub message: String,
+    /// Set by [`HttpError::json`]: JSON whatever the request prefers.
+    force_json: bool,
+}
+
+/// The JSON body of an error.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    status: u16,
 }
 
 impl HttpError {
@@ -24,6 +39,7 @@ impl HttpError {
         Self {
             status,
             message: message.into(),
+            force_json: false,
         }
     }
 
@@ -32,9 +48,47 @@ impl HttpError {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
-    /// The response the client sees.
+    /// The same error, always answered as JSON (`{"error": …, "status": …}`), whatever the
+    /// request's `accept` and `content-type`: for routes that only speak JSON.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wasmount_sdk::{HttpError, StatusCode};
+    /// let error = HttpError::new(StatusCode::CONFLICT, "name taken").json();
+    /// let response = error.into_response();
+    /// assert_eq!(response.status(), StatusCode::CONFLICT);
+    /// assert_eq!(response.headers()["content-type"], "application/json");
+    /// ```
+    #[must_use]
+    pub fn json(mut self) -> Self {
+        self.force_json = true;
+        self
+    }
+
+    /// Whether [`HttpError::json`] marked this error.
+    pub fn is_json(&self) -> bool {
+        self.force_json
+    }
+
+    /// The response the client sees, when no request is at hand: JSON if
+    /// [`HttpError::json`] marked the error, else plain text. The [`Router`] also looks at
+    /// the request (see [`HttpError`]).
     pub fn into_response(self) -> Response<Body> {
-        response::status(self.status, format!("{}\n", self.message))
+        self.into_response_as(false)
+    }
+
+    /// The response the client sees: JSON if `json` or the error is marked, else plain text.
+    pub(crate) fn into_response_as(self, json: bool) -> Response<Body> {
+        if json || self.force_json {
+            let body = ErrorBody {
+                error: &self.message,
+                status: self.status.as_u16(),
+            };
+            response::with_status(self.status, response::json(&body))
+        } else {
+            response::status(self.status, format!("{}\n", self.message))
+        }
     }
 }
 
@@ -63,7 +117,8 @@ struct Route {
 ///
 /// Patterns are `/`-separated: literal segments, `{name}` for one segment, and a final
 /// `{*name}` for the rest of the path. A path that matches no pattern gets 404; one that
-/// matches with another method gets 405 with `allow`. `HEAD` is served by `GET` routes.
+/// matches with another method gets 405 with `allow`; both, like handler errors, are text or
+/// JSON as [`HttpError`] says. `HEAD` is served by `GET` routes.
 #[derive(Default)]
 pub struct Router {
     routes: Vec<Route>,
@@ -112,6 +167,33 @@ impl Router {
         self.route(Method::POST, pattern, handler)
     }
 
+    /// Adds a `PUT` route.
+    pub fn put<F, Fut>(self, pattern: &str, handler: F) -> Self
+    where
+        F: Fn(Ctx) -> Fut + 'static,
+        Fut: Future<Output = HandlerResult> + 'static,
+    {
+        self.route(Method::PUT, pattern, handler)
+    }
+
+    /// Adds a `DELETE` route.
+    pub fn delete<F, Fut>(self, pattern: &str, handler: F) -> Self
+    where
+        F: Fn(Ctx) -> Fut + 'static,
+        Fut: Future<Output = HandlerResult> + 'static,
+    {
+        self.route(Method::DELETE, pattern, handler)
+    }
+
+    /// Adds a `PATCH` route.
+    pub fn patch<F, Fut>(self, pattern: &str, handler: F) -> Self
+    where
+        F: Fn(Ctx) -> Fut + 'static,
+        Fut: Future<Output = HandlerResult> + 'static,
+    {
+        self.route(Method::PATCH, pattern, handler)
+    }
+
     /// Serves `assets` under `mount` (`"/static"`), each with its content type.
     pub fn assets(self, mount: &str, assets: &'static [Asset]) -> Self {
         let pattern = format!("{}/{{*path}}", mount.trim_end_matches('/'));
@@ -122,7 +204,7 @@ impl Router {
                     crate::content_type_for(asset.path),
                     asset.bytes,
                 )),
-                None => Ok(response::not_found()),
+                None => Err(HttpError::new(StatusCode::NOT_FOUND, "not found")),
             }
         })
     }
@@ -136,37 +218,52 @@ impl Router {
         Ok(self.handle(request).await)
     }
 
-    /// Handles one request, turning handler errors into their responses.
+    /// Handles one request, turning handler errors into their responses (see [`HttpError`]
+    /// for their content type). Natively, [`testing::call`](crate::testing::call) runs it
+    /// without a server.
     pub async fn handle(&self, request: Request<Body>) -> Response<Body> {
+        let errors_as_json = media::wants_json(request.headers());
         let path_segments = decoded_segments(request.uri().path());
         let wanted_method = if request.method() == Method::HEAD {
             Method::GET
         } else {
             request.method().clone()
         };
-        let mut allowed = Vec::new();
+        let mut allowed: Vec<&str> = Vec::new();
         for route in &self.routes {
             let Some(params) = match_segments(&route.segments, &path_segments) else {
                 continue;
             };
             if route.method != wanted_method {
-                allowed.push(route.method.as_str().to_owned());
+                allow(&mut allowed, &route.method);
                 continue;
             }
             let ctx = Ctx::new(request, params);
             return match (route.handler)(ctx).await {
                 Ok(response) => response,
-                Err(error) => error.into_response(),
+                Err(error) => error.into_response_as(errors_as_json),
             };
         }
         if allowed.is_empty() {
-            return response::not_found();
+            return HttpError::new(StatusCode::NOT_FOUND, "not found")
+                .into_response_as(errors_as_json);
         }
-        let mut response = response::status(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        let mut response = HttpError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+            .into_response_as(errors_as_json);
         if let Ok(value) = allowed.join(", ").parse() {
             response.headers_mut().insert("allow", value);
         }
         response
+    }
+}
+
+/// Adds `method` to the `allow` list once, with `HEAD` after `GET` (GET routes serve HEAD).
+fn allow<'a>(allowed: &mut Vec<&'a str>, method: &'a Method) {
+    let head = (method == Method::GET).then_some("HEAD");
+    for name in std::iter::once(method.as_str()).chain(head) {
+        if !allowed.contains(&name) {
+            allowed.push(name);
+        }
     }
 }
 
@@ -218,9 +315,111 @@ fn match_segments(pattern: &[Segment], path: &[String]) -> Option<Vec<(String, S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{body_text, call};
 
     fn path(p: &str) -> Vec<String> {
         decoded_segments(p)
+    }
+
+    fn request(method: &str, uri: &str, headers: &[(&str, &str)]) -> Request<Body> {
+        let mut builder = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Body::empty()).unwrap()
+    }
+
+    fn content_type(response: &Response<Body>) -> &str {
+        response.headers()["content-type"].to_str().unwrap()
+    }
+
+    fn answer(text: &'static str) -> impl Fn(Ctx) -> std::future::Ready<HandlerResult> {
+        move |_ctx: Ctx| std::future::ready(Ok(response::text(text)))
+    }
+
+    fn items() -> Router {
+        Router::new()
+            .get("/items/{id}", answer("got"))
+            .put("/items/{id}", answer("put"))
+            .patch("/items/{id}", answer("patched"))
+            .delete("/items/{id}", answer("deleted"))
+            .get("/fail", |_ctx: Ctx| async {
+                Err(HttpError::bad_request("no such thing"))
+            })
+            .get("/fail-json", |_ctx: Ctx| async {
+                Err(HttpError::bad_request("no such thing").json())
+            })
+    }
+
+    #[test]
+    fn put_patch_and_delete_routes_are_served() {
+        let router = items();
+        for (method, text) in [("PUT", "put"), ("PATCH", "patched"), ("DELETE", "deleted")] {
+            let mut response = call(&router, request(method, "/items/7", &[]));
+            assert_eq!(response.status(), StatusCode::OK, "{method}");
+            assert_eq!(body_text(&mut response), text);
+        }
+    }
+
+    #[test]
+    fn another_method_gets_405_with_each_allowed_method_once() {
+        let router = items().get("/items/{id}", |_ctx: Ctx| async { Ok(response::text("")) });
+        let response = call(&router, request("POST", "/items/7", &[]));
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()["allow"], "GET, HEAD, PUT, PATCH, DELETE");
+    }
+
+    fn assert_plain_text_error(headers: &[(&str, &str)]) {
+        let mut response = call(&items(), request("GET", "/fail", headers));
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(content_type(&response).starts_with("text/plain"));
+        assert_eq!(body_text(&mut response), "no such thing\n");
+    }
+
+    #[test]
+    fn errors_are_plain_text_by_default_and_for_browsers() {
+        assert_plain_text_error(&[]);
+        assert_plain_text_error(&[("accept", "text/html,application/json;q=0.9")]);
+    }
+
+    #[test]
+    fn errors_are_json_when_the_request_accepts_or_sends_json_or_the_handler_says_so() {
+        let router = items();
+        let cases = [
+            ("/fail", &[("accept", "application/json")][..]),
+            (
+                "/fail",
+                &[("content-type", "application/json; charset=utf-8")][..],
+            ),
+            ("/fail-json", &[("accept", "text/html")][..]),
+        ];
+        for (uri, headers) in cases {
+            let mut response = call(&router, request("GET", uri, headers));
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{uri}");
+            assert_eq!(content_type(&response), "application/json", "{uri}");
+            let body: serde_json::Value = serde_json::from_str(&body_text(&mut response)).unwrap();
+            assert_eq!(
+                body,
+                serde_json::json!({"error": "no such thing", "status": 400})
+            );
+        }
+    }
+
+    #[test]
+    fn not_found_and_405_follow_the_request_too() {
+        let router = items();
+        let json = [("accept", "application/json")];
+        let mut missing = call(&router, request("GET", "/nothing", &json));
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        assert_eq!(content_type(&missing), "application/json");
+        assert!(body_text(&mut missing).contains("\"status\":404"));
+
+        let mut text = call(&router, request("GET", "/nothing", &[]));
+        assert_eq!(body_text(&mut text), "not found\n");
+
+        let refused = call(&router, request("POST", "/items/1", &json));
+        assert_eq!(content_type(&refused), "application/json");
+        assert_eq!(refused.headers()["allow"], "GET, HEAD, PUT, PATCH, DELETE");
     }
 
     #[test]

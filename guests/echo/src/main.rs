@@ -81,7 +81,7 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
         }
         _ => {
             let body_len = ctx.body_bytes().await?.len();
-            Ok(response::json(report(&ctx, body_len)))
+            Ok(response::json_text(report(&ctx, body_len)))
         }
     }
 }
