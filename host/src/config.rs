@@ -135,8 +135,14 @@ pub struct Config {
     /// `x-real-ip`) are believed; from anyone else they are removed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Developer mode: a broken build's reason is added to the app's responses as
-    /// `x-wasmount-error`.
+    /// `x-wasmount-error`, and HTML pages reload themselves when their app changes.
     pub dev: bool,
+    /// Project folders (Rust, Python, JavaScript) built from source and mounted under their
+    /// folder's name, rebuilt on save: dev mode only.
+    pub dev_projects: Vec<PathBuf>,
+    /// Where toolchains for building projects are installed on first use; `None`: the
+    /// user's cache folder.
+    pub tools_dir: Option<PathBuf>,
     /// The shared store of a cluster (`postgres://…`); `None`: the apps folder is the store.
     pub store: Option<String>,
     /// This node's own cache (compiled artifacts, and the components of a shared store);
@@ -226,6 +232,8 @@ impl Config {
             max_launch_input_total: DEFAULT_MAX_LAUNCH_INPUT_TOTAL_BYTES,
             trusted_proxies: Vec::new(),
             dev: false,
+            dev_projects: Vec::new(),
+            tools_dir: None,
             store: None,
             cache_dir: None,
             store_resync_interval: DEFAULT_STORE_RESYNC_INTERVAL,

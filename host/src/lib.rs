@@ -9,14 +9,17 @@
 //! crate-private, in layers whose imports point down only:
 //!
 //! ```text
-//! cli ─▶ http ─▶ cluster ─▶ apps, launches ─▶ runtime   (config, respond, headers: leaves)
+//! cli ─▶ http ─▶ dev ─▶ cluster ─▶ apps, launches ─▶ runtime   (config, respond, headers: leaves)
+//!                 └──▶ build (toolchains; also used by cli)
 //! ```
 
 mod apps;
+mod build;
 pub mod cli;
 pub mod client;
 mod cluster;
 pub mod config;
+mod dev;
 #[cfg(test)]
 mod fuzz;
 mod headers;

@@ -378,6 +378,13 @@ impl Deployer {
             })
     }
 
+    /// Records that a new build of app `name` failed before it produced a component (dev
+    /// mode's builds from source): the serving version, if any, stays.
+    pub(crate) async fn build_failed(&self, name: &str, reason: String) {
+        let _commit = self.commit.lock().await;
+        self.reload_failed(name, reason);
+    }
+
     fn reload_failed(&self, name: &str, reason: String) -> Reload {
         let serving = self.registry.get(name).is_some();
         if serving {

@@ -98,6 +98,9 @@ pub(crate) struct Registry {
     /// optimized build do not count).
     deploys: Mutex<BTreeMap<Arc<str>, u64>>,
     next_loading_id: AtomicU64,
+    /// Counts every change of the table or of a failure, for those who wait on one (dev
+    /// mode's live reload).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Registry {
@@ -213,6 +216,23 @@ impl Registry {
             change(&mut apps);
             Snapshot::with(apps)
         });
+        self.changed();
+    }
+
+    /// Wakes whoever waits on a change.
+    fn changed(&self) {
+        self.changes
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// How many receivers wait on changes.
+    pub(crate) fn followers(&self) -> usize {
+        self.changes.receiver_count()
+    }
+
+    /// A receiver that sees every later change of the table or of a failure.
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// An app other than `name` whose custom route equals, covers or lies within `route`.
@@ -237,11 +257,16 @@ impl Registry {
     /// Records that loading `name` failed (the mounted version, if any, is untouched).
     pub(crate) fn record_failure(&self, name: Arc<str>, failure: Failure) {
         self.failures.lock().unwrap().insert(name, failure);
+        self.changed();
     }
 
     /// Forgets `name`'s last load failure; whether there was one.
     pub(crate) fn clear_failure(&self, name: &str) -> bool {
-        self.failures.lock().unwrap().remove(name).is_some()
+        let cleared = self.failures.lock().unwrap().remove(name).is_some();
+        if cleared {
+            self.changed();
+        }
+        cleared
     }
 
     /// The last load failure of `name`, if it has not loaded successfully since.

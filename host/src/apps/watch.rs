@@ -152,7 +152,7 @@ async fn reload_on_changes(
 /// Whether an event can change what a file holds. Reads (our own included: loading a file
 /// opens it) and metadata changes such as access times are not changes; reacting to them
 /// would reload a file every time it is read.
-fn is_change(kind: &EventKind) -> bool {
+pub(crate) fn is_change(kind: &EventKind) -> bool {
     match kind {
         EventKind::Create(_) | EventKind::Remove(_) => true,
         EventKind::Modify(ModifyKind::Metadata(_)) => false,

@@ -385,6 +385,8 @@ impl ServeArgs {
             max_launch_input_total: self.max_launch_input_total.as_u64(),
             trusted_proxies: self.trusted_proxies,
             dev: false,
+            dev_projects: Vec::new(),
+            tools_dir: None,
             store: self.store,
             cache_dir: self.cache_dir,
             store_resync_interval: self.store_resync_interval.into(),

@@ -57,7 +57,9 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Cli, Refusal> {
             ))
         })?;
     let mut cli = Cli::from_arg_matches(&matches)?;
-    if let super::Command::Serve(args) | super::Command::Dev(args) = &mut cli.command {
+    if let super::Command::Serve(args)
+    | super::Command::Dev(super::develop::DevArgs { serve: args, .. }) = &mut cli.command
+    {
         args.declared_apps = declared;
     }
     Ok(cli)

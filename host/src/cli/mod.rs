@@ -6,8 +6,10 @@ mod backup;
 mod commands;
 mod config_file;
 mod declared;
+mod develop;
 mod oci;
 mod store;
+mod templates;
 
 use anyhow::Context as _;
 pub use args::ServeArgs;
@@ -29,9 +31,15 @@ pub struct Cli {
 enum Command {
     /// Serve every NAME.wasm of a folder at /NAME/, plus the admin API.
     Serve(ServeArgs),
-    /// `serve` for app developers: watches and reloads, creates the apps folder if needed,
-    /// and shows a broken build's reason on the app's responses (`x-wasmount-error`).
-    Dev(ServeArgs),
+    /// `serve` for app developers: builds each project DIR from source and rebuilds it on
+    /// save, watches and reloads the apps folder, reloads open pages when their app changes,
+    /// and shows a broken build over the page (and in `x-wasmount-error`).
+    Dev(develop::DevArgs),
+    /// Build a project (Rust, Python or JavaScript) into a component, toolchains installed
+    /// on first use.
+    Build(develop::BuildArgs),
+    /// Create a ready app project in ./NAME/ from a template.
+    New(develop::NewArgs),
     /// Upload a component to a running server (adds or replaces the app): a file, or
     /// oci://HOST[:PORT]/REPO[:TAG|@sha256:…] pulled from a registry first.
     Deploy(DeployArgs),
@@ -86,7 +94,9 @@ pub fn main() -> std::process::ExitCode {
     block_on_with(report, async move {
         match cli.command {
             Command::Serve(args) => serve(args).await,
-            Command::Dev(args) => dev(args).await,
+            Command::Dev(args) => develop::dev(args).await,
+            Command::Build(args) => develop::build(args).await,
+            Command::New(args) => develop::new(args),
             Command::Deploy(args) => commands::deploy(args).await,
             Command::Push(args) => oci::push(args).await,
             Command::Apps(args) => commands::list(args).await,
@@ -236,23 +246,6 @@ async fn bind(
         None => None,
     };
     Ok(crate::server::Listeners { public, admin })
-}
-
-/// `wasmount dev`: `serve` with watching on, the apps folder created if missing, and build
-/// errors surfaced on responses.
-///
-/// # Errors
-///
-/// As [`serve`].
-pub async fn dev(args: ServeArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.apps)
-        .with_context(|| format!("creating apps folder {}", args.apps.display()))?;
-    let (listen, admin_listen) = (args.listen, args.admin_listen);
-    let mut config = resolve(args).await?;
-    config.watch = true;
-    config.dev = true;
-    let listeners = bind(listen, admin_listen).await?;
-    crate::server::run(listeners, config, shutdown_signal()).await
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

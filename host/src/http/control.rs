@@ -34,6 +34,10 @@ impl Server {
         if let Some(rest) = under("/ui") {
             return dashboard::serve(request.method(), rest);
         }
+        if let Some(rest) = under("/dev").filter(|_| self.config.dev) {
+            let draining = self.draining.subscribe();
+            return crate::dev::live::handle(&self.deployer, rest, &request, draining);
+        }
         match endpoint {
             "/health" if is_read(request.method()) => self.health(),
             "/metrics" if is_read(request.method()) => self.metrics_page(&request),

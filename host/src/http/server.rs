@@ -13,7 +13,7 @@ use crate::apps::routes::Route;
 use crate::apps::store::FolderStore;
 use crate::cluster::Follower;
 use crate::config::Config;
-use crate::headers::{X_REQUEST_ID, content_length};
+use crate::headers::{X_REQUEST_ID, X_WASMOUNT_ERROR, content_length};
 use crate::http::access_log::{AccessLog, LogLine, request_id};
 use crate::http::admin::AdminAccess;
 use crate::http::forwarding::{Forwarding, TrustedProxies, note_connection, rewrite_for_guest};
@@ -36,8 +36,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Response header carrying the reason a newer build of the app failed (dev mode).
-const X_WASMOUNT_ERROR: &str = "x-wasmount-error";
 const MAX_ERROR_HEADER_CHARS: usize = 1024;
 
 /// The sockets a server listens on: the public one, and optionally one of its own for the
@@ -196,6 +194,8 @@ pub struct Server {
     pub(crate) warmed: std::sync::atomic::AtomicBool,
     /// Turns true when shutdown begins: long-lived streams (log followers) end.
     pub(crate) draining: tokio::sync::watch::Sender<bool>,
+    /// The apps built from source (`wasmount dev DIR`).
+    pub(crate) projects: crate::dev::projects::Projects,
 }
 
 /// What a server serves from: the deployer, the launches, and the follower of a shared store.
@@ -245,6 +245,7 @@ impl Server {
             Some(format) => Some(AccessLog::open(format, config.access_log_file.as_deref())?),
             None => None,
         };
+        let projects = start_projects(&config, &deployer, local)?;
         Ok(Self {
             deployer,
             launches,
@@ -258,6 +259,7 @@ impl Server {
             log_tail,
             warmed: std::sync::atomic::AtomicBool::new(false),
             draining: tokio::sync::watch::Sender::new(false),
+            projects,
         })
     }
 
@@ -328,8 +330,12 @@ impl Server {
                     let snapshot = self.deployer.registry().snapshot();
                     target = self.target(&snapshot, name, custom).await;
                 }
+                let method = request.method().clone();
                 let (mut response, app) = match target {
                     Ok(target) => self.serve_counted(target, request, rest, peer).await,
+                    Err(_) if self.projects.contains(name) => {
+                        (crate::dev::live::waiting_page(&self.deployer, name), None)
+                    }
                     Err(refusal) => {
                         self.metrics.request_unmatched(refusal.status().as_u16());
                         (refusal, None)
@@ -337,7 +343,10 @@ impl Server {
                 };
                 if self.config.dev {
                     // A launched instance shows its app's build error too.
-                    self.show_build_error(app.as_deref().unwrap_or(name), &mut response);
+                    let app_name = app.as_deref().unwrap_or(name);
+                    crate::dev::live::explain_failure(app_name, &mut response);
+                    self.show_build_error(app_name, &mut response);
+                    crate::dev::live::inject(&self.deployer, app_name, &method, &mut response);
                 }
                 return (response, app);
             }
@@ -365,7 +374,9 @@ impl Server {
             Plane::Apps => match reserved {
                 None => true,
                 Some(endpoint) => {
-                    endpoint == "/health" || (endpoint == "/metrics" && self.config.public_metrics)
+                    endpoint == "/health"
+                        || (endpoint == "/metrics" && self.config.public_metrics)
+                        || (endpoint.starts_with("/dev/") && self.config.dev)
                 }
             },
         }
@@ -661,4 +672,39 @@ async fn open_shared(
     )
     .await?;
     Ok((deployer, launches, Some(follower)))
+}
+
+/// In dev mode, starts building and watching the project folders of `config`, each mounted
+/// under its folder's name.
+///
+/// # Errors
+///
+/// A folder is not a project, its name is not an app name, or it cannot be watched.
+fn start_projects(
+    config: &Config,
+    deployer: &Arc<Deployer>,
+    local: SocketAddr,
+) -> anyhow::Result<crate::dev::projects::Projects> {
+    if !config.dev || config.dev_projects.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut projects = Vec::new();
+    for dir in &config.dev_projects {
+        let project = crate::build::Project::detect(dir)?;
+        let name = project.folder_name();
+        anyhow::ensure!(
+            is_valid_app_name(&name),
+            "{} cannot be mounted as `{name}`: app names are lowercase letters, digits and \
+             inner hyphens (rename the folder)",
+            project.dir.display()
+        );
+        projects.push((name, project));
+    }
+    let tools = config
+        .tools_dir
+        .clone()
+        .unwrap_or_else(crate::build::Toolchains::default_dir);
+    let tools = Arc::new(crate::build::Toolchains::new(tools));
+    let url = format!("http://{local}{}/", config.base_path);
+    crate::dev::projects::spawn(deployer.clone(), projects, tools, url)
 }

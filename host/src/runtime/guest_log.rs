@@ -40,7 +40,15 @@ pub(crate) struct GuestLog {
     request: RequestId,
     /// Where lines also go while someone follows the app's output.
     tail: LogTail,
+    /// The last lines of the request being served, kept to explain a failure (stderr).
+    recent: Option<RecentLines>,
 }
+
+/// The last [`RECENT_LINES`] lines a stream wrote for the request an instance serves now.
+pub(crate) type RecentLines = Arc<std::sync::Mutex<std::collections::VecDeque<Arc<str>>>>;
+
+/// How many lines [`RecentLines`] keeps: a panic message and its notes fit.
+const RECENT_LINES: usize = 40;
 
 /// One line a guest wrote, for whoever follows its app's output.
 #[derive(Debug, Clone)]
@@ -74,7 +82,14 @@ impl GuestLog {
             stream,
             request,
             tail,
+            recent: None,
         }
+    }
+
+    /// This stream, also keeping its last lines in `recent`.
+    pub(crate) fn keeping(mut self, recent: RecentLines) -> Self {
+        self.recent = Some(recent);
+        self
     }
 
     fn writer(&self) -> LineWriter {
@@ -133,6 +148,13 @@ impl LineWriter {
             stream = self.log.stream.name(),
             "{line}"
         );
+        if let Some(recent) = &self.log.recent {
+            let mut recent = recent.lock().unwrap();
+            if recent.len() == RECENT_LINES {
+                recent.pop_front();
+            }
+            recent.push_back(line.as_ref().into());
+        }
         if self.log.tail.receiver_count() > 0 {
             let _ = self.log.tail.send(GuestLine {
                 app: self.log.app.clone(),

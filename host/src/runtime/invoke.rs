@@ -11,6 +11,7 @@ use crate::runtime::bodies::{
     GuestDrivenBody, GuestFuture, GuestOutcome, LimitedBody, Overflow, Prebuffer,
 };
 use crate::runtime::guest::{Admission, Guest};
+use crate::runtime::guest_log::RecentLines;
 use crate::runtime::sandbox::{Binding, Deadline, HostState, arm_deadline, new_store};
 use http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
@@ -155,6 +156,11 @@ impl Run<'_> {
         };
         let was_reused = instance.reused.is_some();
         let memory_refused = instance.store.data().memory_refused();
+        let witness = Witness {
+            memory_refused: memory_refused.clone(),
+            stderr: instance.store.data().recent_stderr(),
+            request: format!("{} {}", request.method(), request.uri().path()),
+        };
         if let Some(id) = request
             .headers()
             .get(X_REQUEST_ID)
@@ -183,12 +189,12 @@ impl Run<'_> {
             Ok(Ok(response)) => (response, Some(guest)),
             // The response sender was dropped with the guest's resources: it is ending
             // without a response (returned early, or trapped).
-            Ok(Err(_)) => return self.failed(guest.await, was_reused, &memory_refused),
+            Ok(Err(_)) => return self.failed(guest.await, was_reused, &witness),
             // The guest finished first (often all of it in one poll); it may have set a
             // response on its way out.
             Err(outcome) => match receiver.try_recv() {
                 Ok(response) => (response, None),
-                Err(_) => return self.failed(outcome, was_reused, &memory_refused),
+                Err(_) => return self.failed(outcome, was_reused, &witness),
             },
         };
         Attempt::Done(self.respond(response, unfinished))
@@ -310,15 +316,9 @@ impl Run<'_> {
 
     /// The guest ended without a response: why, for the client. A reused instance that
     /// returned cleanly without one means the app does not support reuse.
-    fn failed(
-        &self,
-        outcome: GuestOutcome,
-        was_reused: bool,
-        memory_refused: &std::sync::atomic::AtomicBool,
-    ) -> Attempt {
+    fn failed(&self, outcome: GuestOutcome, was_reused: bool, witness: &Witness) -> Attempt {
         let no_response = matches!(outcome, Ok(Ok(())));
-        let out_of_memory = memory_refused.load(std::sync::atomic::Ordering::Relaxed);
-        let response = failure_response(self.guest, outcome, out_of_memory);
+        let response = failure_response(self.guest, outcome, witness);
         match self.guest.reuse_pool() {
             Some(pool) if was_reused && no_response => {
                 pool.disable(&self.guest.spec().name);
@@ -392,7 +392,43 @@ fn body_too_large(size: &str, limit: u64) -> Response<Body> {
     )
 }
 
-fn failure_response(guest: &Guest, outcome: GuestOutcome, out_of_memory: bool) -> Response<Body> {
+/// What is known of a request besides its outcome, to explain a failure.
+struct Witness {
+    /// Set when the instance's memory budget refused to grow.
+    memory_refused: Arc<std::sync::atomic::AtomicBool>,
+    /// What the guest last wrote to stderr for it.
+    stderr: RecentLines,
+    /// `METHOD /path` as the guest saw it.
+    request: String,
+}
+
+impl Witness {
+    /// What the guest said about its own failure: a Rust panic's message (and notes), or a
+    /// Python traceback, from its stderr; else its last few lines there.
+    fn last_words(&self) -> Option<String> {
+        let lines = self.stderr.lock().unwrap();
+        let starts = |line: &str| {
+            (line.starts_with("thread '") && line.contains("panicked at"))
+                || line.starts_with("Traceback (most recent call last)")
+        };
+        let from = lines
+            .iter()
+            .rposition(|line| starts(line))
+            .unwrap_or(lines.len().saturating_sub(10));
+        let said: Vec<&str> = lines.range(from..).map(|line| &**line).collect();
+        (!said.is_empty()).then(|| said.join("\n"))
+    }
+}
+
+/// Why a guest failed a request, for the developer: attached to the `500` response as an
+/// extension (never sent), which dev mode shows.
+#[derive(Debug, Clone)]
+pub(crate) struct GuestFailure(pub Arc<str>);
+
+fn failure_response(guest: &Guest, outcome: GuestOutcome, witness: &Witness) -> Response<Body> {
+    let out_of_memory = witness
+        .memory_refused
+        .load(std::sync::atomic::Ordering::Relaxed);
     let name = &guest.spec().name;
     let failed = |kind| guest.metrics().guest_failed(kind);
     match outcome {
@@ -415,11 +451,21 @@ fn failure_response(guest: &Guest, outcome: GuestOutcome, out_of_memory: bool) -
             } else {
                 FailureKind::Trap
             });
-            tracing::warn!(app = %name, "app failed: {error:?}");
-            respond::text(
+            let said = witness
+                .last_words()
+                .map(|said| format!("{said}\n\n"))
+                .unwrap_or_default();
+            let request = &witness.request;
+            let details = format!("{request} failed:\n{said}{error:?}");
+            tracing::warn!(app = %name, "app failed: {details}");
+            let mut response = respond::text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format_args!("app `{name}` failed while handling the request"),
-            )
+            );
+            response
+                .extensions_mut()
+                .insert(GuestFailure(details.into()));
+            response
         }
         Err(_elapsed) => timed_out(guest),
     }

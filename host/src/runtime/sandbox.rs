@@ -4,7 +4,7 @@
 
 use crate::runtime::engine::EPOCH_TICK;
 use crate::runtime::fairness::CpuShare;
-use crate::runtime::guest_log::{GuestLog, LogTail, RequestId, Stream};
+use crate::runtime::guest_log::{GuestLog, LogTail, RecentLines, RequestId, Stream};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -57,6 +57,8 @@ pub(crate) struct HostState {
     memory: MemoryBudget,
     /// The id of the request it serves now, which its log lines carry.
     request: RequestId,
+    /// What it last wrote to stderr for this request (a panic's message, before it traps).
+    stderr: RecentLines,
     /// The server-wide instance slot this instance holds while it lives.
     _slot: OwnedSemaphorePermit,
 }
@@ -70,6 +72,12 @@ impl HostState {
     /// Tags the instance's log lines with `id` from now on (each request sets its own).
     pub(crate) fn serve_request(&self, id: &str) {
         *self.request.lock().unwrap() = Arc::from(id);
+        self.stderr.lock().unwrap().clear();
+    }
+
+    /// The last lines written to stderr for the request it serves now.
+    pub(crate) fn recent_stderr(&self) -> RecentLines {
+        self.stderr.clone()
     }
 }
 
@@ -207,7 +215,9 @@ pub(crate) fn new_store(
     let mut wasi = WasiCtx::builder();
     let request: RequestId = Arc::new(std::sync::Mutex::new(Arc::from("-")));
     let log = |stream| GuestLog::new(spec.name.clone(), stream, request.clone(), tail.clone());
-    wasi.stdout(log(Stream::Stdout)).stderr(log(Stream::Stderr));
+    let stderr = RecentLines::default();
+    wasi.stdout(log(Stream::Stdout))
+        .stderr(log(Stream::Stderr).keeping(stderr.clone()));
     for (key, value) in &spec.env {
         wasi.env(key, value);
     }
@@ -235,6 +245,7 @@ pub(crate) fn new_store(
             refused: Arc::default(),
         },
         request,
+        stderr,
         _slot: slot,
     };
     let mut store = Store::new(engine, state);

@@ -1,0 +1,307 @@
+//! Live reload, in dev mode only: HTML responses of apps get a `<script>` appended that
+//! follows `/_wasmount/dev/events/NAME` (server-sent events) and reloads the page when the
+//! app's next version is live, or shows the failed build's output over the page. An app
+//! built from source that is not serving yet answers a page that waits for its first build.
+
+use crate::apps::deploy::Deployer;
+use crate::apps::names::is_valid_app_name;
+use crate::apps::registry::Entry;
+use crate::respond::{self, Body};
+use crate::runtime::invoke::GuestFailure;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt as _, StreamBody};
+use hyper::body::{Frame, Incoming};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// The script pages load, under `/_wasmount`.
+const SCRIPT: &str = include_str!("../../ui/dev-live.js");
+
+/// Pages following their app at once (429 beyond): one per open browser tab.
+const MAX_FOLLOWERS: usize = 64;
+
+/// `/_wasmount/dev/…`: the script, and each app's event stream.
+pub(crate) fn handle(
+    deployer: &Arc<Deployer>,
+    rest: &str,
+    request: &Request<Incoming>,
+    draining: tokio::sync::watch::Receiver<bool>,
+) -> Response<Body> {
+    if request.method() != Method::GET {
+        return respond::text(StatusCode::METHOD_NOT_ALLOWED, "only GET");
+    }
+    if rest == "/live.js" {
+        let mut response = respond::text(StatusCode::OK, SCRIPT);
+        set(
+            &mut response,
+            header::CONTENT_TYPE,
+            "text/javascript; charset=utf-8",
+        );
+        set(&mut response, header::CACHE_CONTROL, "no-cache");
+        return response;
+    }
+    match rest.strip_prefix("/events/") {
+        Some(name) if is_valid_app_name(name) => follow(deployer, name, draining),
+        _ => respond::text(StatusCode::NOT_FOUND, "no dev endpoint here"),
+    }
+}
+
+/// What a page needs to know of its app: which version serves, and the last build's error.
+#[derive(Debug, PartialEq, serde::Serialize)]
+struct State {
+    version: Option<String>,
+    error: Option<String>,
+}
+
+/// App `name`'s state now. The version counts deploys too, so new settings for the same
+/// component also reload.
+fn state_of(deployer: &Deployer, name: &str) -> State {
+    let registry = deployer.registry();
+    State {
+        version: version_of(deployer, name),
+        error: registry.failure(name).map(|failure| failure.reason),
+    }
+}
+
+fn version_of(deployer: &Deployer, name: &str) -> Option<String> {
+    let registry = deployer.registry();
+    match registry.get(name)? {
+        Entry::Ready(app) => Some(format!(
+            "{}.{}",
+            &app.version().sha256[..12],
+            registry.deploys(name)
+        )),
+        Entry::Loading(_) => None,
+    }
+}
+
+/// The event stream of app `name`: its state now, then each time it changes, until the
+/// server begins to shut down.
+fn follow(
+    deployer: &Arc<Deployer>,
+    name: &str,
+    draining: tokio::sync::watch::Receiver<bool>,
+) -> Response<Body> {
+    let changes = deployer.registry().subscribe();
+    if deployer.registry().followers() > MAX_FOLLOWERS {
+        return respond::text(StatusCode::TOO_MANY_REQUESTS, "too many pages follow apps");
+    }
+    let start = (
+        deployer.clone(),
+        Arc::<str>::from(name),
+        changes,
+        draining,
+        None,
+    );
+    let events = futures::stream::unfold(
+        start,
+        |(deployer, name, mut changes, mut draining, last)| async move {
+            loop {
+                let now = state_of(&deployer, &name);
+                if last.as_ref() != Some(&now) {
+                    let event = Bytes::from(format!(
+                        "event: state\ndata: {}\n\n",
+                        serde_json::to_string(&now).unwrap_or_default()
+                    ));
+                    return Some((
+                        Ok(Frame::data(event)),
+                        (deployer, name, changes, draining, Some(now)),
+                    ));
+                }
+                tokio::select! {
+                    changed = changes.changed() => changed.ok()?,
+                    _ = draining.wait_for(|draining| *draining) => return None,
+                }
+            }
+        },
+    );
+    let mut response = Response::new(StreamBody::new(events).boxed_unsync());
+    set(&mut response, header::CONTENT_TYPE, "text/event-stream");
+    set(&mut response, header::CACHE_CONTROL, "no-cache");
+    response
+}
+
+/// Appends the live-reload script to `response` when it is an HTML page of app `app` with a
+/// body (`content-length` grows by the script tag's length). Compressed pages are left
+/// alone: appending to them would corrupt them.
+pub(crate) fn inject(
+    deployer: &Deployer,
+    app: &str,
+    method: &Method,
+    response: &mut Response<Body>,
+) {
+    let headers = response.headers();
+    let is_html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/html")
+        });
+    let encoded = headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|value| value.as_bytes() != b"identity");
+    let status = response.status();
+    let bodyless = *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    if !is_html || encoded || bodyless {
+        return;
+    }
+    let tag = Bytes::from(script_tag(app, version_of(deployer, app).as_deref()));
+    if let Some(length) = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+    {
+        let grown = HeaderValue::from(length + tag.len() as u64);
+        response.headers_mut().insert(header::CONTENT_LENGTH, grown);
+    }
+    let body = std::mem::replace(response.body_mut(), respond::full(Bytes::new()));
+    *response.body_mut() = WithTail::new(body, tag).boxed_unsync();
+}
+
+fn script_tag(app: &str, version: Option<&str>) -> String {
+    format!(
+        "\n<script src=\"/_wasmount/dev/live.js\" data-app=\"{app}\" data-version=\"{}\"></script>\n",
+        version.unwrap_or_default()
+    )
+}
+
+/// Replaces the body of a `500` whose guest failed (a panic, a trap, an exception) with why:
+/// the request, what the guest last wrote to stderr, and the backtrace — an HTML page (the
+/// live-reload script is appended like on any page) that the developer reads in place of
+/// "the app failed". The first line also goes in `x-wasmount-error`.
+pub(crate) fn explain_failure(app: &str, response: &mut Response<Body>) {
+    let Some(GuestFailure(details)) = response.extensions().get::<GuestFailure>().cloned() else {
+        return;
+    };
+    let page = format!(
+        "<!doctype html><meta charset=\"utf-8\"><title>{app} failed</title>\
+         <body style=\"font-family:system-ui,sans-serif;margin:2rem\">\
+         <h1 style=\"color:#b91c1c;font-size:1.2rem\">{app} failed while handling the request</h1>\
+         <pre style=\"white-space:pre-wrap;background:#f4f4f5;padding:1rem\">{}</pre>",
+        escape_html(&details)
+    );
+    let status = response.status();
+    let mut explained = respond::html(status, page);
+    let first_line: String = details
+        .lines()
+        .skip(1)
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
+        .take(512)
+        .collect();
+    if let Ok(value) = HeaderValue::from_str(&first_line) {
+        explained
+            .headers_mut()
+            .insert(crate::headers::X_WASMOUNT_ERROR, value);
+    }
+    *response = explained;
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// What an app built from source answers before its first build is live: building, or the
+/// failed build's output; either way the page reloads once a version is live.
+pub(crate) fn waiting_page(deployer: &Deployer, name: &str) -> Response<Body> {
+    let state = state_of(deployer, name);
+    let what = match &state.error {
+        Some(_) => "failed to build; the page reloads when a build succeeds",
+        None => "is building; the page reloads when it is live",
+    };
+    let page = format!(
+        "<!doctype html><meta charset=\"utf-8\"><title>{name}</title>\
+         <body style=\"font-family:system-ui,sans-serif;margin:2rem\"><h1>{name}</h1><p>{name} {what}.</p>"
+    );
+    let mut response = respond::html(StatusCode::SERVICE_UNAVAILABLE, page);
+    set(&mut response, header::RETRY_AFTER, "1");
+    response
+}
+
+fn set(response: &mut Response<Body>, name: header::HeaderName, value: &'static str) {
+    response
+        .headers_mut()
+        .insert(name, HeaderValue::from_static(value));
+}
+
+/// A body followed by one more chunk (before any trailers).
+struct WithTail {
+    inner: Body,
+    tail: Option<Bytes>,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl WithTail {
+    fn new(inner: Body, tail: Bytes) -> Self {
+        Self {
+            inner,
+            tail: Some(tail),
+            trailers: None,
+        }
+    }
+}
+
+impl hyper::body::Body for WithTail {
+    type Data = Bytes;
+    type Error = <Body as hyper::body::Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if this.tail.is_some() {
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => {
+                    this.trailers = frame.into_trailers().ok();
+                }
+                Poll::Ready(Some(other)) => return Poll::Ready(Some(other)),
+                Poll::Ready(None) => {}
+            }
+            let tail = this.tail.take().unwrap_or_default();
+            return Poll::Ready(Some(Ok(Frame::data(tail))));
+        }
+        Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn collect(body: Body) -> (Bytes, Option<http::HeaderMap>) {
+        let collected = body.collect().await.map_err(drop).unwrap();
+        let trailers = collected.trailers().cloned();
+        (collected.to_bytes(), trailers)
+    }
+
+    #[tokio::test]
+    async fn the_tail_follows_the_body_and_precedes_its_trailers() {
+        let (bytes, _) =
+            collect(WithTail::new(respond::full("<p>hi</p>"), "<s>".into()).boxed_unsync()).await;
+        assert_eq!(bytes, "<p>hi</p><s>");
+
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-done", HeaderValue::from_static("1"));
+        let frames = futures::stream::iter([
+            Ok(Frame::data(Bytes::from("a"))),
+            Ok(Frame::trailers(trailers.clone())),
+        ]);
+        let body = StreamBody::new(frames).boxed_unsync();
+        let (bytes, got) = collect(WithTail::new(body, "b".into()).boxed_unsync()).await;
+        assert_eq!((bytes, got), (Bytes::from("ab"), Some(trailers)));
+    }
+}

@@ -1,0 +1,207 @@
+//! `wasmount dev DIR`: each project is built at start and on every settled save of its
+//! sources (one build at a time per app; saves during a build make one more), its manifest
+//! (`wasmount.toml`) applied without a rebuild, and the result swapped in through the
+//! deployer's one reload path. A failed build keeps the last good version serving and
+//! records the compiler's output, which responses and the live-reload overlay show.
+
+use crate::apps::deploy::{Deployer, Reload};
+use crate::apps::watch::is_change;
+use crate::build::{self, BuildError, Project, Toolchains};
+use anyhow::Context as _;
+use notify::{RecursiveMode, Watcher as _};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How long a project's files must be quiet after a save before it is built: editors write
+/// a file in several steps, and "save all" writes several files.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// The names of the apps built from source, for pages that wait on their first build.
+#[derive(Debug, Default)]
+pub(crate) struct Projects {
+    names: BTreeSet<String>,
+}
+
+impl Projects {
+    /// Whether app `name` is built from a project here.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.names.contains(name)
+    }
+}
+
+/// Builds and watches each `(name, project)`, serving at `url` (for the log); runs until
+/// the process ends.
+///
+/// # Errors
+///
+/// A project folder cannot be watched.
+pub(crate) fn spawn(
+    deployer: Arc<Deployer>,
+    projects: Vec<(String, Project)>,
+    tools: Arc<Toolchains>,
+    url: String,
+) -> anyhow::Result<Projects> {
+    let mut names = BTreeSet::new();
+    for (name, project) in projects {
+        let (saves, saved) = mpsc::unbounded_channel::<PathBuf>();
+        let watcher = watch(&project, saves)?;
+        names.insert(name.clone());
+        let builder = Builder {
+            deployer: deployer.clone(),
+            tools: tools.clone(),
+            url: format!("{url}{name}/"),
+            name,
+            project,
+        };
+        tokio::spawn(async move {
+            let _watcher = watcher; // lives as long as this task
+            builder.run(saved).await;
+        });
+    }
+    Ok(Projects { names })
+}
+
+/// Watches `project`'s folder, sending each changed source file to `saves`.
+fn watch(
+    project: &Project,
+    saves: mpsc::UnboundedSender<PathBuf>,
+) -> anyhow::Result<notify::RecommendedWatcher> {
+    let filter = project.clone();
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(event) if is_change(&event.kind) => {
+                for path in event.paths.into_iter().filter(|p| filter.is_source(p)) {
+                    let _ = saves.send(path);
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!("file watcher: {error}"),
+        })
+        .context("starting the file watcher")?;
+    watcher
+        .watch(&project.dir, RecursiveMode::Recursive)
+        .with_context(|| format!("watching {}", project.dir.display()))?;
+    Ok(watcher)
+}
+
+/// One project's build loop.
+struct Builder {
+    deployer: Arc<Deployer>,
+    tools: Arc<Toolchains>,
+    name: String,
+    project: Project,
+    /// Where the app answers, for the log.
+    url: String,
+}
+
+/// What a settled batch of saves asks for.
+#[derive(Debug, PartialEq)]
+enum Work {
+    /// Sources changed: build, then swap.
+    Build,
+    /// Only the manifest changed: apply it to the current build.
+    Settings,
+}
+
+impl Builder {
+    async fn run(self, mut saved: mpsc::UnboundedReceiver<PathBuf>) {
+        let mut work = Work::Build;
+        let mut since = Instant::now();
+        loop {
+            self.rebuild(&work, since).await;
+            let Some(first) = saved.recv().await else {
+                return;
+            };
+            since = Instant::now();
+            let Some(changed) = settle(first, &mut saved).await else {
+                return;
+            };
+            let manifest = self.project.dir.join(build::PROJECT_MANIFEST);
+            work = if changed.iter().all(|path| *path == manifest) {
+                Work::Settings
+            } else {
+                Work::Build
+            };
+        }
+    }
+
+    /// Builds (unless only settings changed) and swaps the result in; `since` is the first
+    /// save it answers.
+    async fn rebuild(&self, work: &Work, since: Instant) {
+        let output = self.project.default_output(&self.name);
+        if *work == Work::Build {
+            let language = self.project.language.as_str();
+            tracing::info!(app = %self.name, "building ({language})…");
+            match build::build(&self.project, &self.tools, &output).await {
+                Ok(built) => tracing::info!(
+                    app = %self.name,
+                    build_ms = built.took.as_millis() as u64,
+                    bytes = built.bytes,
+                    "built"
+                ),
+                Err(error) => return self.failed(error).await,
+            }
+        }
+        if let Err(error) = self.place_manifest(&output) {
+            return self.failed(BuildError::Toolchain(error)).await;
+        }
+        let built_at = Instant::now();
+        let outcome = self.deployer.reload_file(&self.name, &output).await;
+        if matches!(outcome, Reload::Added | Reload::Replaced) {
+            tracing::info!(
+                app = %self.name,
+                save_to_live_ms = since.elapsed().as_millis() as u64,
+                swap_ms = built_at.elapsed().as_millis() as u64,
+                "live at {}",
+                self.url
+            );
+        } else if outcome == Reload::Unchanged {
+            tracing::info!(app = %self.name, "built the version already serving");
+        }
+    }
+
+    /// Records a failed build (the previous version keeps serving).
+    async fn failed(&self, error: BuildError) {
+        let reason = match error {
+            BuildError::Compiler(output) => format!("build failed:\n{output}"),
+            BuildError::Toolchain(error) => format!("cannot build: {error:#}"),
+        };
+        self.deployer.build_failed(&self.name, reason).await;
+    }
+
+    /// Puts the project's `wasmount.toml` beside the build as `NAME.toml`, where the deployer
+    /// reads an app's settings (or removes a stale copy when the project has none).
+    fn place_manifest(&self, output: &Path) -> anyhow::Result<()> {
+        let beside = output.with_extension(crate::apps::store::MANIFEST_EXTENSION);
+        match self.project.manifest() {
+            Some(manifest) => std::fs::copy(&manifest, &beside)
+                .map(drop)
+                .with_context(|| format!("copying {}", manifest.display())),
+            None => match std::fs::remove_file(&beside) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    Err(error).with_context(|| format!("removing {}", beside.display()))
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
+/// `first` and every path saved until the project has been quiet for [`SETTLE`]; `None` when
+/// the watcher is gone.
+async fn settle(
+    first: PathBuf,
+    saved: &mut mpsc::UnboundedReceiver<PathBuf>,
+) -> Option<Vec<PathBuf>> {
+    let mut changed = vec![first];
+    loop {
+        match tokio::time::timeout(SETTLE, saved.recv()).await {
+            Ok(Some(path)) => changed.push(path),
+            Ok(None) => return None,
+            Err(_quiet) => return Some(changed),
+        }
+    }
+}
