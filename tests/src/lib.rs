@@ -404,7 +404,12 @@ impl ServerProcess {
     /// Runs `BIN serve --listen 127.0.0.1:0 ARGS…` and waits for its ready line. Integration
     /// tests pass `env!("CARGO_BIN_EXE_wasmount-under-test")` as `bin`.
     pub fn start(bin: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
-        Self::start_command(std::process::Command::new(bin), args, envs)
+        Self::start_command(std::process::Command::new(bin), "serve", args, envs)
+    }
+
+    /// [`ServerProcess::start`] for `BIN dev --listen 127.0.0.1:0 ARGS…`.
+    pub fn start_dev(bin: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::start_command(std::process::Command::new(bin), "dev", args, envs)
     }
 
     /// [`ServerProcess::start`] with at most `open_files` file descriptors (`prlimit`).
@@ -418,17 +423,18 @@ impl ServerProcess {
         command
             .arg(format!("--nofile={open_files}:{open_files}"))
             .arg(bin);
-        Self::start_command(command, args, envs)
+        Self::start_command(command, "serve", args, envs)
     }
 
     fn start_command(
         mut command: std::process::Command,
+        subcommand: &str,
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> Self {
         use std::io::BufRead as _;
         let mut child = command
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args([subcommand, "--listen", "127.0.0.1:0"])
             .args(args)
             .envs(envs.iter().copied())
             .env("WASMOUNT_LOG", "info")

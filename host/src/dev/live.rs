@@ -132,6 +132,15 @@ pub(crate) fn inject(
     method: &Method,
     response: &mut Response<Body>,
 ) {
+    if is_page(method, response) {
+        let version = version_of(deployer, app);
+        append(response, script_tag(app, version.as_deref()).into());
+    }
+}
+
+/// Whether `response` (to a `method` request) is an HTML page with a body it is safe to
+/// append to.
+fn is_page(method: &Method, response: &Response<Body>) -> bool {
     let headers = response.headers();
     let is_html = headers
         .get(header::CONTENT_TYPE)
@@ -150,10 +159,11 @@ pub(crate) fn inject(
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    if !is_html || encoded || bodyless {
-        return;
-    }
-    let tag = Bytes::from(script_tag(app, version_of(deployer, app).as_deref()));
+    is_html && !encoded && !bodyless
+}
+
+/// Appends `tag` to the body of `response`, keeping `content-length` right.
+fn append(response: &mut Response<Body>, tag: Bytes) {
     if let Some(length) = response
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -190,11 +200,15 @@ pub(crate) fn explain_failure(app: &str, response: &mut Response<Body>) {
     );
     let status = response.status();
     let mut explained = respond::html(status, page);
-    let first_line: String = details
+    // The guest's own first words: a panic's location and message.
+    let said: Vec<&str> = details
         .lines()
         .skip(1)
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or_default()
+        .filter(|line| !line.trim().is_empty())
+        .take(2)
+        .collect();
+    let first_line: String = said
+        .join(" ")
         .chars()
         .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
         .take(512)
@@ -286,6 +300,37 @@ mod tests {
         let collected = body.collect().await.map_err(drop).unwrap();
         let trailers = collected.trailers().cloned();
         (collected.to_bytes(), trailers)
+    }
+
+    fn page(content_type: &str, body: &'static str) -> Response<Body> {
+        let mut response = Response::new(respond::full(body));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(content_type).unwrap(),
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        response
+    }
+
+    #[tokio::test]
+    async fn only_html_pages_with_a_body_get_the_script_and_their_length_follows() {
+        let mut html = page("Text/HTML; charset=utf-8", "<p>hi</p>");
+        assert!(is_page(&Method::GET, &html));
+        append(&mut html, Bytes::from_static(b"<s>"));
+        assert_eq!(html.headers()[header::CONTENT_LENGTH], "12");
+        assert_eq!(collect(html.into_body()).await.0, "<p>hi</p><s>");
+
+        assert!(!is_page(&Method::GET, &page("text/css", "p{}")));
+        assert!(!is_page(&Method::HEAD, &page("text/html", "")));
+        let mut gzipped = page("text/html", "gz");
+        gzipped
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        assert!(!is_page(&Method::GET, &gzipped));
+        let mut empty = page("text/html", "");
+        *empty.status_mut() = StatusCode::NO_CONTENT;
+        assert!(!is_page(&Method::GET, &empty));
     }
 
     #[tokio::test]

@@ -160,14 +160,14 @@ impl Run<'_> {
             memory_refused: memory_refused.clone(),
             stderr: instance.store.data().recent_stderr(),
             request: format!("{} {}", request.method(), request.uri().path()),
+            request_id: request
+                .headers()
+                .get(X_REQUEST_ID)
+                .and_then(|id| id.to_str().ok())
+                .unwrap_or("-")
+                .to_owned(),
         };
-        if let Some(id) = request
-            .headers()
-            .get(X_REQUEST_ID)
-            .and_then(|id| id.to_str().ok())
-        {
-            instance.store.data().serve_request(id);
-        }
+        instance.store.data().serve_request(&witness.request_id);
         memory_refused.store(false, std::sync::atomic::Ordering::Relaxed);
         let (mut guest, mut receiver) = match self.start(instance, request, deadline) {
             Ok(started) => started,
@@ -400,6 +400,8 @@ struct Witness {
     stderr: RecentLines,
     /// `METHOD /path` as the guest saw it.
     request: String,
+    /// The request's id, which the guest's log lines for it carry.
+    request_id: String,
 }
 
 impl Witness {
@@ -457,7 +459,8 @@ fn failure_response(guest: &Guest, outcome: GuestOutcome, witness: &Witness) -> 
                 .unwrap_or_default();
             let request = &witness.request;
             let details = format!("{request} failed:\n{said}{error:?}");
-            tracing::warn!(app = %name, "app failed: {details}");
+            let request_id = &witness.request_id;
+            tracing::warn!(app = %name, request_id, "app failed: {details}");
             let mut response = respond::text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format_args!("app `{name}` failed while handling the request"),
