@@ -23,6 +23,8 @@ pub mod certs;
 pub mod https;
 /// A private PostgreSQL server per test.
 pub mod postgres;
+/// App projects made with `wasmount new` and served by `wasmount dev`.
+pub mod projects;
 /// A private OCI registry per test, and the ORAS client.
 pub mod registry;
 

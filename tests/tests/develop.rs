@@ -7,80 +7,15 @@
 
 use http::Method;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use wasmount_tests::{ServerProcess, TestServer, eventually, guests, try_send};
+use wasmount_tests::projects::{FIRST_BUILD, REBUILD, Wasmount, edit, workdir};
+use wasmount_tests::{TestServer, eventually, guests, try_send};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wasmount-under-test");
-
-/// A build from nothing (dependencies included) on a busy 2-core machine.
-const FIRST_BUILD: Duration = Duration::from_secs(600);
-/// A rebuild after one edit.
-const REBUILD: Duration = Duration::from_secs(180);
+const WASMOUNT: Wasmount = Wasmount(env!("CARGO_BIN_EXE_wasmount-under-test"));
 
 /// The live-reload script's tag, as pages carry it.
 const LIVE_SCRIPT: &str = "<script src=\"/_wasmount/dev/live.js\"";
-
-/// The build's target folder (the workspace's `target/`).
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target/tmp has a parent")
-        .to_owned()
-}
-
-/// A folder for projects inside the workspace, so its pinned toolchain (with the
-/// `wasm32-wasip2` target `.ci/run` installs) is the one that builds them.
-fn workdir() -> tempfile::TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("creating a project folder")
-}
-
-/// Shared build caches: cargo's target folder for projects, and the toolchains the examples'
-/// build already installed.
-fn build_env() -> Vec<(&'static str, String)> {
-    let target = target_dir();
-    vec![
-        (
-            "CARGO_TARGET_DIR",
-            target.join("dev-projects").display().to_string(),
-        ),
-        ("WASMOUNT_TOOLS", target.join("tools").display().to_string()),
-    ]
-}
-
-/// Runs `wasmount ARGS…` in `dir` to the end: (success, stdout + stderr).
-fn wasmount(dir: &Path, args: &[&str]) -> (bool, String) {
-    let output = std::process::Command::new(BIN)
-        .current_dir(dir)
-        .args(args)
-        .envs(build_env())
-        .output()
-        .expect("running wasmount");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), said)
-}
-
-/// `wasmount new NAME --lang LANG` in `dir`; the project's folder.
-fn new_project(dir: &Path, name: &str, lang: &str) -> PathBuf {
-    let (ok, said) = wasmount(dir, &["new", name, "--lang", lang]);
-    assert!(ok, "wasmount new {name} --lang {lang}: {said}");
-    dir.join(name)
-}
-
-/// `wasmount dev` serving `projects` with a fresh apps folder.
-fn start_dev(apps: &Path, projects: &[&Path]) -> ServerProcess {
-    let mut args = vec!["--apps".to_owned(), apps.display().to_string()];
-    args.extend(projects.iter().map(|p| p.display().to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let envs = build_env();
-    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    ServerProcess::start_dev(BIN, &args, &envs)
-}
 
 /// Polls `GET path` until it answers `200` with `wanted` in its body (not the page that
 /// waits for a first build); the body.
@@ -127,35 +62,29 @@ async fn live_state(addr: SocketAddr, name: &str) -> serde_json::Value {
     serde_json::from_str(&data).expect("the event's data is JSON")
 }
 
-fn edit(file: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(file).expect("reading a source file");
-    assert!(text.contains(from), "{} holds no {from:?}", file.display());
-    std::fs::write(file, text.replacen(from, to, 1)).expect("saving a source file");
-}
-
 #[test]
 fn wasmount_new_refuses_a_bad_name_and_a_used_folder() {
     let dir = workdir();
-    let (ok, said) = wasmount(dir.path(), &["new", "My_App"]);
+    let (ok, said) = WASMOUNT.run(dir.path(), &["new", "My_App"]);
     assert!(!ok && said.contains("not an app name"), "{said}");
     std::fs::create_dir(dir.path().join("taken")).unwrap();
     std::fs::write(dir.path().join("taken/notes.txt"), "mine").unwrap();
-    let (ok, said) = wasmount(dir.path(), &["new", "taken", "--lang", "python"]);
+    let (ok, said) = WASMOUNT.run(dir.path(), &["new", "taken", "--lang", "python"]);
     assert!(!ok && said.contains("not empty"), "{said}");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("taken/notes.txt")).unwrap(),
         "mine"
     );
-    let (ok, said) = wasmount(dir.path(), &["new", "x", "--lang", "cobol"]);
+    let (ok, said) = WASMOUNT.run(dir.path(), &["new", "x", "--lang", "cobol"]);
     assert!(!ok && said.contains("cobol"), "{said}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rust_project_is_built_served_rebuilt_on_save_and_survives_a_broken_build() {
     let dir = workdir();
-    let project = new_project(dir.path(), "dev-app", "rust");
+    let project = WASMOUNT.new_project(dir.path(), "dev-app", "rust");
     let apps = dir.path().join("apps");
-    let server = start_dev(&apps, &[&project]);
+    let server = WASMOUNT.start_dev(&apps, &[&project]);
     let addr = server.addr;
 
     // Built from source and serving every route of the template.
@@ -237,9 +166,9 @@ async fn a_rust_project_is_built_served_rebuilt_on_save_and_survives_a_broken_bu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_and_javascript_projects_from_the_templates_build_and_answer() {
     let dir = workdir();
-    let python = new_project(dir.path(), "py-app", "python");
-    let js = new_project(dir.path(), "js-app", "js");
-    let server = start_dev(&dir.path().join("apps"), &[&python, &js]);
+    let python = WASMOUNT.new_project(dir.path(), "py-app", "python");
+    let js = WASMOUNT.new_project(dir.path(), "js-app", "js");
+    let server = WASMOUNT.start_dev(&dir.path().join("apps"), &[&python, &js]);
     let addr = server.addr;
     for name in ["py-app", "js-app"] {
         let page = page_containing(addr, &format!("/{name}/"), name, FIRST_BUILD).await;
@@ -274,9 +203,9 @@ async fn python_and_javascript_projects_from_the_templates_build_and_answer() {
 #[test]
 fn wasmount_build_writes_the_component_and_reports_a_compile_error_plainly() {
     let dir = workdir();
-    let project = new_project(dir.path(), "built", "rust");
+    let project = WASMOUNT.new_project(dir.path(), "built", "rust");
     let out = dir.path().join("out/built.wasm");
-    let (ok, said) = wasmount(&project, &["build", ".", "-o", out.to_str().unwrap()]);
+    let (ok, said) = WASMOUNT.run(&project, &["build", ".", "-o", out.to_str().unwrap()]);
     assert!(ok, "{said}");
     assert!(said.contains("built in"), "{said}");
     assert!(std::fs::metadata(&out).unwrap().len() > 1000);
@@ -286,7 +215,7 @@ fn wasmount_build_writes_the_component_and_reports_a_compile_error_plainly() {
         "async fn main",
         "async fn main(",
     );
-    let (ok, said) = wasmount(&project, &["build"]);
+    let (ok, said) = WASMOUNT.run(&project, &["build"]);
     assert!(!ok, "{said}");
     assert!(said.contains("src/main.rs:"), "{said}");
     assert!(!said.contains("compiler-message"), "no raw JSON: {said}");
