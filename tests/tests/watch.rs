@@ -279,6 +279,36 @@ async fn a_build_output_outside_the_folder_is_followed_and_dev_mode_shows_build_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_build_outputs_settings_can_live_in_the_apps_folder_not_the_build_folder() {
+    let build = tempfile::tempdir().unwrap();
+    let output = build.path().join("viz.wasm");
+    std::fs::copy(guests::VIZ, &output).unwrap();
+    let server = TestServer::start_with(&[], |config| {
+        config.watch = true;
+        config.dev = true;
+        config.external_apps = vec![("viz".into(), output.clone())];
+    })
+    .await;
+    eventually("the app is mounted at its name", SETTLE, || {
+        serves(&server, "/viz/", "Plot a table")
+    })
+    .await;
+    // Settings saved in the apps folder (where `cargo clean` cannot delete them) apply.
+    std::fs::write(server.apps_path().join("viz.toml"), "route = \"/plots\"\n").unwrap();
+    eventually("the settings in the apps folder apply", SETTLE, || {
+        serves(&server, "/plots/", "Plot a table")
+    })
+    .await;
+    // Settings beside the output come first.
+    std::fs::write(build.path().join("viz.toml"), "route = \"/beside\"\n").unwrap();
+    std::fs::copy(guests::HELLO, &output).unwrap();
+    eventually("the settings beside the output apply", SETTLE, || {
+        serves(&server, "/beside/", "Hello from wasmount!")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn links_to_devices_and_fifos_are_refused_and_block_nothing() {
     let server = watched_server(&[]).await;
     let dir = server.apps_path().to_owned();

@@ -24,7 +24,7 @@ impl Deployer {
     pub(super) fn load_cached(&self, file: &AppFile) -> Option<App> {
         let started = Instant::now();
         // An invalid manifest is reported by the background load that follows a miss.
-        let manifest = self.manifest_for(&file.path).ok()?;
+        let manifest = self.manifest_for(&file.name, &file.path).ok()?;
         let tier = self.context.engine.optimized();
         let (component, version) = self.cache.load(tier.engine(), &file.name, &file.path)?;
         let origin = Origin {
@@ -35,9 +35,23 @@ impl Deployer {
         App::from_cache(&self.context, tier, &file.name, &component, origin, started).ok()
     }
 
-    /// The settings of the app whose component is at `wasm_path` (`NAME.toml` beside it).
-    pub(super) fn manifest_for(&self, wasm_path: &Path) -> Result<Arc<Manifest>, LoadError> {
-        Manifest::read_beside(wasm_path, self.store.files_root())
+    /// The settings of app `name` whose component is at `wasm_path`: `NAME.toml` beside it,
+    /// or for a component outside the store (`--app NAME=PATH`, a build's output) with none
+    /// beside it, `NAME.toml` in the apps folder — settings kept with the sources, not in a
+    /// build folder that `cargo clean` deletes.
+    pub(super) fn manifest_for(
+        &self,
+        name: &str,
+        wasm_path: &Path,
+    ) -> Result<Arc<Manifest>, LoadError> {
+        let stored = self.store.app_path(name);
+        let beside = wasm_path.with_extension(crate::apps::store::MANIFEST_EXTENSION);
+        let source = if wasm_path != stored && !beside.exists() {
+            stored.as_path()
+        } else {
+            wasm_path
+        };
+        Manifest::read_beside(source, self.store.files_root())
             .map(Arc::new)
             .map_err(LoadError::Manifest)
     }
@@ -118,7 +132,9 @@ impl Deployer {
             Err(ReadError::Missing) => return Err(format!("{}: no such file", file.name)),
             Err(ReadError::Refused(why)) => return Err(why),
         };
-        let manifest = self.manifest_for(&file.path).map_err(|e| e.to_string())?;
+        let manifest = self
+            .manifest_for(&file.name, &file.path)
+            .map_err(|e| e.to_string())?;
         let version = Version::of(&bytes);
         // A shared store's versions go live on the baseline compiler first, as uploads do:
         // a cluster's other nodes and a fresh node serve them at once.

@@ -219,7 +219,7 @@ impl Deployer {
             Some(text) => Arc::new(
                 Manifest::parse(text, self.store.files_root()).map_err(LoadError::Manifest)?,
             ),
-            None => self.manifest_for(&self.store.app_path(name))?,
+            None => self.manifest_for(name, &self.store.app_path(name))?,
         };
         let (app, component) = self
             .compile_off_runtime(name, bytes.clone(), Source::Upload, manifest)
@@ -329,7 +329,7 @@ impl Deployer {
             Err(panic) => return Err(Change::Broken(format!("reading panicked: {panic}"))),
         };
         let manifest = self
-            .manifest_for(path)
+            .manifest_for(name, path)
             .map_err(|error| Change::Broken(error.to_string()))?;
         if let Some(Entry::Ready(current)) = self.registry.get(name)
             && current.version() == &Version::of(&bytes)
