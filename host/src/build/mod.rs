@@ -104,18 +104,11 @@ impl Project {
         let Ok(inside) = path.strip_prefix(&self.dir) else {
             return false;
         };
-        let ignored_folder = |name: &str| {
-            name.starts_with('.')
-                || matches!(
-                    name,
-                    "target" | "node_modules" | "__pycache__" | "wit_world"
-                )
-        };
         let mut parts = inside.components().map(|c| c.as_os_str().to_string_lossy());
         let Some(file) = parts.next_back() else {
             return false;
         };
-        if parts.any(|folder| ignored_folder(&folder)) {
+        if parts.any(|folder| is_ignored_folder(&folder)) {
             return false;
         }
         let temp = file.starts_with('.')
@@ -124,8 +117,18 @@ impl Project {
             || file.ends_with(".tmp")
             || file.chars().all(|c| c.is_ascii_digit());
         // Cargo writes the lock file on every build that resolves.
-        !temp && file != "target" && file != "Cargo.lock"
+        !temp && !is_ignored_folder(&file) && file != "Cargo.lock"
     }
+}
+
+/// Whether a folder of a project holds no sources: build output, dependencies, caches,
+/// hidden folders (`.git`, `.wasmount`).
+pub fn is_ignored_folder(name: &str) -> bool {
+    name.starts_with('.')
+        || matches!(
+            name,
+            "target" | "node_modules" | "__pycache__" | "wit_world"
+        )
 }
 
 /// `package.json`'s `main`, or `app.js`.

@@ -50,21 +50,21 @@ pub(crate) fn spawn(
         let watcher = watch(&project, saves)?;
         names.insert(name.clone());
         let builder = Builder {
+            watcher,
             deployer: deployer.clone(),
             tools: tools.clone(),
             url: format!("{url}{name}/"),
             name,
             project,
         };
-        tokio::spawn(async move {
-            let _watcher = watcher; // lives as long as this task
-            builder.run(saved).await;
-        });
+        tokio::spawn(builder.run(saved));
     }
     Ok(Projects { names })
 }
 
-/// Watches `project`'s folder, sending each changed source file to `saves`.
+/// Watches `project`'s folder, sending each changed source file to `saves`: its files, and
+/// every folder but build output and dependencies (`target/` alone can hold thousands of
+/// folders, each an inotify watch of a limited number).
 fn watch(
     project: &Project,
     saves: mpsc::UnboundedSender<PathBuf>,
@@ -82,13 +82,31 @@ fn watch(
         })
         .context("starting the file watcher")?;
     watcher
-        .watch(&project.dir, RecursiveMode::Recursive)
+        .watch(&project.dir, RecursiveMode::NonRecursive)
         .with_context(|| format!("watching {}", project.dir.display()))?;
+    let entries = std::fs::read_dir(&project.dir)
+        .with_context(|| format!("reading {}", project.dir.display()))?;
+    for entry in entries.flatten() {
+        watch_folder(&mut watcher, &entry.path())?;
+    }
     Ok(watcher)
+}
+
+/// Watches `path` and what it holds, if it is a folder of sources.
+fn watch_folder(watcher: &mut notify::RecommendedWatcher, path: &Path) -> anyhow::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    if !path.is_dir() || build::is_ignored_folder(&name) {
+        return Ok(());
+    }
+    watcher
+        .watch(path, RecursiveMode::Recursive)
+        .with_context(|| format!("watching {}", path.display()))
 }
 
 /// One project's build loop.
 struct Builder {
+    /// Watches the project's sources (the loop adds folders created later).
+    watcher: notify::RecommendedWatcher,
     deployer: Arc<Deployer>,
     tools: Arc<Toolchains>,
     name: String,
@@ -107,7 +125,7 @@ enum Work {
 }
 
 impl Builder {
-    async fn run(self, mut saved: mpsc::UnboundedReceiver<PathBuf>) {
+    async fn run(mut self, mut saved: mpsc::UnboundedReceiver<PathBuf>) {
         let mut work = Work::Build;
         let mut since = Instant::now();
         loop {
@@ -119,12 +137,25 @@ impl Builder {
             let Some(changed) = settle(first, &mut saved).await else {
                 return;
             };
+            self.watch_new_folders(&changed);
             let manifest = self.project.dir.join(build::PROJECT_MANIFEST);
             work = if changed.iter().all(|path| *path == manifest) {
                 Work::Settings
             } else {
                 Work::Build
             };
+        }
+    }
+
+    /// Watches the folders created right in the project (`src/` holds its own new ones).
+    fn watch_new_folders(&mut self, changed: &[PathBuf]) {
+        for path in changed
+            .iter()
+            .filter(|p| p.parent() == Some(&self.project.dir))
+        {
+            if let Err(error) = watch_folder(&mut self.watcher, path) {
+                tracing::warn!(app = %self.name, "{error:#}");
+            }
         }
     }
 
