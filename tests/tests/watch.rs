@@ -191,6 +191,15 @@ async fn a_build_output_outside_the_folder_is_followed_and_dev_mode_shows_build_
         serves(&server, "/viz/", "Hello from wasmount!")
     })
     .await;
+    // An upload under its name would shadow the file until its next save: refused.
+    let hello = std::fs::read(guests::HELLO).unwrap();
+    let upload = server.put_multipart("viz", &[("component", &hello)]).await;
+    assert_eq!(upload.status, StatusCode::CONFLICT, "{}", upload.text());
+    assert!(
+        upload.text().contains("is mounted from"),
+        "{}",
+        upload.text()
+    );
 
     // A compiler writes its output in place.
     std::fs::copy(guests::VIZ, &output).unwrap();

@@ -41,6 +41,10 @@ pub(crate) enum DeployError {
     /// It could not be stored (disk full, permissions, …).
     #[error("storing the app failed: {0:#}")]
     Store(anyhow::Error),
+    /// The name is an app mounted from a file outside the store (`--app`, a project `wasmount
+    /// dev` builds): an upload would shadow it until the next save.
+    #[error("`{0}` is mounted from {1}: change that file (or its project) instead of uploading")]
+    External(String, String),
 }
 
 /// A version that went live.
@@ -86,6 +90,8 @@ pub(crate) struct Deployer {
     pub(super) cache: CompiledCache,
     /// The namespace apps share with launched instances.
     pub(super) names: Arc<Namespace>,
+    /// Apps mounted from files outside the store, and their files.
+    pub(super) external: std::sync::Mutex<std::collections::BTreeMap<String, PathBuf>>,
     /// Serializes the store-and-swap step, so disk and registry agree on the last version.
     pub(super) commit: Mutex<()>,
     /// Bounds background compilations: each already uses every core.
@@ -112,6 +118,7 @@ impl Deployer {
             store,
             cache,
             names,
+            external: Default::default(),
             commit: Mutex::new(()),
             compile_slots: Semaphore::new(parallelism()),
             first_loads: tokio::sync::watch::Sender::new(0),
@@ -191,13 +198,33 @@ impl Deployer {
     /// Mounts apps whose files live outside the store (a build's output, in dev mode):
     /// routable at once, compiled (or taken from the cache) in the background.
     pub(crate) fn mount_external(self: &Arc<Self>, apps: &[(String, PathBuf)]) {
+        if !apps.is_empty() {
+            tracing::info!(
+                compiling = apps.len(),
+                "mounting apps from files outside the store"
+            );
+        }
         for (name, path) in apps {
+            self.note_external(name, path);
             let _ = self.names.take(name, Holder::App);
             self.compile_in_background(AppFile {
                 name: name.clone(),
                 path: path.clone(),
             });
         }
+    }
+
+    /// Records that app `name` is mounted from `path`, outside the store: uploads under its
+    /// name are refused.
+    pub(crate) fn note_external(&self, name: &str, path: &Path) {
+        let mut external = self.external.lock().unwrap_or_else(|e| e.into_inner());
+        external.insert(name.to_owned(), path.to_owned());
+    }
+
+    /// The file outside the store app `name` is mounted from, if it is.
+    fn external_file(&self, name: &str) -> Option<PathBuf> {
+        let external = self.external.lock().unwrap_or_else(|e| e.into_inner());
+        external.get(name).cloned()
     }
 
     /// Validates and compiles `bytes` as app `name` (with `manifest_text` as its settings, if
@@ -214,6 +241,12 @@ impl Deployer {
         bytes: Bytes,
         manifest_text: Option<String>,
     ) -> Result<Deployed, DeployError> {
+        if let Some(path) = self.external_file(name) {
+            return Err(DeployError::External(
+                name.to_owned(),
+                path.display().to_string(),
+            ));
+        }
         // Settings sent with the component replace the stored ones; otherwise those apply.
         let manifest = match &manifest_text {
             Some(text) => Arc::new(

@@ -48,6 +48,7 @@ pub(crate) fn spawn(
     for (name, project) in projects {
         let (saves, saved) = mpsc::unbounded_channel::<PathBuf>();
         let watcher = watch(&project, saves)?;
+        deployer.note_external(&name, &project.default_output(&name));
         names.insert(name.clone());
         let builder = Builder {
             watcher,

@@ -103,6 +103,9 @@ pub async fn run_with_engine(
         "listening on {scheme}://{local}{}/",
         server.config.base_path
     );
+    if server.config.dev {
+        server.log_app_urls(&format!("{scheme}://{local}"));
+    }
     let reloader = tls.as_ref().map(|tls| tls.spawn_reloader());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
@@ -261,6 +264,18 @@ impl Server {
             draining: tokio::sync::watch::Sender::new(false),
             projects,
         })
+    }
+
+    /// Logs where each mounted app answers, under `origin` (dev mode: a link to click).
+    fn log_app_urls(&self, origin: &str) {
+        let base = &self.config.base_path;
+        for (name, entry) in self.deployer.registry().list() {
+            let prefix = match entry {
+                Entry::Ready(app) => app.prefix(base),
+                Entry::Loading(_) => mount_prefix(base, &name),
+            };
+            tracing::info!(app = %name, "at {origin}{prefix}/");
+        }
     }
 
     /// Ends the streams that would otherwise stay open until the client leaves (guest-output

@@ -238,7 +238,9 @@ async fn upload(server: &Server, name: &str, request: Request<Incoming>) -> ApiR
 fn deploy_refusal(name: &str, refusal: DeployError) -> ApiError {
     let load = match refusal {
         DeployError::Load(load) => load,
-        DeployError::NameTaken(..) | DeployError::RouteCovers { .. } => {
+        DeployError::NameTaken(..)
+        | DeployError::RouteCovers { .. }
+        | DeployError::External(..) => {
             return ApiError::new(StatusCode::CONFLICT, refusal);
         }
         DeployError::Store(error) => return ApiError::internal("storing the app", &error),
