@@ -46,6 +46,8 @@ pub const WIT_FILES: &[(&str, &str)] = &[
 pub struct Toolchains {
     dir: PathBuf,
     installing: Mutex<()>,
+    /// Toolchain folders (`rustup` resolves one per project) known to have the target.
+    have_target: std::sync::Mutex<std::collections::BTreeSet<PathBuf>>,
 }
 
 impl Toolchains {
@@ -54,6 +56,7 @@ impl Toolchains {
         Self {
             dir,
             installing: Mutex::new(()),
+            have_target: Default::default(),
         }
     }
 
@@ -70,6 +73,9 @@ impl Toolchains {
     /// Adds the `wasm32-wasip2` target with rustup if the toolchain `dir` builds with lacks
     /// it (saying so).
     pub(super) async fn ensure_rust_target(&self, dir: &Path) -> anyhow::Result<()> {
+        if self.has_target(dir) {
+            return Ok(()); // asked once per project: rustup takes tens of milliseconds
+        }
         let _one = self.installing.lock().await;
         let mut list = Command::new("rustup");
         list.current_dir(dir)
@@ -78,16 +84,23 @@ impl Toolchains {
             // No rustup: a toolchain installed otherwise; cargo says if the target is missing.
             return Ok(());
         };
-        if String::from_utf8_lossy(&listed.stdout)
+        if !String::from_utf8_lossy(&listed.stdout)
             .lines()
             .any(|line| line.trim() == TARGET)
         {
-            return Ok(());
+            tracing::info!("installing the {TARGET} Rust target with rustup (first use)");
+            let mut add = Command::new("rustup");
+            add.current_dir(dir).args(["target", "add", TARGET]);
+            succeed(add, "rustup target add wasm32-wasip2").await?;
         }
-        tracing::info!("installing the {TARGET} Rust target with rustup (first use)");
-        let mut add = Command::new("rustup");
-        add.current_dir(dir).args(["target", "add", TARGET]);
-        succeed(add, "rustup target add wasm32-wasip2").await
+        let mut known = self.have_target.lock().unwrap_or_else(|e| e.into_inner());
+        known.insert(dir.to_owned());
+        Ok(())
+    }
+
+    fn has_target(&self, dir: &Path) -> bool {
+        let known = self.have_target.lock().unwrap_or_else(|e| e.into_inner());
+        known.contains(dir)
     }
 
     /// componentize-py, installed with pip into `TOOLS/python` on first use.

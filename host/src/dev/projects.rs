@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 /// How long a project's files must be quiet after a save before it is built: editors write
 /// a file in several steps, and "save all" writes several files.
-const SETTLE: Duration = Duration::from_millis(50);
+const SETTLE: Duration = Duration::from_millis(30);
 
 /// The names of the apps built from source, for pages that wait on their first build.
 #[derive(Debug, Default)]
