@@ -1,35 +1,15 @@
-//! Python and JavaScript projects: componentize-py and componentize-js against the
-//! `wasi:http/proxy` world, and their errors without the tools' own Rust stacks.
+//! JavaScript projects (componentize-js against the proxy world plus the environment), and
+//! the componentize tools' errors without their own Rust stacks (Python's too).
 
 use super::{BuildError, Project, Toolchains, run_captured, tail};
 use std::path::Path;
 use tokio::process::Command;
 
-/// The world every guest implements.
-const WORLD: &str = "wasi:http/proxy";
-/// The same plus the environment, for JavaScript: componentize-js links only what the world
+/// The proxy world plus the environment, for JavaScript: componentize-js links only what the world
 /// imports, and apps read `INPUT_JSON` from the environment (`wit/world.wit`).
 const JS_WORLD: &str = "wasmount:guest/app";
 
-/// `componentize-py -d WIT -w wasi:http/proxy componentize app -o OUTPUT` in the project.
-pub(super) async fn python(
-    project: &Project,
-    tools: &Toolchains,
-    output: &Path,
-) -> Result<(), BuildError> {
-    let program = tools.componentize_py().await?;
-    let wit = tools.wit_for(&project.dir)?;
-    let mut command = Command::new(program);
-    command
-        .current_dir(&project.dir)
-        .arg("-d")
-        .arg(&wit)
-        .args(["-w", WORLD, "componentize", "app", "-o"])
-        .arg(output);
-    finish(command, "building with componentize-py").await
-}
-
-/// `componentize-js --wit WIT --world-name wasi:http/proxy -o OUTPUT ENTRY` in the project.
+/// `componentize-js --wit WIT --world-name wasmount:guest/app -o OUTPUT ENTRY` in the project.
 pub(super) async fn js(
     project: &Project,
     tools: &Toolchains,
@@ -49,7 +29,7 @@ pub(super) async fn js(
     finish(command, "building with componentize-js").await
 }
 
-async fn finish(mut command: Command, what: &str) -> Result<(), BuildError> {
+pub(super) async fn finish(mut command: Command, what: &str) -> Result<(), BuildError> {
     let ran = run_captured(&mut command, what).await?;
     if ran.status.success() {
         return Ok(());

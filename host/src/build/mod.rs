@@ -3,6 +3,7 @@
 //! `wasmount build` and `wasmount dev DIR` share it.
 
 mod componentize;
+mod python;
 mod rust;
 mod toolchains;
 
@@ -187,7 +188,7 @@ pub async fn build(
     let partial = output.with_extension("wasm.partial");
     match project.language {
         Language::Rust => rust::build(project, tools, &partial).await?,
-        Language::Python => componentize::python(project, tools, &partial).await?,
+        Language::Python => python::build(project, tools, &partial).await?,
         Language::Js => componentize::js(project, tools, &project.entry, &partial).await?,
     }
     std::fs::rename(&partial, output).with_context(|| format!("writing {}", output.display()))?;

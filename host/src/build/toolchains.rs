@@ -45,7 +45,8 @@ pub const WIT_FILES: &[(&str, &str)] = &[
 #[derive(Debug)]
 pub struct Toolchains {
     dir: PathBuf,
-    installing: Mutex<()>,
+    /// Held while something is installed into the cache.
+    pub(super) installing: Mutex<()>,
     /// Toolchain folders (`rustup` resolves one per project) known to have the target.
     have_target: std::sync::Mutex<std::collections::BTreeSet<PathBuf>>,
 }
@@ -58,6 +59,11 @@ impl Toolchains {
             installing: Mutex::new(()),
             have_target: Default::default(),
         }
+    }
+
+    /// The cache folder.
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The default cache folder: `$XDG_CACHE_HOME/wasmount/tools`, else

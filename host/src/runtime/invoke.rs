@@ -160,6 +160,7 @@ impl Run<'_> {
             memory_refused: memory_refused.clone(),
             stderr: instance.store.data().recent_stderr(),
             request: format!("{} {}", request.method(), request.uri().path()),
+            instance: self.binding.map(|binding| binding.key.clone()),
             request_id: request
                 .headers()
                 .get(X_REQUEST_ID)
@@ -197,7 +198,11 @@ impl Run<'_> {
                 Err(_) => return self.failed(outcome, was_reused, &witness),
             },
         };
-        Attempt::Done(self.respond(response, unfinished))
+        let mut response = self.respond(response, unfinished);
+        if response.status().is_server_error() {
+            explain_exception(self.guest, &witness, &mut response);
+        }
+        Attempt::Done(response)
     }
 
     /// A waiting instance of this app (for this launched instance) if it reuses instances,
@@ -402,6 +407,8 @@ struct Witness {
     request: String,
     /// The request's id, which the guest's log lines for it carry.
     request_id: String,
+    /// The launched instance it is for, if any.
+    instance: Option<Arc<str>>,
 }
 
 impl Witness {
@@ -420,6 +427,29 @@ impl Witness {
         let said: Vec<&str> = lines.range(from..).map(|line| &**line).collect();
         (!said.is_empty()).then(|| said.join("\n"))
     }
+}
+
+/// A `5xx` a guest answered after writing a traceback to stderr (an exception the app's
+/// framework caught, as Python's do): logged as one entry with the request, and attached for
+/// dev mode like a trap.
+fn explain_exception(guest: &Guest, witness: &Witness, response: &mut Response<Body>) {
+    let Some(said) = witness.last_words() else {
+        return;
+    };
+    if !said.starts_with("Traceback (most recent call last)") {
+        return;
+    }
+    let details = format!(
+        "{} answered {}:\n{said}",
+        witness.request,
+        response.status()
+    );
+    let (request_id, instance) = (&witness.request_id, witness.instance.as_deref());
+    let name = &guest.spec().name;
+    tracing::warn!(app = %name, instance, request_id, "app failed: {details}");
+    response
+        .extensions_mut()
+        .insert(GuestFailure(details.into()));
 }
 
 /// Why a guest failed a request, for the developer: attached to the `500` response as an
@@ -459,8 +489,8 @@ fn failure_response(guest: &Guest, outcome: GuestOutcome, witness: &Witness) -> 
                 .unwrap_or_default();
             let request = &witness.request;
             let details = format!("{request} failed:\n{said}{error:?}");
-            let request_id = &witness.request_id;
-            tracing::warn!(app = %name, request_id, "app failed: {details}");
+            let (request_id, instance) = (&witness.request_id, witness.instance.as_deref());
+            tracing::warn!(app = %name, instance, request_id, "app failed: {details}");
             let mut response = respond::text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format_args!("app `{name}` failed while handling the request"),
