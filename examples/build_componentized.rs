@@ -29,6 +29,17 @@ fn build_python(root: &Path, tools: &Path, out_dir: &Path) -> PathBuf {
     for file in ["app.py", "requirements.txt"] {
         watch(&app.join(file));
     }
+    // The app imports the SDK (`-p sdk/python` below). Its modules are watched one by one, not
+    // the folder: componentize-py writes `__pycache__/` into it, which would re-run the build
+    // (a new module is picked up once `__init__.py` imports it).
+    let sdk = root.join("sdk/python");
+    let modules = std::fs::read_dir(sdk.join("wasmount")).expect("reading sdk/python/wasmount");
+    for entry in modules {
+        let path = entry.expect("reading sdk/python/wasmount").path();
+        if path.extension().is_some_and(|extension| extension == "py") {
+            watch(&path);
+        }
+    }
     let venv = tools.join("python");
     let componentize_py = venv.join("bin/componentize-py");
     let requirements = app.join("requirements.txt");
@@ -53,7 +64,10 @@ fn build_python(root: &Path, tools: &Path, out_dir: &Path) -> PathBuf {
             .current_dir(&app)
             .arg("-d")
             .arg(root.join("wit"))
-            .args(["-w", "wasi:http/proxy", "componentize", "app", "-o"])
+            .args(["-w", "wasi:http/proxy", "componentize", "app", "-p", "."])
+            .arg("-p")
+            .arg(&sdk)
+            .arg("-o")
             .arg(&out),
         "building examples/python-chart with componentize-py",
     );

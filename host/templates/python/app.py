@@ -1,34 +1,25 @@
-"""{{name}}: a wasmount app in Python, a standard wasi:http/proxy component (componentize-py).
+"""{{name}}: a wasmount app in Python, on the wasmount SDK (package `wasmount`).
 
 Routes, as the app sees them (the host strips the mount prefix, /{{name}}): GET / a page,
-GET /api/hello JSON, POST /greet a form, GET /static/style.css. Every link is relative, so the
-app works under any prefix. Launched as an instance, the page also shows the input (INPUT_JSON).
+GET /api/hello JSON, POST /greet a form's answer, GET /static/style.css. Every link is
+relative, so the app works under any prefix. Launched as an instance, the page also shows the
+instance's input: its data file URLs and its parameters.
 
-Two rules of componentize-py: import every module here at the top (a module imported first
-inside a function is not in the component and fails at run time), and remember that
-module-level code runs once, at build time: read os.environ inside a request, never up here.
+Build time and run time: `wasmount build` (componentize-py) runs this module once, at build
+time, and snapshots the interpreter; every request then starts from that snapshot and only
+calls a handler. So import everything at the top (a module first imported inside a handler is
+not in the component), and read the environment (INPUT_JSON, WASMOUNT_INSTANCE, your
+manifest's `environment`) inside handlers only: up here it is the build machine's.
 """
 
-import html
-import json
 import os
-import urllib.parse
+from html import escape
 
-from componentize_py_types import Err, Ok
-from wit_world import exports
-from wit_world.imports.streams import StreamError_Closed
-from wit_world.imports.types import (
-    Fields, IncomingRequest, Method_Get, Method_Head, Method_Post, OutgoingBody,
-    OutgoingResponse, ResponseOutparam,
-)
+from wasmount import App, Input, InputError, Response, html, json
 
 APP = "{{name}}"
-HTML = "text/html; charset=utf-8"
-TEXT = "text/plain; charset=utf-8"
-MAX_BODY = 1 << 20   # the largest form accepted, in bytes
-WRITE_CHUNK = 4096   # the most one blocking-write-and-flush may take
 
-# The style sheet, served at static/style.css (a Rust app would embed a file instead).
+# The style sheet, served at static/style.css. Built once, at build time: free at run time.
 STYLE = """\
 body { margin: 0; font: 16px/1.5 system-ui, sans-serif; color: #222; background: #f7f7f5; }
 main { max-width: 40rem; margin: 2rem auto; padding: 0 1rem; }
@@ -40,90 +31,71 @@ code { padding: 0 .25rem; background: #eceae4; border-radius: 3px; }
 footer { margin-top: 2rem; color: #777; font-size: .9em; }
 """
 
+# Refinery declares each parameter's type; Input.parameter() converts the value to it.
+TYPES = {"INTEGER": int, "FLOAT": float, "BOOLEAN": bool}
 
-class IncomingHandler(exports.IncomingHandler):
-    """componentize-py calls handle() once per request."""
-
-    def handle(self, request: IncomingRequest, response_out: ResponseOutparam) -> None:
-        method = request.method()
-        is_get = isinstance(method, (Method_Get, Method_Head))
-        path = (request.path_with_query() or "/").split("?", 1)[0]
-        if path == "/" and is_get:
-            respond(response_out, 200, HTML, index_page(request))
-        elif path == "/api/hello" and is_get:
-            hello = {"app": APP, "message": "hello from Python",
-                     "instance": os.environ.get("WASMOUNT_INSTANCE")}
-            respond(response_out, 200, "application/json", json.dumps(hello))
-        elif path == "/greet" and isinstance(method, Method_Post):
-            try:
-                fields = urllib.parse.parse_qs(read_body(request).decode("utf-8", "replace"))
-            except ValueError as problem:
-                respond(response_out, 413, TEXT, f"{problem}\n")
-                return
-            name = fields.get("name", [""])[0].strip() or "stranger"
-            body = f'<p>Hello, {html.escape(name)}!</p><p><a href="./">Back</a></p>'
-            respond(response_out, 200, HTML, page("Hello", body))
-        elif path == "/static/style.css" and is_get:
-            respond(response_out, 200, "text/css; charset=utf-8", STYLE)
-        elif path in ("/", "/api/hello", "/greet", "/static/style.css"):
-            respond(response_out, 405, TEXT, "method not allowed\n")
-        else:
-            respond(response_out, 404, TEXT, "not found\n")
+app = App()
 
 
-def index_page(request):
-    """GET /: the form, and the input when the app was launched as an instance."""
-    with request.headers() as headers:  # a child resource: dropped before the request is
-        values = headers.get("x-forwarded-prefix")
-    prefix = values[0].decode("utf-8", "replace").rstrip("/") if values else ""
-    return page(APP, f"<p>This app is mounted at <code>{html.escape(prefix)}/</code>; its links "
-                     "are relative, so it works under any prefix.</p>"
-                     '<form method="post" action="greet"><label>Your name '
-                     '<input name="name" required></label> <button>Greet me</button></form>'
-                     '<p>JSON: <a href="api/hello">api/hello</a></p>' + input_section())
+@app.get("/")
+def index(request):
+    """The form, and the input when the app was launched as an instance."""
+    body = (f"<p>This app is mounted at <code>{escape(request.prefix)}/</code>; its links are "
+            "relative, so it works under any prefix.</p>"
+            '<form method="post" action="greet"><label>Your name <input name="name" required>'
+            "</label> <button>Greet me</button></form>"
+            '<p>JSON: <a href="api/hello">api/hello</a></p>')
+    return html(page(APP, body + input_section()))
+
+
+@app.get("/api/hello", json_errors=True)  # an API: an HTTPError raised here answers JSON
+def hello(request):
+    return json({"app": APP, "message": "hello from Python",
+                 "instance": os.environ.get("WASMOUNT_INSTANCE")})  # null unless launched
+
+
+@app.post("/greet")
+def greet(request):
+    name = request.form().get("name", "").strip() or "stranger"
+    return html(page("Hello", f'<p>Hello, {escape(name)}!</p><p><a href="./">Back</a></p>'))
+
+
+@app.get("/static/style.css")
+def style(request):
+    return Response(STYLE, content_type="text/css; charset=utf-8")
 
 
 def input_section():
-    """The launched instance's input: its data file URLs and parameters; "" when not launched."""
-    text, url = os.environ.get("INPUT_JSON"), os.environ.get("INPUT_JSON_URL")
-    if text is None and url is None:
-        return ""  # not launched as an instance
-    if text is None:
-        # Fetching it needs wasi:http/outgoing-handler and the host in allowed_outbound_hosts.
-        return f"<h2>Input</h2><p>At <code>{html.escape(url)}</code> (not fetched).</p>"
+    """The launched instance's input: its data file URLs and typed parameters; "" if none."""
     try:
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as problem:
-        return f'<p class="error">The input is not valid: {html.escape(str(problem))}</p>'
-    files = [html.escape(u) for u in file_urls(data.get("file_relationships"))]
-    params = [f"<code>{html.escape(str(k))}</code> = {html.escape(show(v))}"
-              for k, v in parameters(data.get("parameters"))]
+        # INPUT_JSON, or fetched from INPUT_JSON_URL (its host must be in
+        # allowed_outbound_hosts in wasmount.toml).
+        source = Input.load()
+        if not source.launched:
+            return ""  # not launched as an instance
+        files = [escape(url) for url in source.file_urls]
+        params = [f"<code>{escape(str(name))}</code> = {escape(repr(value))} "
+                  f"({type(value).__name__})" for name, value in typed_parameters(source)]
+    except InputError as problem:  # not JSON, not fetched, or a value not of its type
+        return f'<p class="error">Cannot read the input: {escape(str(problem))}</p>'
     return f"<h2>Input</h2><h3>Files</h3>{bullets(files)}<h3>Parameters</h3>{bullets(params)}"
 
 
-def file_urls(value):
-    """Every URL in file_relationships: strings, possibly nested in lists."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [url for item in value for url in file_urls(item)]
-    return []
-
-
-def parameters(value):
-    """(name, value) pairs: Refinery sends a list of {"name", "value"}, others an object."""
-    if isinstance(value, dict):
-        return list(value.items())
-    if isinstance(value, list):
-        return [(p.get("name", ""), p.get("value")) for p in value if isinstance(p, dict)]
-    return []
-
-
-def show(value):
-    """A JSON value as text: strings without their quotes."""
-    return value if isinstance(value, str) else json.dumps(value)
+def typed_parameters(source):
+    """(name, value) of each parameter. Refinery sends a list of {"name", "value",
+    "value_type"}; other launchers an object of name → value, taken as sent."""
+    sent = source.parameters
+    if isinstance(sent, dict):
+        return list(sent.items())
+    pairs = []
+    for item in sent if isinstance(sent, list) else []:
+        if isinstance(item, dict) and "name" in item:
+            kind = TYPES.get(item.get("value_type"))
+            # parameter() converts what was sent ("20" → 20, "true" → True), or raises
+            # InputError; your own code asks for the type it needs: parameter("top", int).
+            value = source.parameter(item["name"], kind) if kind else item.get("value")
+            pairs.append((item["name"], value))
+    return pairs
 
 
 def bullets(items):
@@ -134,41 +106,12 @@ def bullets(items):
 
 
 def page(title, body):
+    """A whole page; the style sheet's link is relative, like every other link."""
     return ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{html.escape(title)}</title><link rel="stylesheet" href="static/style.css">'
-            f"</head><body><main><h1>{html.escape(title)}</h1>{body}"
-            f"<footer>{html.escape(APP)}, Python on wasmount</footer></main></body></html>\n")
+            f'<title>{escape(title)}</title><link rel="stylesheet" href="static/style.css">'
+            f"</head><body><main><h1>{escape(title)}</h1>{body}"
+            f"<footer>{escape(APP)}, Python on wasmount</footer></main></body></html>\n")
 
 
-def read_body(request):
-    """The whole request body; ValueError past MAX_BODY."""
-    body = request.consume()
-    stream = body.stream()
-    data = bytearray()
-    try:
-        while len(data) <= MAX_BODY:
-            try:
-                data += stream.blocking_read(65536)
-            except Err as error:
-                if isinstance(error.value, StreamError_Closed):
-                    break
-                raise
-    finally:
-        stream.__exit__(None, None, None)
-    if len(data) > MAX_BODY:
-        raise ValueError("the form is larger than 1 MiB")
-    return bytes(data)
-
-
-def respond(response_out, status, content_type, text):
-    response = OutgoingResponse(Fields.from_list([("content-type", content_type.encode())]))
-    response.set_status_code(status)
-    body = response.body()
-    ResponseOutparam.set(response_out, Ok(response))
-    stream = body.write()
-    data = text.encode()
-    for start in range(0, len(data), WRITE_CHUNK):
-        stream.blocking_write_and_flush(data[start:start + WRITE_CHUNK])
-    stream.__exit__(None, None, None)
-    OutgoingBody.finish(body, None)
+IncomingHandler = app.handler()  # the class componentize-py serves: one call per request
