@@ -29,8 +29,9 @@ done
 load() { # NAME URL
   wrk -t1 -c16 -d1s "$2" >/dev/null 2>&1
   local out; out=$(wrk -t1 -c16 -d"${DURATION}s" --latency "$2")
-  printf '%-44s %7s req/s   p50 %s\n' "$1" "$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')" \
-    "$(echo "$out" | awk '$1 == "50%" {print $2}')"
+  local failed; failed=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+  printf '%-44s %7s req/s   p50 %s%s\n' "$1" "$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')" \
+    "$(echo "$out" | awk '$1 == "50%" {print $2}')" "${failed:+   ($failed responses were errors)}"
 }
 
 WASMOUNT_LOG=warn "$wasmount" serve --apps "$work/apps" --listen 127.0.0.1:18140 &
