@@ -2,14 +2,29 @@
 // build over the page until a build succeeds. Injected into HTML responses in dev mode only.
 (() => {
   "use strict";
+  if (window.wasmountLive) return; // the page holds the script twice (a fragment inserted it)
+  window.wasmountLive = true;
   const script = document.currentScript;
   const app = script.dataset.app;
   let version = script.dataset.version || null;
   const events = new URL(`events/${encodeURIComponent(app)}`, script.src);
   const OVERLAY_ID = "wasmount-dev-overlay";
 
-  const source = new EventSource(events);
-  source.addEventListener("state", (event) => {
+  let source = follow();
+
+  function follow() {
+    const stream = new EventSource(events);
+    stream.addEventListener("state", onState);
+    // A refusal (too many pages follow) closes the stream for good: try again later.
+    stream.addEventListener("error", () => {
+      if (stream.readyState === EventSource.CLOSED) {
+        setTimeout(() => { source = follow(); }, 5000);
+      }
+    });
+    return stream;
+  }
+
+  function onState(event) {
     const state = JSON.parse(event.data);
     if (state.version && state.version !== version) {
       // A new version is live: show it (a page still building has no version yet).
@@ -23,7 +38,7 @@
     } else {
       hide();
     }
-  });
+  }
 
   function show(error) {
     hide();

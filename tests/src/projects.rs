@@ -84,5 +84,8 @@ impl Wasmount {
 pub fn edit(file: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(file).expect("reading a source file");
     assert!(text.contains(from), "{} holds no {from:?}", file.display());
-    std::fs::write(file, text.replacen(from, to, 1)).expect("saving a source file");
+    // As editors save: a whole new file renamed over the old one.
+    let saved = file.with_extension("wasmount-test-save");
+    std::fs::write(&saved, text.replacen(from, to, 1)).expect("saving a source file");
+    std::fs::rename(&saved, file).expect("saving a source file");
 }

@@ -100,7 +100,10 @@ async fn an_unmodified_flask_app_serves_templates_forms_json_and_static_files_un
     assert!(text.contains(r#"File "app.py", line"#), "{text}");
     assert!(text.contains("ZeroDivisionError"), "{text}");
     assert!(!text.contains(r#"File "/0/"#), "{text}");
-    assert!(failed.header("x-wasmount-error").contains("Traceback"));
+    assert_eq!(
+        failed.header("x-wasmount-error"),
+        "ZeroDivisionError: division by zero"
+    );
     server.shutdown().await.unwrap();
 }
 
@@ -186,5 +189,10 @@ fn the_python_sdks_unit_tests_pass() {
         .expect("running python3 (Python 3.11 or newer is needed)");
     let said = String::from_utf8_lossy(&ran.stderr);
     assert!(ran.status.success(), "{said}");
-    assert!(said.contains("OK"), "{said}");
+    let ran_tests = said
+        .split("Ran ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|count| count.parse::<u32>().ok());
+    assert!(ran_tests.is_some_and(|count| count >= 90), "{said}");
 }

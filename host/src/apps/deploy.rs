@@ -222,7 +222,7 @@ impl Deployer {
     }
 
     /// The file outside the store app `name` is mounted from, if it is.
-    fn external_file(&self, name: &str) -> Option<PathBuf> {
+    pub(crate) fn external_file(&self, name: &str) -> Option<PathBuf> {
         let external = self.external.lock().unwrap_or_else(|e| e.into_inner());
         external.get(name).cloned()
     }

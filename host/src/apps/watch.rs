@@ -139,7 +139,12 @@ async fn reload_on_changes(
                 for name in due {
                     pending.remove(&name);
                     // One at a time: a later change of an app never overtakes an earlier one.
-                    let outcome = deployer.reload_file(&name, &targets.path_of(&name)).await;
+                    // An app built from a file outside the store (a `wasmount dev` project):
+                    // its settings in the apps folder changed, its file is elsewhere.
+                    let path = deployer
+                        .external_file(&name)
+                        .unwrap_or_else(|| targets.path_of(&name));
+                    let outcome = deployer.reload_file(&name, &path).await;
                     if outcome != Reload::Unchanged {
                         tracing::debug!(app = %name, ?outcome, "reloaded");
                     }

@@ -94,6 +94,17 @@ impl Project {
         self.dir.join(OUTPUT_FOLDER).join(format!("{name}.wasm"))
     }
 
+    /// Whether the project is still there (its folder and the file that marks its language):
+    /// a deleted or renamed folder is not built, nor created again by a build.
+    pub fn still_there(&self) -> bool {
+        let marker = match self.language {
+            Language::Rust => "Cargo.toml",
+            Language::Python => "app.py",
+            Language::Js => "package.json",
+        };
+        self.dir.join(marker).is_file()
+    }
+
     /// The app's settings file, if the project has one.
     pub fn manifest(&self) -> Option<PathBuf> {
         Some(self.dir.join(PROJECT_MANIFEST)).filter(|path| path.is_file())
@@ -128,7 +139,7 @@ pub fn is_ignored_folder(name: &str) -> bool {
     name.starts_with('.')
         || matches!(
             name,
-            "target" | "node_modules" | "__pycache__" | "wit_world"
+            "target" | "node_modules" | "__pycache__" | "wit_world" | "venv" | "dist"
         )
 }
 

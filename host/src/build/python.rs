@@ -132,10 +132,7 @@ fn write_sdk(tools: &Path) -> anyhow::Result<PathBuf> {
     let package = root.join("wasmount");
     std::fs::create_dir_all(&package).with_context(|| format!("creating {}", package.display()))?;
     for (name, text) in SDK_FILES {
-        let path = package.join(name);
-        if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
-            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-        }
+        super::toolchains::write_if_changed(&package.join(name), text)?;
     }
     Ok(root)
 }
@@ -181,10 +178,15 @@ async fn install(tools: &Toolchains, wanted: &str) -> Result<PathBuf, BuildError
         return Ok(folder);
     }
     let _one = tools.installing.lock().await;
+    if folder.join(".complete").is_file() {
+        return Ok(folder); // installed while this build waited for the lock
+    }
     tracing::info!("installing the app's Python packages for the guest (first build of this set)");
-    let partial = folder.with_extension("partial");
+    // A folder of this install's own (another process may install the same set), renamed
+    // into place when complete; a complete folder is never replaced.
+    let partial = folder.with_extension(format!("partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&partial);
-    let requirements = tools.dir().join("python-deps").join(format!("{key}.txt"));
+    let requirements = folder.with_extension(format!("requirements-{}.txt", std::process::id()));
     std::fs::create_dir_all(tools.dir().join("python-deps")).context("creating python-deps")?;
     std::fs::write(&requirements, wanted).context("writing the requirements")?;
     let pip = tools.dir().join("python/bin/pip");
@@ -204,8 +206,16 @@ async fn install(tools: &Toolchains, wanted: &str) -> Result<PathBuf, BuildError
     }
     refuse_native_only(tools, &partial).await?;
     std::fs::write(partial.join(".complete"), wanted).context("marking the install complete")?;
-    let _ = std::fs::remove_dir_all(&folder);
-    std::fs::rename(&partial, &folder).context("moving the installed packages in place")?;
+    if std::fs::rename(&partial, &folder).is_err() && folder.join(".complete").is_file() {
+        let _ = std::fs::remove_dir_all(&partial); // another process finished first
+    }
+    if !folder.join(".complete").is_file() {
+        let error = anyhow::anyhow!(
+            "could not move the installed packages to {}",
+            folder.display()
+        );
+        return Err(BuildError::Toolchain(error));
+    }
     Ok(folder)
 }
 
@@ -264,11 +274,13 @@ async fn refuse_native_only(tools: &Toolchains, deps: &Path) -> Result<(), Build
     let mut refused = Vec::new();
     for package in packages {
         let python = tools.dir().join("python/bin/python3");
+        // Run in the packages' folder (first on the path with `-c`), ignoring the user's
+        // site-packages and PYTHON* variables. This runs the package's import-time code on
+        // this machine, as installing it from an sdist already did.
         let mut check = Command::new(python);
         check
-            .env("PYTHONPATH", deps)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .args(["-c", &format!("import {package}")]);
+            .current_dir(deps)
+            .args(["-s", "-E", "-B", "-c", &format!("import {package}")]);
         let ran =
             run_captured(&mut check, "checking a package imports without native code").await?;
         if !ran.status.success() {

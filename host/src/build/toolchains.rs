@@ -190,16 +190,26 @@ impl Toolchains {
 /// If a file cannot be written.
 pub fn write_wit(folder: &Path) -> anyhow::Result<()> {
     for (path, text) in WIT_FILES {
-        let path = folder.join(path);
-        if std::fs::read_to_string(&path).ok().as_deref() == Some(text) {
-            continue;
-        }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        write_if_changed(&folder.join(path), text)?;
     }
+    Ok(())
+}
+
+/// Writes `text` to `path` unless it already holds it: into a file of its own, renamed over
+/// `path`, so another build reading it meanwhile never sees half of it.
+pub(super) fn write_if_changed(path: &Path, text: &str) -> anyhow::Result<()> {
+    if std::fs::read_to_string(path).ok().as_deref() == Some(text) {
+        return Ok(());
+    }
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let mut partial = tempfile::NamedTempFile::new_in(parent)
+        .with_context(|| format!("writing into {}", parent.display()))?;
+    std::io::Write::write_all(&mut partial, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    partial
+        .persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

@@ -22,6 +22,9 @@ const SCRIPT: &str = include_str!("../../ui/dev-live.js");
 /// Pages following their app at once (429 beyond): one per open browser tab.
 const MAX_FOLLOWERS: usize = 64;
 
+/// How often an idle event stream sends a comment, so a vanished page is noticed.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// `/_wasmount/dev/…`: the script, and each app's event stream.
 pub(crate) fn handle(
     deployer: &Arc<Deployer>,
@@ -110,9 +113,19 @@ fn follow(
                         (deployer, name, changes, draining, Some(now)),
                     ));
                 }
-                tokio::select! {
-                    changed = changes.changed() => changed.ok()?,
+                let pinged = tokio::select! {
+                    changed = changes.changed() => {
+                        changed.ok()?;
+                        false
+                    }
                     _ = draining.wait_for(|draining| *draining) => return None,
+                    // A comment now and then: a page that went away without closing is
+                    // noticed (the write fails) and frees its place.
+                    () = tokio::time::sleep(HEARTBEAT) => true,
+                };
+                if pinged {
+                    let ping = Frame::data(Bytes::from_static(b": ping\n\n"));
+                    return Some((Ok(ping), (deployer, name, changes, draining, last)));
                 }
             }
         },
@@ -123,24 +136,39 @@ fn follow(
     response
 }
 
-/// Appends the live-reload script to `response` when it is an HTML page of app `app` with a
-/// body (`content-length` grows by the script tag's length). Compressed pages are left
-/// alone: appending to them would corrupt them.
+/// Appends the live-reload script to `response` when it is an HTML page of app `app` that a
+/// browser navigated to (`navigation`: not a fragment fetched by a script), with a body
+/// (`content-length` grows by the script tag's length; for `HEAD` too, so it matches `GET`).
+/// Compressed and partial pages are left alone: appending would corrupt them.
 pub(crate) fn inject(
     deployer: &Deployer,
     app: &str,
     method: &Method,
+    navigation: bool,
     response: &mut Response<Body>,
 ) {
-    if is_page(method, response) {
-        let version = version_of(deployer, app);
-        append(response, script_tag(app, version.as_deref()).into());
+    if !navigation || !is_page(response) {
+        return;
+    }
+    let tag = Bytes::from(script_tag(app, version_of(deployer, app).as_deref()));
+    if *method == Method::HEAD {
+        grow_length(response, tag.len());
+    } else {
+        append(response, tag);
     }
 }
 
-/// Whether `response` (to a `method` request) is an HTML page with a body it is safe to
-/// append to.
-fn is_page(method: &Method, response: &Response<Body>) -> bool {
+/// Whether `request` is a browser's navigation to a page (or a client that does not say,
+/// such as curl), not a `fetch` or htmx request for a fragment.
+pub(crate) fn is_navigation<B>(request: &Request<B>) -> bool {
+    let headers = request.headers();
+    let destination = headers.get("sec-fetch-dest").map(|value| value.as_bytes());
+    matches!(destination, None | Some(b"document" | b"iframe"))
+        && !headers.contains_key("hx-request")
+}
+
+/// Whether `response` is an HTML page with a body it is safe to append to.
+fn is_page(response: &Response<Body>) -> bool {
     let headers = response.headers();
     let is_html = headers
         .get(header::CONTENT_TYPE)
@@ -155,25 +183,30 @@ fn is_page(method: &Method, response: &Response<Body>) -> bool {
         .get(header::CONTENT_ENCODING)
         .is_some_and(|value| value.as_bytes() != b"identity");
     let status = response.status();
-    let bodyless = *method == Method::HEAD
-        || status.is_informational()
+    let bodyless = status.is_informational()
         || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
+        || status == StatusCode::NOT_MODIFIED
+        || status == StatusCode::PARTIAL_CONTENT;
     is_html && !encoded && !bodyless
 }
 
 /// Appends `tag` to the body of `response`, keeping `content-length` right.
 fn append(response: &mut Response<Body>, tag: Bytes) {
+    grow_length(response, tag.len());
+    let body = std::mem::replace(response.body_mut(), respond::full(Bytes::new()));
+    *response.body_mut() = WithTail::new(body, tag).boxed_unsync();
+}
+
+/// Adds `more` to the `content-length` of `response`, if it has one.
+fn grow_length(response: &mut Response<Body>, more: usize) {
     if let Some(length) = response
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
     {
-        let grown = HeaderValue::from(length + tag.len() as u64);
+        let grown = HeaderValue::from(length + more as u64);
         response.headers_mut().insert(header::CONTENT_LENGTH, grown);
     }
-    let body = std::mem::replace(response.body_mut(), respond::full(Bytes::new()));
-    *response.body_mut() = WithTail::new(body, tag).boxed_unsync();
 }
 
 fn script_tag(app: &str, version: Option<&str>) -> String {
@@ -183,42 +216,58 @@ fn script_tag(app: &str, version: Option<&str>) -> String {
     )
 }
 
-/// Replaces the body of a `500` whose guest failed (a panic, a trap, an exception) with why:
-/// the request, what the guest last wrote to stderr, and the backtrace — an HTML page (the
-/// live-reload script is appended like on any page) that the developer reads in place of
-/// "the app failed". The first line also goes in `x-wasmount-error`.
-pub(crate) fn explain_failure(app: &str, response: &mut Response<Body>) {
+/// Tells the developer why a guest failed a request (a panic, a trap, an exception): the
+/// gist in `x-wasmount-error`, and for a page a browser asked for, the whole report — the
+/// request, what the guest last wrote to stderr, the backtrace — as an HTML page in place of
+/// "the app failed" (the live-reload script is appended like on any page). An API client
+/// (`Accept: application/json`) keeps the response the app sent.
+pub(crate) fn explain_failure(app: &str, wants_page: bool, response: &mut Response<Body>) {
     let Some(GuestFailure(details)) = response.extensions().get::<GuestFailure>().cloned() else {
         return;
     };
-    let page = format!(
-        "<!doctype html><meta charset=\"utf-8\"><title>{app} failed</title>\
-         <body style=\"font-family:system-ui,sans-serif;margin:2rem\">\
-         <h1 style=\"color:#b91c1c;font-size:1.2rem\">{app} failed while handling the request</h1>\
-         <pre style=\"white-space:pre-wrap;background:#f4f4f5;padding:1rem\">{}</pre>",
-        escape_html(&details)
-    );
-    let status = response.status();
-    let mut explained = respond::html(status, page);
-    // The guest's own first words: a panic's location and message.
-    let said: Vec<&str> = details
-        .lines()
-        .skip(1)
-        .filter(|line| !line.trim().is_empty())
-        .take(2)
-        .collect();
-    let first_line: String = said
-        .join(" ")
+    if wants_page {
+        let page = format!(
+            "<!doctype html><meta charset=\"utf-8\"><title>{app} failed</title>\
+             <body style=\"font-family:system-ui,sans-serif;margin:2rem\">\
+             <h1 style=\"color:#b91c1c;font-size:1.2rem\">{app} failed while handling the request</h1>\
+             <pre style=\"white-space:pre-wrap;background:#f4f4f5;padding:1rem\">{}</pre>",
+            escape_html(&details)
+        );
+        *response = respond::html(response.status(), page);
+    }
+    let gist: String = gist(&details)
         .chars()
         .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
         .take(512)
         .collect();
-    if let Ok(value) = HeaderValue::from_str(&first_line) {
-        explained
-            .headers_mut()
-            .insert(crate::headers::X_WASMOUNT_ERROR, value);
+    if let Ok(value) = HeaderValue::from_str(&gist) {
+        let headers = response.headers_mut();
+        headers.insert(crate::headers::X_WASMOUNT_ERROR, value);
     }
-    *response = explained;
+}
+
+/// The line of a failure report that says what went wrong: a traceback's exception (its last
+/// line that is not indented), or a panic's location and message.
+fn gist(details: &str) -> String {
+    let said = details
+        .lines()
+        .skip(1)
+        .filter(|line| !line.trim().is_empty());
+    if details.contains("Traceback (most recent call last)") {
+        let exception = said.filter(|line| !line.starts_with(' ')).last();
+        return exception.unwrap_or_default().to_owned();
+    }
+    said.take(2).collect::<Vec<_>>().join(" ")
+}
+
+/// Whether the client of `request` reads a page (a browser, or one that does not say).
+pub(crate) fn wants_page<B>(request: &Request<B>) -> bool {
+    let accept = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    is_navigation(request)
+        && accept.is_none_or(|accept| accept.contains("text/html") || accept.contains("*/*"))
 }
 
 fn escape_html(text: &str) -> String {
@@ -316,21 +365,53 @@ mod tests {
     #[tokio::test]
     async fn only_html_pages_with_a_body_get_the_script_and_their_length_follows() {
         let mut html = page("Text/HTML; charset=utf-8", "<p>hi</p>");
-        assert!(is_page(&Method::GET, &html));
+        assert!(is_page(&html));
         append(&mut html, Bytes::from_static(b"<s>"));
         assert_eq!(html.headers()[header::CONTENT_LENGTH], "12");
         assert_eq!(collect(html.into_body()).await.0, "<p>hi</p><s>");
 
-        assert!(!is_page(&Method::GET, &page("text/css", "p{}")));
-        assert!(!is_page(&Method::HEAD, &page("text/html", "")));
+        assert!(!is_page(&page("text/css", "p{}")));
+        let mut partial = page("text/html", "<p>");
+        *partial.status_mut() = StatusCode::PARTIAL_CONTENT;
+        assert!(!is_page(&partial));
         let mut gzipped = page("text/html", "gz");
         gzipped
             .headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        assert!(!is_page(&Method::GET, &gzipped));
+        assert!(!is_page(&gzipped));
         let mut empty = page("text/html", "");
         *empty.status_mut() = StatusCode::NO_CONTENT;
-        assert!(!is_page(&Method::GET, &empty));
+        assert!(!is_page(&empty));
+    }
+
+    #[test]
+    fn the_gist_of_a_failure_is_its_exception_or_its_panic() {
+        let traceback = "GET /boom answered 500:\nTraceback (most recent call last):\n  File \"app.py\", line 3, in boom\n    1 / 0\nZeroDivisionError: division by zero";
+        assert_eq!(gist(traceback), "ZeroDivisionError: division by zero");
+        let panic =
+            "GET /x failed:\nthread 'main' panicked at src/main.rs:3:5:\nboom\nnote: run with";
+        assert_eq!(
+            gist(panic),
+            "thread 'main' panicked at src/main.rs:3:5: boom"
+        );
+    }
+
+    #[test]
+    fn only_navigations_get_the_script_not_fragments_fetched_by_scripts() {
+        let request = |headers: &[(&str, &str)]| {
+            let mut request = Request::new(());
+            for (name, value) in headers {
+                request.headers_mut().insert(
+                    http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            request
+        };
+        assert!(is_navigation(&request(&[])));
+        assert!(is_navigation(&request(&[("sec-fetch-dest", "document")])));
+        assert!(!is_navigation(&request(&[("sec-fetch-dest", "empty")])));
+        assert!(!is_navigation(&request(&[("hx-request", "true")])));
     }
 
     #[tokio::test]

@@ -130,7 +130,7 @@ impl Builder {
         let mut work = Work::Build;
         let mut since = Instant::now();
         loop {
-            self.rebuild(&work, since).await;
+            let built = self.rebuild(&work, since).await;
             let Some(first) = saved.recv().await else {
                 return;
             };
@@ -140,7 +140,9 @@ impl Builder {
             };
             self.watch_new_folders(&changed);
             let manifest = self.project.dir.join(build::PROJECT_MANIFEST);
-            work = if changed.iter().all(|path| *path == manifest) {
+            // New settings apply to the last build only if it succeeded: else they would put the
+            // previous output live and hide the compiler's error.
+            work = if built && changed.iter().all(|path| *path == manifest) {
                 Work::Settings
             } else {
                 Work::Build
@@ -161,9 +163,17 @@ impl Builder {
     }
 
     /// Builds (unless only settings changed) and swaps the result in; `since` is the first
-    /// save it answers.
-    async fn rebuild(&self, work: &Work, since: Instant) {
+    /// save it answers. Whether the build succeeded.
+    async fn rebuild(&self, work: &Work, since: Instant) -> bool {
         let output = self.project.default_output(&self.name);
+        if !self.project.still_there() {
+            let reason = format!(
+                "{} is gone: serving the last good version",
+                self.project.dir.display()
+            );
+            self.deployer.build_failed(&self.name, reason).await;
+            return false;
+        }
         if *work == Work::Build {
             let language = self.project.language.as_str();
             tracing::info!(app = %self.name, "building ({language})…");
@@ -174,11 +184,15 @@ impl Builder {
                     bytes = built.bytes,
                     "built"
                 ),
-                Err(error) => return self.failed(error).await,
+                Err(error) => {
+                    self.failed(error).await;
+                    return false;
+                }
             }
         }
         if let Err(error) = self.place_manifest(&output) {
-            return self.failed(BuildError::Toolchain(error)).await;
+            self.failed(BuildError::Toolchain(error)).await;
+            return false;
         }
         let built_at = Instant::now();
         let outcome = self.deployer.reload_file(&self.name, &output).await;
@@ -193,6 +207,7 @@ impl Builder {
         } else if outcome == Reload::Unchanged {
             tracing::info!(app = %self.name, "built the version already serving");
         }
+        outcome != Reload::Failed
     }
 
     /// Records a failed build (the previous version keeps serving).

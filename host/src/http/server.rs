@@ -346,9 +346,14 @@ impl Server {
                     target = self.target(&snapshot, name, custom).await;
                 }
                 let method = request.method().clone();
+                let navigation = crate::dev::live::is_navigation(&request);
+                let wants_page = crate::dev::live::wants_page(&request);
                 let (mut response, app) = match target {
                     Ok(target) => self.serve_counted(target, request, rest, peer).await,
-                    Err(_) if self.projects.contains(name) => {
+                    Err(_)
+                        if self.projects.contains(name)
+                            && self.deployer.registry().get(name).is_none() =>
+                    {
                         (crate::dev::live::waiting_page(&self.deployer, name), None)
                     }
                     Err(refusal) => {
@@ -359,9 +364,16 @@ impl Server {
                 if self.config.dev {
                     // A launched instance shows its app's build error too.
                     let app_name = app.as_deref().unwrap_or(name);
-                    crate::dev::live::explain_failure(app_name, &mut response);
+                    crate::dev::live::explain_failure(app_name, wants_page, &mut response);
                     self.show_build_error(app_name, &mut response);
-                    crate::dev::live::inject(&self.deployer, app_name, &method, &mut response);
+                    let deployer = &self.deployer;
+                    crate::dev::live::inject(
+                        deployer,
+                        app_name,
+                        &method,
+                        navigation,
+                        &mut response,
+                    );
                 }
                 return (response, app);
             }
@@ -711,6 +723,11 @@ fn start_projects(
             is_valid_app_name(&name),
             "{} cannot be mounted as `{name}`: app names are lowercase letters, digits and \
              inner hyphens (rename the folder)",
+            project.dir.display()
+        );
+        anyhow::ensure!(
+            !projects.iter().any(|(taken, _)| *taken == name),
+            "two projects would be mounted as `{name}`: {} and another folder of that name",
             project.dir.display()
         );
         projects.push((name, project));

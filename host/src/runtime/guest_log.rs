@@ -49,6 +49,9 @@ pub(crate) type RecentLines = Arc<std::sync::Mutex<std::collections::VecDeque<Ar
 
 /// How many lines [`RecentLines`] keeps: a panic message and its notes fit.
 const RECENT_LINES: usize = 40;
+/// How much of each line [`RecentLines`] keeps, in bytes: with [`RECENT_LINES`], at most
+/// 20 KiB per instance outside its memory budget.
+const RECENT_LINE_BYTES: usize = 512;
 
 /// One line a guest wrote, for whoever follows its app's output.
 #[derive(Debug, Clone)]
@@ -153,7 +156,11 @@ impl LineWriter {
             if recent.len() == RECENT_LINES {
                 recent.pop_front();
             }
-            recent.push_back(line.as_ref().into());
+            let mut end = line.len().min(RECENT_LINE_BYTES);
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            recent.push_back(line[..end].into());
         }
         if self.log.tail.receiver_count() > 0 {
             let _ = self.log.tail.send(GuestLine {

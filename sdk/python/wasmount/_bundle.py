@@ -23,13 +23,21 @@ def _read_tree(folder: str) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     if not os.path.isdir(folder):
         return files
-    for parent, _, names in os.walk(folder):
+    for parent, folders, names in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith(".")]
         for name in names:
+            if _is_editor_file(name):
+                continue
             path = os.path.join(parent, name)
             relative = os.path.relpath(path, folder).replace(os.sep, "/")
             with open(path, "rb") as file:
                 files[relative] = file.read()
     return files
+
+
+def _is_editor_file(name: str) -> bool:
+    """Hidden files and editors' backups and swap files: never served nor compiled."""
+    return name.startswith(".") or name.endswith(("~", ".swp", ".swo", ".tmp"))
 
 
 def bundle_files(app: Any) -> Any:
@@ -44,9 +52,12 @@ def bundle_files(app: Any) -> Any:
     import jinja2.debug  # noqa: F401
 
     template_folder = os.path.join(root, app.template_folder or "templates")
-    templates = {
-        name: data.decode("utf-8") for name, data in _read_tree(template_folder).items()
-    }
+    templates = {}
+    for name, data in _read_tree(template_folder).items():
+        try:
+            templates[name] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue  # not a template (an image beside them): Jinja could not load it either
     if templates:
         app.jinja_loader = jinja2.DictLoader(templates)
         # Compiled now: compiling needs the Python compiler's helpers at hand, and saves the
