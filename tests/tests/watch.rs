@@ -200,6 +200,15 @@ async fn a_build_output_outside_the_folder_is_followed_and_dev_mode_shows_build_
         "{}",
         upload.text()
     );
+    let delete = server
+        .admin(http::Method::DELETE, "/_wasmount/apps/viz", "")
+        .await;
+    assert_eq!(delete.status, StatusCode::CONFLICT, "{}", delete.text());
+    assert!(
+        serves(&server, "/viz/", "Hello from wasmount!")
+            .await
+            .is_some()
+    );
 
     // A compiler writes its output in place.
     std::fs::copy(guests::VIZ, &output).unwrap();

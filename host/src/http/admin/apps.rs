@@ -261,6 +261,16 @@ fn deploy_refusal(name: &str, refusal: DeployError) -> ApiError {
 
 /// Deletes the app and its launched instances, and says how many instances went with it.
 async fn remove(server: &Server, name: &str) -> ApiResult {
+    if let Some(file) = server.deployer.external_file(name) {
+        // Its file is not the store's to delete, and it would come back on the next save.
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format_args!(
+                "`{name}` is mounted from {}: stop mounting it there instead",
+                file.display()
+            ),
+        ));
+    }
     let (deployer, launches, owned_name) = (
         server.deployer.clone(),
         server.launches.clone(),
