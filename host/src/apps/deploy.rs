@@ -195,17 +195,11 @@ impl Deployer {
         }
     }
 
-    /// Mounts apps whose files live outside the store (a build's output, in dev mode):
-    /// routable at once, compiled (or taken from the cache) in the background.
+    /// Mounts apps from files the store does not manage (a build's output in dev mode, a
+    /// cluster node's mirror of the shared store): routable at once, compiled (or taken from
+    /// the cache) in the background.
     pub(crate) fn mount_external(self: &Arc<Self>, apps: &[(String, PathBuf)]) {
-        if !apps.is_empty() {
-            tracing::info!(
-                compiling = apps.len(),
-                "mounting apps from files outside the store"
-            );
-        }
         for (name, path) in apps {
-            self.note_external(name, path);
             let _ = self.names.take(name, Holder::App);
             self.compile_in_background(AppFile {
                 name: name.clone(),

@@ -654,6 +654,14 @@ async fn open_folder(
     )?);
     let deployer = Deployer::new(context, store, names.clone(), config.max_upload);
     deployer.mount_stored().await?;
+    if !config.external_apps.is_empty() {
+        let compiling = config.external_apps.len();
+        tracing::info!(compiling, "mounting apps from files outside the store");
+    }
+    for (name, path) in &config.external_apps {
+        // Uploads and deletes under these names would fight the files (409).
+        deployer.note_external(name, path);
+    }
     deployer.mount_external(&config.external_apps);
     let launches = Arc::new(Instances::open(&config.apps_dir, names, limits)?);
     Ok((deployer, launches, None))
