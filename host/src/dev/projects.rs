@@ -1,8 +1,9 @@
 //! `wasmount dev DIR`: each project is built at start and on every settled save of its
 //! sources (one build at a time per app; saves during a build make one more), its manifest
-//! (`wasmount.toml`) applied without a rebuild, and the result swapped in through the
-//! deployer's one reload path. A failed build keeps the last good version serving and
-//! records the compiler's output, which responses and the live-reload overlay show.
+//! (`wasmount.toml`) applied without a rebuild after a good build, and the result swapped in
+//! through the deployer's one reload path. A failed build keeps the last good version
+//! serving and records the compiler's output, which responses and the live-reload overlay
+//! show.
 
 use crate::apps::deploy::{Deployer, Reload};
 use crate::apps::watch::is_change;
