@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 pub use toolchains::{Toolchains, write_wit};
 
-/// The language of a project, from the file that marks it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The language of a project, from the file that marks it (and `wasmount new --lang`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Language {
     /// `Cargo.toml`: cargo for `wasm32-wasip2`.
     Rust,

@@ -6,7 +6,6 @@
 
 use super::{BuildError, Project, Toolchains, run_captured};
 use anyhow::Context as _;
-use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
 use tokio::process::Command;
 
@@ -172,7 +171,7 @@ fn is_requirement(line: &str) -> bool {
 /// Installs `wanted` (requirement lines) for the guest, once per distinct set: the folder to
 /// put on the path.
 async fn install(tools: &Toolchains, wanted: &str) -> Result<PathBuf, BuildError> {
-    let key = hex(&Sha256::digest(wanted.as_bytes()))[..16].to_owned();
+    let key = crate::client::sha256_hex(wanted.as_bytes())[..16].to_owned();
     let folder = tools.dir().join("python-deps").join(&key);
     if folder.join(".complete").is_file() {
         return Ok(folder);
@@ -317,10 +316,6 @@ fn native_files(folder: &Path) -> Vec<PathBuf> {
         }
     }
     found
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -203,14 +203,8 @@ pub(super) fn write_if_changed(path: &Path, text: &str) -> anyhow::Result<()> {
     }
     let parent = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let mut partial = tempfile::NamedTempFile::new_in(parent)
-        .with_context(|| format!("writing into {}", parent.display()))?;
-    std::io::Write::write_all(&mut partial, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    partial
-        .persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    crate::apps::store::write_atomically(parent, path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// `PROGRAM --version`'s last word, if it runs.

@@ -48,7 +48,7 @@ pub(crate) struct NewArgs {
 
     /// The language of the project.
     #[arg(long, value_enum, default_value = "rust")]
-    lang: super::templates::Lang,
+    lang: crate::build::Language,
 
     /// The wasmount-sdk dependency of a Rust project, as a TOML value (default: the SDK
     /// sources this binary was built from, when they exist, else crates.io's).

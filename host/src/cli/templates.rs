@@ -3,29 +3,9 @@
 //! `{{sdk}}` are filled in when a project is written.
 
 use crate::apps::names::is_valid_app_name;
+use crate::build::Language;
 use anyhow::Context as _;
 use std::path::Path;
-
-/// The language of a new project.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Lang {
-    /// Rust on wasmount-sdk, built with cargo.
-    Rust,
-    /// Python, built with componentize-py.
-    Python,
-    /// JavaScript, built with componentize-js.
-    Js,
-}
-
-impl Lang {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Rust => "rust",
-            Self::Python => "python",
-            Self::Js => "js",
-        }
-    }
-}
 
 macro_rules! template {
     ($lang:literal: $($path:literal),+ $(,)?) => {
@@ -53,7 +33,7 @@ const JS: &[(&str, &str)] = template!("js":
 pub(crate) fn write(
     folder: &Path,
     name: &str,
-    lang: Lang,
+    lang: Language,
     sdk: Option<&str>,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -73,9 +53,9 @@ pub(crate) fn write(
         folder.display()
     );
     let files = match lang {
-        Lang::Rust => RUST,
-        Lang::Python => PYTHON,
-        Lang::Js => JS,
+        Language::Rust => RUST,
+        Language::Python => PYTHON,
+        Language::Js => JS,
     };
     let sdk = sdk.map_or_else(default_sdk, str::to_owned);
     for (path, text) in files {
@@ -90,7 +70,7 @@ pub(crate) fn write(
         }
         std::fs::write(&path, filled).with_context(|| format!("writing {}", path.display()))?;
     }
-    if lang != Lang::Rust {
+    if lang != Language::Rust {
         crate::build::write_wit(&folder.join("wit"))?;
     }
     Ok(())
@@ -116,24 +96,30 @@ mod tests {
     fn a_project_is_written_with_its_name_filled_in() {
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("my-app");
-        write(&folder, "my-app", Lang::Rust, Some("{ path = \"/sdk\" }")).unwrap();
+        write(
+            &folder,
+            "my-app",
+            Language::Rust,
+            Some("{ path = \"/sdk\" }"),
+        )
+        .unwrap();
         let manifest = std::fs::read_to_string(folder.join("Cargo.toml")).unwrap();
         assert!(manifest.contains("name = \"my-app\""), "{manifest}");
         assert!(manifest.contains("{ path = \"/sdk\" }"), "{manifest}");
         for (path, _) in RUST.iter().chain(PYTHON).chain(JS) {
             assert!(!path.contains("{{"), "{path}");
         }
-        write(&dir.path().join("py"), "py", Lang::Python, None).unwrap();
+        write(&dir.path().join("py"), "py", Language::Python, None).unwrap();
         assert!(dir.path().join("py/wit/deps/http.wit").is_file());
     }
 
     #[test]
     fn a_bad_name_or_an_occupied_folder_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let error = write(&dir.path().join("My App"), "My App", Lang::Js, None).unwrap_err();
+        let error = write(&dir.path().join("My App"), "My App", Language::Js, None).unwrap_err();
         assert!(error.to_string().contains("not an app name"), "{error}");
         std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
-        let error = write(dir.path(), "x", Lang::Js, None).unwrap_err();
+        let error = write(dir.path(), "x", Language::Js, None).unwrap_err();
         assert!(error.to_string().contains("not empty"), "{error}");
         assert_eq!(
             std::fs::read_to_string(dir.path().join("keep.txt")).unwrap(),

@@ -345,9 +345,15 @@ impl Server {
                     let snapshot = self.deployer.registry().snapshot();
                     target = self.target(&snapshot, name, custom).await;
                 }
-                let method = request.method().clone();
-                let navigation = crate::dev::live::is_navigation(&request);
-                let wants_page = crate::dev::live::wants_page(&request);
+                // What dev mode needs of the request once it is answered (nothing otherwise).
+                let asked = self.config.dev.then(|| {
+                    let live = crate::dev::live::is_navigation(&request);
+                    (
+                        request.method().clone(),
+                        live,
+                        crate::dev::live::wants_page(&request),
+                    )
+                });
                 let (mut response, app) = match target {
                     Ok(target) => self.serve_counted(target, request, rest, peer).await,
                     Err(_)
@@ -361,7 +367,7 @@ impl Server {
                         (refusal, None)
                     }
                 };
-                if self.config.dev {
+                if let Some((method, navigation, wants_page)) = asked {
                     // A launched instance shows its app's build error too.
                     let app_name = app.as_deref().unwrap_or(name);
                     crate::dev::live::explain_failure(app_name, wants_page, &mut response);

@@ -159,16 +159,12 @@ impl Run<'_> {
         let witness = Witness {
             memory_refused: memory_refused.clone(),
             stderr: instance.store.data().recent_stderr(),
-            request: format!("{} {}", request.method(), request.uri().path()),
+            method: request.method().clone(),
+            uri: request.uri().clone(),
             instance: self.binding.map(|binding| binding.key.clone()),
-            request_id: request
-                .headers()
-                .get(X_REQUEST_ID)
-                .and_then(|id| id.to_str().ok())
-                .unwrap_or("-")
-                .to_owned(),
+            request_id: request.headers().get(X_REQUEST_ID).cloned(),
         };
-        instance.store.data().serve_request(&witness.request_id);
+        instance.store.data().serve_request(witness.request_id());
         memory_refused.store(false, std::sync::atomic::Ordering::Relaxed);
         let (mut guest, mut receiver) = match self.start(instance, request, deadline) {
             Ok(started) => started,
@@ -403,15 +399,28 @@ struct Witness {
     memory_refused: Arc<std::sync::atomic::AtomicBool>,
     /// What the guest last wrote to stderr for it.
     stderr: RecentLines,
-    /// `METHOD /path` as the guest saw it.
-    request: String,
+    /// The request's method and target as the guest saw them (shared, not copied: only a
+    /// failure formats them).
+    method: http::Method,
+    uri: http::Uri,
     /// The request's id, which the guest's log lines for it carry.
-    request_id: String,
+    request_id: Option<http::HeaderValue>,
     /// The launched instance it is for, if any.
     instance: Option<Arc<str>>,
 }
 
 impl Witness {
+    /// `METHOD /path`.
+    fn request(&self) -> String {
+        format!("{} {}", self.method, self.uri.path())
+    }
+
+    /// The request's id, `-` without one.
+    fn request_id(&self) -> &str {
+        let id = self.request_id.as_ref().and_then(|id| id.to_str().ok());
+        id.unwrap_or("-")
+    }
+
     /// What the guest said about its own failure: a Rust panic's message (and notes), or a
     /// Python traceback, from its stderr; else its last few lines there.
     fn last_words(&self) -> Option<String> {
@@ -441,10 +450,10 @@ fn explain_exception(guest: &Guest, witness: &Witness, response: &mut Response<B
     }
     let details = format!(
         "{} answered {}:\n{said}",
-        witness.request,
+        witness.request(),
         response.status()
     );
-    let (request_id, instance) = (&witness.request_id, witness.instance.as_deref());
+    let (request_id, instance) = (witness.request_id(), witness.instance.as_deref());
     let name = &guest.spec().name;
     tracing::warn!(app = %name, instance, request_id, "app failed: {details}");
     response
@@ -487,9 +496,9 @@ fn failure_response(guest: &Guest, outcome: GuestOutcome, witness: &Witness) -> 
                 .last_words()
                 .map(|said| format!("{said}\n\n"))
                 .unwrap_or_default();
-            let request = &witness.request;
+            let request = witness.request();
             let details = format!("{request} failed:\n{said}{error:?}");
-            let (request_id, instance) = (&witness.request_id, witness.instance.as_deref());
+            let (request_id, instance) = (witness.request_id(), witness.instance.as_deref());
             tracing::warn!(app = %name, instance, request_id, "app failed: {details}");
             let mut response = respond::text(
                 StatusCode::INTERNAL_SERVER_ERROR,
