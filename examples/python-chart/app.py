@@ -44,7 +44,7 @@ def chart(request):
     try:
         if len(request.body) > MAX_BODY:
             raise ValueError("the table is larger than 1 MiB")
-        source = request.form().get("data", "")
+        source = request.form.get("data", "")
         return html(chart_page(parse(source)))
     except ValueError as problem:
         return html(page("Cannot chart this table",

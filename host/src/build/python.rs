@@ -23,16 +23,40 @@ const SDK_FILES: &[(&str, &str)] = &[
         include_str!("../../../sdk/python/wasmount/__init__.py"),
     ),
     (
+        "_app.py",
+        include_str!("../../../sdk/python/wasmount/_app.py"),
+    ),
+    (
         "_bundle.py",
         include_str!("../../../sdk/python/wasmount/_bundle.py"),
     ),
     (
-        "_core.py",
-        include_str!("../../../sdk/python/wasmount/_core.py"),
+        "_datastructures.py",
+        include_str!("../../../sdk/python/wasmount/_datastructures.py"),
+    ),
+    (
+        "_errors.py",
+        include_str!("../../../sdk/python/wasmount/_errors.py"),
     ),
     (
         "_guest.py",
         include_str!("../../../sdk/python/wasmount/_guest.py"),
+    ),
+    (
+        "_http.py",
+        include_str!("../../../sdk/python/wasmount/_http.py"),
+    ),
+    (
+        "_request.py",
+        include_str!("../../../sdk/python/wasmount/_request.py"),
+    ),
+    (
+        "_responses.py",
+        include_str!("../../../sdk/python/wasmount/_responses.py"),
+    ),
+    (
+        "_routing.py",
+        include_str!("../../../sdk/python/wasmount/_routing.py"),
     ),
     (
         "_serve.py",

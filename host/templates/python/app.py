@@ -56,7 +56,7 @@ def hello(request):
 
 @app.post("/greet")
 def greet(request):
-    name = request.form().get("name", "").strip() or "stranger"
+    name = request.form.get("name", "").strip() or "stranger"
     return html(page("Hello", f'<p>Hello, {escape(name)}!</p><p><a href="./">Back</a></p>'))
 
 

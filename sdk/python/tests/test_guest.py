@@ -105,7 +105,7 @@ class GuestHandlerTest(unittest.TestCase):
     def test_redirect_gets_the_prefix(self):
         out = serve(self.make_app().handler(), incoming("GET", "/go"))
         response, headers, _ = self.response(out)
-        self.assertEqual((response.status, headers["location"]), (303, b"/myapp/there"))
+        self.assertEqual((response.status, headers["location"]), (302, b"/myapp/there"))
 
     def test_head_writes_no_body_and_no_length(self):
         out = serve(self.make_app().handler(), incoming("HEAD", "/"))

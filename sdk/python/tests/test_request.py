@@ -1,9 +1,12 @@
-"""Request helpers: query, args, form, JSON, headers, prefix, url_for, body streaming."""
+"""Request helpers: query, args, form, JSON (properties, parsed once), headers, prefix,
+body streaming."""
 
+import copy
 import io
+import json as std_json
 import unittest
 
-from wasmount import App, FormData, HTTPError, Request, json
+from wasmount import App, FormData, HTTPError, MultiDict, Request, json
 from wasmount.testing import Client
 
 
@@ -18,22 +21,26 @@ def echo_app() -> App:
             "query": request.query,
             "args": request.args,
             "prefix": request.prefix,
-            "link": request.url_for("/items", page=2),
+            "link": request.url_for("items", page=2),
             "host": request.host,
             "scheme": request.scheme,
             "remote": request.remote_addr,
             "agent": request.headers.get("User-Agent"),
         })
 
+    @app.get("/items")
+    def items(request):
+        return json([])
+
     @app.post("/form")
     def form(request):
-        fields = request.form()
+        fields = request.form
         return json({"name": fields["name"], "tags": fields.getlist("tag"),
                      "empty": fields.get("empty"), "missing": fields.get("missing")})
 
     @app.post("/json")
     def body_json(request):
-        return json({"got": request.json()})
+        return json({"got": request.json})
 
     @app.post("/text")
     def body_text(request):
@@ -112,16 +119,57 @@ class RequestTest(unittest.TestCase):
     def test_without_prefix(self):
         request = Request("GET", "/a%20b?x=1")
         self.assertEqual(request.prefix, "")
-        self.assertEqual(request.url_for("c"), "/c")
         self.assertEqual(request.path, "/a b")
         self.assertEqual(request.raw_path, "/a%20b")
         self.assertFalse(request.wants_json)
+
+    def test_args_form_and_json_are_properties_parsed_once(self):
+        request = Request("POST", "/?tag=a&tag=b", {"content-type": "application/json"},
+                          b'{"n": 1}')
+        self.assertIsInstance(request.args, MultiDict)
+        self.assertIs(request.args, request.args)
+        self.assertEqual(request.args.getlist("tag"), ["a", "b"])
+        self.assertEqual(request.json, {"n": 1})
+        self.assertIs(request.json, request.json)
+        form = Request("POST", "/", {"content-type": "application/x-www-form-urlencoded"},
+                       b"name=Ada&tag=x&tag=y")
+        self.assertIsInstance(form.form, FormData)
+        self.assertIs(form.form, form.form)
+        self.assertEqual((form.form["name"], form.form.getlist("tag")), ("Ada", ["x", "y"]))
+
+    def test_a_refused_body_raises_on_every_use(self):
+        request = Request("POST", "/", {"content-type": "text/plain"}, b"{}")
+        for _ in range(2):
+            with self.assertRaises(HTTPError) as raised:
+                request.json
+            self.assertEqual(raised.exception.status, 415)
+        multipart = Request("POST", "/", {"content-type": "multipart/form-data; boundary=x"})
+        for _ in range(2):
+            with self.assertRaises(HTTPError):
+                multipart.form
+
+    def test_args_are_a_read_only_dict_of_first_values(self):
+        args = Request("GET", "/?a=1&a=2&b=").args
+        self.assertEqual(args, {"a": "1", "b": ""})
+        self.assertEqual(args.get("a"), "1")
+        self.assertEqual(args.getlist("missing"), [])
+        self.assertEqual(Request("GET", "/?a=1&a=2").query, {"a": ["1", "2"]})
+        with self.assertRaises(TypeError):
+            args["a"] = "3"
+        with self.assertRaises(TypeError):
+            args.update(a="3")
+        copy = dict(args)
+        copy["a"] = "3"
+        self.assertEqual(args["a"], "1")
 
     def test_form_data_mapping(self):
         form = FormData.parse("a=1&a=2&b=x+y")
         self.assertEqual(dict(form), {"a": "1", "b": "x y"})
         self.assertEqual(form.getlist("a"), ["1", "2"])
         self.assertEqual(form.lists(), {"a": ["1", "2"], "b": ["x y"]})
+        self.assertEqual(std_json.dumps(form), '{"a": "1", "b": "x y"}')
+        self.assertEqual(copy.copy(form).getlist("a"), ["1", "2"])
+        self.assertEqual(repr(form), "MultiDict({'a': ['1', '2'], 'b': ['x y']})")
 
     def test_http_error_str(self):
         self.assertEqual(str(HTTPError(418, "teapot")), "418: teapot")

@@ -1,4 +1,5 @@
-"""Responses: the helpers' content types, redirects relative to the mount prefix."""
+"""Responses: the helpers' content types, redirects (302 by default) relative to the mount
+prefix."""
 
 import unittest
 
@@ -45,7 +46,7 @@ class RedirectTest(unittest.TestCase):
 
         @app.get("/full")
         def full(request):
-            return redirect("https://example.org/x", status=302)
+            return redirect("https://example.org/x", code=301)
 
         @app.get("/net")
         def network_path(request):
@@ -55,15 +56,21 @@ class RedirectTest(unittest.TestCase):
 
     def test_a_location_from_the_root_of_the_app_gets_the_prefix(self):
         response = Client(self.app, prefix="/viz/heat").get("/abs")
-        self.assertEqual(response.status, 303)
+        self.assertEqual(response.status, 302)
         self.assertEqual(response.location, "/viz/heat/items/1")
         self.assertEqual(Client(self.app, prefix="").get("/abs").location, "/items/1")
+
+    def test_302_unless_the_code_says_otherwise(self):
+        self.assertEqual(redirect("/x").status, 302)
+        self.assertEqual(redirect("/x").header("location"), "/x")
+        self.assertEqual(redirect("/x", 303).status, 303)
+        self.assertEqual(redirect("/x", code=308).status, 308)
 
     def test_other_locations_are_left_alone(self):
         client = Client(self.app, prefix="/viz")
         self.assertEqual(client.get("/rel").location, "items/1")
         full = client.get("/full")
-        self.assertEqual((full.status, full.location), (302, "https://example.org/x"))
+        self.assertEqual((full.status, full.location), (301, "https://example.org/x"))
         self.assertEqual(client.get("/net").location, "//example.org/x")
 
 

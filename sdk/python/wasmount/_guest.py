@@ -20,7 +20,7 @@ from typing import Any
 
 from . import _serve
 from ._wsgi import BodyReader
-from ._core import report_exception
+from ._errors import report_exception
 
 try:
     from componentize_py_types import Err, Ok

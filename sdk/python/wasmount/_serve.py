@@ -1,22 +1,40 @@
 """Serving one request with an :class:`~wasmount.App` or a WSGI application, free of any
 WebAssembly binding: what the component's glue (:mod:`wasmount._guest`) and the native test
 client (:mod:`wasmount.testing`) share.
+
+It does not import the ``App`` (whose ``handler()`` needs :mod:`wasmount._guest`, which needs
+this module): it serves any :class:`Application`, which ``App`` is.
 """
 
 from __future__ import annotations
 
+import abc
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from . import _wsgi
-from ._core import App, HTTPError, Request, report_exception, wants_json, Headers, header_text
+from ._datastructures import Headers
+from ._errors import HTTPError, report_exception
+from ._http import header_text, wants_json
+from ._request import Request
+from ._responses import Response
 
-__all__ = ["Outcome", "serve", "check_target", "headers_to_send"]
+__all__ = ["Application", "Outcome", "serve", "check_target", "headers_to_send"]
 
 #: Headers a component may not send (wasmtime refuses them; hop-by-hop, or the host's job).
 FORBIDDEN_RESPONSE_HEADERS = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
     "proxy-connection", "transfer-encoding", "upgrade", "host", "http2-settings", "te", "trailer",
 })
+
+
+class Application(abc.ABC):
+    """What :func:`serve` answers directly, without WSGI: an application that turns a
+    :class:`Request` into a :class:`Response`. :class:`wasmount.App` is one; any other target
+    is served as a WSGI application."""
+
+    @abc.abstractmethod
+    def handle(self, request: Request) -> Response:
+        """The response to ``request``; never raises (a failure is a 500)."""
 
 
 class Outcome:
@@ -34,8 +52,9 @@ class Outcome:
 
 
 def check_target(target: Any) -> Any:
-    """``target`` if it is an :class:`App` or a WSGI application; ``TypeError`` otherwise."""
-    if isinstance(target, App) or callable(target):
+    """``target`` if it is an :class:`Application` (a :class:`wasmount.App`) or a WSGI
+    application; ``TypeError`` otherwise."""
+    if isinstance(target, Application) or callable(target):
         return target
     raise TypeError("expected a wasmount.App or a WSGI application (a callable taking environ "
                     f"and start_response, such as a Flask app), got {type(target).__name__}")
@@ -44,13 +63,13 @@ def check_target(target: Any) -> Any:
 def serve(target: Any, method: str, uri: str, headers: Iterable[tuple[str, bytes | str]],
           body: BinaryIO, *, authority: str | None = None,
           url_scheme: str | None = None) -> Outcome:
-    """Serves one request with ``target``: an :class:`App`, or else a WSGI application.
+    """Serves one request with ``target``: an :class:`Application`, or else a WSGI application.
 
     ``uri`` is the path with its query, as the app sees it; ``body`` a readable binary stream.
     Never raises for the application's failures: they are a 500 with the traceback on stderr.
     """
     header_list = list(headers)
-    if isinstance(target, App):
+    if isinstance(target, Application):
         request = Request(method, uri, header_list, body)
         response = target.handle(request)
         response_headers = list(response.headers)

@@ -26,7 +26,8 @@ import sys
 import urllib.parse
 from typing import Any, Iterable, Mapping
 
-from ._core import Headers, decode_text, header_text
+from ._datastructures import Headers
+from ._http import decode_text, header_text
 
 try:
     from componentize_py_types import Err

@@ -26,7 +26,8 @@ import urllib.parse
 from typing import Any, Iterable, Mapping
 
 from . import _serve
-from ._core import Headers, decode_text
+from ._datastructures import Headers
+from ._http import decode_text
 
 __all__ = ["Client", "TestResponse"]
 
