@@ -3,7 +3,7 @@
 //! state; after that every notification, every reconnect, a timer, and a request for a name
 //! this node does not know start a catch-up that reads what changed since the last version
 //! it applied. A catch-up mirrors changed components (fetching only content the node lacks)
-//! and applies launched instances; new versions then go live through the deployer as folder
+//! and applies launches; new versions then go live through the deployer as folder
 //! changes do.
 
 use crate::apps::deploy::Deployer;
@@ -11,8 +11,8 @@ use crate::apps::postgres::mirror::{SharedStore, is_unavailable};
 use crate::apps::postgres::{AppRow, CHANNEL, Changes, Database, StoreError};
 use crate::apps::registry::Entry;
 use crate::apps::store::AppStore as _;
-use crate::launches::Instances;
-use crate::launches::store::instance_of;
+use crate::launches::Launches;
+use crate::launches::store::launch_of;
 use futures::StreamExt as _;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -68,7 +68,7 @@ pub(crate) struct Follower {
     db: Arc<Database>,
     apps: Arc<SharedStore>,
     deployer: Arc<Deployer>,
-    launches: Arc<Instances>,
+    launches: Arc<Launches>,
     state: Mutex<SyncState>,
     /// Wakes the catch-up task.
     nudge: Arc<Notify>,
@@ -88,7 +88,7 @@ impl Follower {
         db: Arc<Database>,
         apps: Arc<SharedStore>,
         deployer: Arc<Deployer>,
-        launches: Arc<Instances>,
+        launches: Arc<Launches>,
         resync_every: Duration,
     ) -> anyhow::Result<Arc<Self>> {
         let (reloads, queued) = mpsc::unbounded_channel();
@@ -349,7 +349,7 @@ impl Follower {
     /// forgetting those not in it).
     fn apply_instances(&self, changes: &Changes) {
         for (name, row) in &changes.instances {
-            match row.clone().map(instance_of) {
+            match row.clone().map(launch_of) {
                 Some(Ok(instance)) => self.launches.apply_stored(instance),
                 Some(Err(error)) => tracing::warn!("instance `{name}` in the store: {error:#}"),
                 None => self.launches.forget(name),

@@ -45,13 +45,13 @@ pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 /// Quiet time after the last change of a watched file before it is loaded: long enough for a
 /// burst of writes or an editor's temp-file-and-rename to settle, short enough to feel instant.
 pub const DEFAULT_WATCH_DEBOUNCE: Duration = Duration::from_millis(50);
-/// How long a launched instance may go unused before it is removed.
+/// How long a launch may go unused before it is removed.
 pub const DEFAULT_LAUNCH_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
-/// The largest input a launched instance may hold.
+/// The largest input a launch may hold.
 pub const DEFAULT_MAX_LAUNCH_INPUT_BYTES: u64 = 1 << 20;
-/// How much input all launched instances may hold together (inputs are kept in memory).
+/// How much input all launches may hold together (inputs are kept in memory).
 pub const DEFAULT_MAX_LAUNCH_INPUT_TOTAL_BYTES: u64 = 256 << 20;
-/// How many launched instances may exist at once.
+/// How many launches may exist at once.
 pub const DEFAULT_MAX_LAUNCHES: usize = 100_000;
 /// How long an idle reusable instance is kept, unless the app's manifest says otherwise.
 pub const DEFAULT_REUSE_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -123,13 +123,13 @@ pub struct Config {
     /// Apps whose component lives outside the apps folder: (name, file), reloaded when
     /// watching.
     pub external_apps: Vec<(String, PathBuf)>,
-    /// How long a launched instance may go unused before it is removed; `None`: never.
+    /// How long a launch may go unused before it is removed; `None`: never.
     pub instance_idle_timeout: Option<Duration>,
-    /// The largest input a launched instance may hold, in bytes (413 beyond).
+    /// The largest input a launch may hold, in bytes (413 beyond).
     pub max_instance_input: u64,
-    /// How many launched instances may exist at once (429 beyond).
+    /// How many launches may exist at once (429 beyond).
     pub max_launched_instances: usize,
-    /// How much input all launched instances may hold together, in bytes (429 beyond).
+    /// How much input all launches may hold together, in bytes (429 beyond).
     pub max_launch_input_total: u64,
     /// Addresses of the proxies whose forwarding headers (`x-forwarded-*`, `forwarded`,
     /// `x-real-ip`) are believed; from anyone else they are removed.

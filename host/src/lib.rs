@@ -26,6 +26,8 @@ mod headers;
 mod http;
 mod launches;
 mod metrics;
+mod node;
+mod refusal;
 mod respond;
 mod runtime;
 
@@ -34,9 +36,10 @@ pub mod engine {
     pub use crate::runtime::engine::WasmEngine;
 }
 
-/// Running a server: on a listener of its own ([`run`]), or embedded in another web server
-/// ([`Server::handle`]).
+/// Running a server: on a listener of its own ([`server::run`]), or embedded in another web
+/// server as a `tower::Service` ([`server::Server::into_service`]).
 pub mod server {
-    pub use crate::http::server::{Listeners, Server, run, run_with_engine};
-    pub use crate::respond::Body;
+    pub use crate::http::server::Server;
+    pub use crate::http::service::{ClientAddr, ResponseBody, ResponseBodyError, ServerService};
+    pub use crate::node::{Listeners, run, run_with_engine};
 }

@@ -1,7 +1,7 @@
 //! What operators scrape: one server's Prometheus metrics (OpenMetrics text), counted where
 //! things happen (requests, guest failures, compiles, uploads) and read at scrape time for
 //! what is a state (apps, launches, the pool, the process). Labels are bounded: an app's
-//! name, never a launched instance's; requests that match no app count under
+//! name, never a launch's; requests that match no app count under
 //! [`UNMATCHED`]. A leaf: it imports nothing from the rest of the crate.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -96,7 +96,7 @@ pub(crate) struct Snapshot {
     pub apps_loading: i64,
     /// Names whose last load failed.
     pub apps_failed: i64,
-    /// Launched instances.
+    /// Launches.
     pub launched_instances: i64,
     /// The pooling allocator: instances, memories, unused warm slots, bytes kept resident.
     pub pool: PoolFigures,
@@ -206,11 +206,7 @@ impl Metrics {
             "Mounted names, by state",
             self.apps.clone(),
         );
-        r.register(
-            "wasmount_launched_instances",
-            "Launched instances",
-            self.launched.clone(),
-        );
+        r.register("wasmount_launches", "Launches", self.launched.clone());
         r.register(
             "wasmount_pool",
             "The pooling allocator: what it holds now",

@@ -54,15 +54,3 @@ pub(crate) fn permanent_redirect(location: &str) -> Response<Body> {
     }
     response
 }
-
-/// `503 Service Unavailable` with `retry-after` in seconds.
-pub(crate) fn unavailable(
-    message: impl std::fmt::Display,
-    retry_after_secs: u32,
-) -> Response<Body> {
-    let mut response = text(StatusCode::SERVICE_UNAVAILABLE, message);
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-    response
-}

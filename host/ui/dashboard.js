@@ -153,7 +153,7 @@ function readMetrics(text) {
       case "process_resident_memory_bytes": server.rss = s.value; break;
       case "process_start_time_seconds": server.started = s.value; break;
       case "process_open_fds": server.fds = s.value; break;
-      case "wasmount_launched_instances": server.launched = s.value; break;
+      case "wasmount_launches": server.launched = s.value; break;
     }
   }
   return { apps, server };

@@ -291,6 +291,37 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+impl TestServer {
+    /// How many requests app `app` runs now (`wasmount_requests_in_flight`). The server
+    /// must serve its metrics publicly (`public_metrics`) or to [`ADMIN_TOKEN`].
+    pub async fn in_flight(&self, app: &str) -> u64 {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        let page = self
+            .send(
+                Method::GET,
+                "/_wasmount/metrics",
+                Bytes::new(),
+                &[("authorization", &auth)],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "metrics: {}", page.text());
+        let gauge = format!("wasmount_requests_in_flight{{app=\"{app}\"}} ");
+        let text = page.text();
+        let value = text.lines().find_map(|line| line.strip_prefix(&gauge));
+        value.map_or(0, |n| n.trim().parse().expect("an in-flight count"))
+    }
+
+    /// Waits until app `app` runs at least `count` requests at once: a condition polled,
+    /// not a sleep that assumes a fast machine.
+    pub async fn wait_in_flight(&self, app: &str, count: u64) {
+        let what = format!("{count} requests of `{app}` in flight");
+        eventually(&what, Duration::from_secs(60), || async {
+            (self.in_flight(app).await >= count).then_some(())
+        })
+        .await;
+    }
+}
+
 /// The admin token test servers are started with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 

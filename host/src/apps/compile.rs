@@ -56,20 +56,6 @@ impl Deployer {
             .map_err(LoadError::Manifest)
     }
 
-    /// Refuses a custom route that equals, covers or lies within another serving app's.
-    fn check_route(&self, name: &str, manifest: &Manifest) -> Result<(), LoadError> {
-        let Some(route) = &manifest.route else {
-            return Ok(());
-        };
-        match self.registry.route_overlapping(route, name) {
-            Some(by) => Err(LoadError::RouteTaken {
-                route: route.clone(),
-                by: by.to_string(),
-            }),
-            None => Ok(()),
-        }
-    }
-
     /// Mounts a placeholder for `file` and compiles it in the background.
     pub(super) fn compile_in_background(self: &Arc<Self>, file: AppFile) {
         let name: Arc<str> = file.name.as_str().into();
@@ -93,9 +79,13 @@ impl Deployer {
                 source: Source::Folder,
                 at: SystemTime::now(),
             };
+            let commit = this.commit.lock().await;
+            let result = result.and_then(|(app, baseline_bytes)| match this.route_free(&app) {
+                Ok(()) => Ok((app, baseline_bytes)),
+                Err(taken) => Err(taken.to_string()),
+            });
             match result {
                 Ok((app, baseline_bytes)) => {
-                    let commit = this.commit.lock().await;
                     if this.registry.finish_loading(&name, id, Ok(app.clone())) {
                         this.claim_at_start(&app);
                         log_mounted(&app);
@@ -109,12 +99,12 @@ impl Deployer {
                 }
                 Err(reason) => {
                     tracing::warn!(app = %name, "not mounted: {reason}");
-                    let _commit = this.commit.lock().await;
                     this.registry
                         .finish_loading(&name, id, Err(failure(&reason)));
                     if this.registry.get(&name).is_none() {
                         this.names.free(&name, Holder::App);
                     }
+                    drop(commit);
                     let _ = done.send(Err(reason.into()));
                 }
             }
@@ -170,7 +160,6 @@ impl Deployer {
         manifest: Arc<Manifest>,
     ) -> Result<(App, Component), LoadError> {
         app::precheck(name, bytes)?;
-        self.check_route(name, &manifest)?;
         self.load_optimized(name, bytes, version, source, manifest)
     }
 
@@ -212,7 +201,6 @@ impl Deployer {
         manifest: Arc<Manifest>,
     ) -> Result<(App, Option<Component>), LoadError> {
         app::precheck(name, bytes)?;
-        self.check_route(name, &manifest)?;
         if let Some(baseline) = self.context.engine.baseline()
             && !self.cache.has_content(&version)
         {

@@ -25,10 +25,10 @@ pub(crate) enum DeployError {
     /// The component is not acceptable.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// The name is held by a launched instance, or lies within another app's custom route.
+    /// The name is held by a launch, or lies within another app's custom route.
     #[error("`{0}` is {1}")]
     NameTaken(String, Holder),
-    /// Its custom route begins with the URL of another app or a launched instance.
+    /// Its custom route begins with the URL of another app or a launch.
     #[error("route `{route}` overlaps `/{name}/`, {holder}")]
     RouteCovers {
         /// The route.
@@ -88,7 +88,7 @@ pub(crate) struct Deployer {
     pub(super) store: Box<dyn AppStore>,
     /// This node's compiled artifacts.
     pub(super) cache: CompiledCache,
-    /// The namespace apps share with launched instances.
+    /// The namespace apps share with launches.
     pub(super) names: Arc<Namespace>,
     /// Apps mounted from files outside the store, and their files.
     pub(super) external: std::sync::Mutex<std::collections::BTreeMap<String, PathBuf>>,
@@ -190,7 +190,7 @@ impl Deployer {
     /// [`Self::claim`] for an app found at start-up, which goes live either way: the
     /// conflict is logged (a launch cannot take the name meanwhile: launches load later).
     pub(super) fn claim_at_start(&self, app: &App) {
-        if let Err(conflict) = self.claim(app) {
+        if let Err(conflict) = self.claim_name(app) {
             tracing::warn!(app = %app.name(), "{conflict}");
         }
     }
@@ -379,13 +379,35 @@ impl Deployer {
     }
 
     /// Takes the app's name, and the root of its custom route, in the namespace it shares
-    /// with launched instances; call under the commit lock, right before it goes live.
+    /// with launches; call under the commit lock, right before it goes live.
     ///
     /// # Errors
     ///
-    /// [`DeployError::NameTaken`] or [`DeployError::RouteCovers`]; nothing is taken then
-    /// (unless the name was already this app's).
+    /// [`LoadError::RouteTaken`], [`DeployError::NameTaken`] or [`DeployError::RouteCovers`];
+    /// nothing is taken then (unless the name was already this app's).
     pub(super) fn claim(&self, app: &App) -> Result<(), DeployError> {
+        self.route_free(app)?;
+        self.claim_name(app)
+    }
+
+    /// Refuses a custom route that equals, covers or lies within another serving app's. The
+    /// one place routes are checked against each other, always under the commit lock: two
+    /// uploads whose routes overlap cannot both pass.
+    pub(super) fn route_free(&self, app: &App) -> Result<(), LoadError> {
+        let Some(route) = &app.manifest().route else {
+            return Ok(());
+        };
+        match self.registry.route_overlapping(route, app.name()) {
+            Some(by) => Err(LoadError::RouteTaken {
+                route: route.clone(),
+                by: by.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Self::claim`] without the route check.
+    fn claim_name(&self, app: &App) -> Result<(), DeployError> {
         let name = app.name();
         self.names
             .take(name, Holder::App)

@@ -67,13 +67,13 @@ pub(crate) fn normalize_route(raw: &str) -> Result<String, String> {
     Ok(route)
 }
 
-/// What holds a name: an app, a launched instance (both mounted at `B/NAME/`), or an app's
+/// What holds a name: an app, a launch (both mounted at `B/NAME/`), or an app's
 /// custom route that begins with `/NAME/` (it would cover, or be covered by, `B/NAME/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Holder {
     /// A mounted (or loading, or being deployed) app.
     App,
-    /// A launched instance.
+    /// A launch.
     Launch,
     /// The custom route of this app.
     Route(Arc<str>),
@@ -83,7 +83,7 @@ impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Holder::App => f.write_str("the name of an app"),
-            Holder::Launch => f.write_str("the name of a launched instance"),
+            Holder::Launch => f.write_str("the name of a launch"),
             Holder::Route(app) => write!(f, "within the custom route of app `{app}`"),
         }
     }
@@ -92,13 +92,13 @@ impl std::fmt::Display for Holder {
 /// Names and route roots, under one lock.
 #[derive(Default)]
 struct Names {
-    /// Name → the app or launched instance mounted at `B/NAME/`.
+    /// Name → the app or launch mounted at `B/NAME/`.
     holders: HashMap<Arc<str>, Holder>,
     /// First segment of a custom route → the apps whose route begins with it.
     route_roots: HashMap<Arc<str>, BTreeSet<Arc<str>>>,
 }
 
-/// The one namespace of apps, launched instances and custom routes: a name is taken by one
+/// The one namespace of apps, launches and custom routes: a name is taken by one
 /// kind at a time, decided under one lock, so an upload and a launch racing for one name
 /// cannot both win, and no custom route covers another's URL.
 #[derive(Default)]
@@ -147,7 +147,7 @@ impl Namespace {
     ///
     /// # Errors
     ///
-    /// What holds the route's first segment: another app or a launched instance, whose URL
+    /// What holds the route's first segment: another app or a launch, whose URL
     /// `B/SEGMENT/` covers the route.
     pub(crate) fn set_route(&self, app: &str, route: Option<&str>) -> Result<(), (String, Holder)> {
         let mut names = self.names.lock().unwrap();

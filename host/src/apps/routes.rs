@@ -1,11 +1,11 @@
 //! Maps a request path to what serves it: the index, a server endpoint, or a name (app or
-//! launched instance) with the path it sees. Knows nothing of wasmtime.
+//! launch) with the path it sees. Knows nothing of wasmtime.
 //!
 //! Layout, with an optional base path `B` (`""` or `/visualizations`):
 //! - `/_wasmount/…` — the server's own endpoints, always at the root;
 //! - `B/ROUTE/rest?q` — an app whose manifest sets a custom route (longest route wins);
 //! - `B/` — the index page;
-//! - `B/NAME/rest?q` — app or launched instance `NAME`, which sees `/rest?q` and the prefix
+//! - `B/NAME/rest?q` — app or launch `NAME`, which sees `/rest?q` and the prefix
 //!   `B/NAME`;
 //! - `B/NAME` (or `B/ROUTE`) — a redirect to the same with a trailing slash, so the app's
 //!   relative links resolve.
@@ -22,7 +22,7 @@ pub(crate) enum Route<'a> {
     Reserved(&'a str),
     /// An app, with the path it sees (always starting with `/`).
     App {
-        /// The app's (or launched instance's) name.
+        /// The app's (or launch's) name.
         name: &'a str,
         /// The path inside the app, prefix removed.
         rest: &'a str,

@@ -186,7 +186,7 @@ pub struct ServeArgs {
 
     /// The shared store of a cluster: a PostgreSQL URL, `postgres://USER[:PASSWORD]@HOST:PORT/DB`
     /// (the password may come from PGPASSWORD). Every node given the same store serves the
-    /// same apps and launched instances. Without it, the apps folder is the store.
+    /// same apps and launches. Without it, the apps folder is the store.
     #[arg(
         long,
         env = "WASMOUNT_STORE",
@@ -216,13 +216,13 @@ pub struct ServeArgs {
     #[arg(long = "app", env = "WASMOUNT_APP", value_name = "NAME=PATH", value_parser = parse_external_app, value_delimiter = ',')]
     pub external_apps: Vec<(String, PathBuf)>,
 
-    /// How long a launched instance (POST /_wasmount/instances) may go unused before it is
+    /// How long a launch (POST /_wasmount/instances) may go unused before it is
     /// removed (e.g. `1h`, `30m`); `0` keeps instances until they are deleted.
     #[arg(long, env = "WASMOUNT_INSTANCE_IDLE_TIMEOUT", default_value_t = DEFAULT_LAUNCH_IDLE_TIMEOUT.into(),
           value_name = "DURATION")]
     pub instance_idle_timeout: HumanDuration,
 
-    /// Largest input a launched instance may hold (e.g. `1MiB`); larger ones get 413.
+    /// Largest input a launch may hold (e.g. `1MiB`); larger ones get 413.
     #[arg(
         long,
         env = "WASMOUNT_MAX_INSTANCE_INPUT",
@@ -231,12 +231,12 @@ pub struct ServeArgs {
     )]
     pub max_instance_input: ByteSize,
 
-    /// Launched instances that may exist at once; beyond it launches get 429.
+    /// Launches that may exist at once; beyond it launches get 429.
     #[arg(long, env = "WASMOUNT_MAX_LAUNCHED_INSTANCES",
           default_value_t = DEFAULT_MAX_LAUNCHES, value_name = "N")]
     pub max_launched_instances: usize,
 
-    /// How much input all launched instances may hold together (e.g. `256MiB`; inputs are
+    /// How much input all launches may hold together (e.g. `256MiB`; inputs are
     /// kept in memory); launches beyond it get 429.
     #[arg(
         long,

@@ -1,11 +1,11 @@
-//! Backups of a folder store: every app's component and manifest and every launched instance
+//! Backups of a folder store: every app's component and manifest and every launch
 //! (`NAME.wasm`, `NAME.toml`, `.instances/NAME.json`), read under the folder's shared lock so
 //! a server writing meanwhile never splits a component from its settings; kept as a folder
 //! or one `.tar` file, and restored from either (names checked, nothing outside the layout).
 
 use crate::apps::names::is_valid_app_name;
 use crate::apps::store::{FolderLock, read_regular_file, scan_apps, write_atomically};
-use crate::launches::INSTANCES_DIR;
+use crate::launches::LAUNCHES_DIR;
 use anyhow::Context as _;
 use std::path::Path;
 
@@ -34,7 +34,7 @@ pub(crate) fn snapshot(dir: &Path) -> anyhow::Result<Vec<BackupFile>> {
             files.push((format!("{}.toml", app.name), read(&manifest)?));
         }
     }
-    let instances = dir.join(INSTANCES_DIR);
+    let instances = dir.join(LAUNCHES_DIR);
     if instances.is_dir() {
         for entry in std::fs::read_dir(&instances)? {
             let path = entry?.path();
@@ -43,10 +43,10 @@ pub(crate) fn snapshot(dir: &Path) -> anyhow::Result<Vec<BackupFile>> {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned();
-            if layout_path(&format!("{INSTANCES_DIR}/{file_name}")).is_some() {
+            if layout_path(&format!("{LAUNCHES_DIR}/{file_name}")).is_some() {
                 let bytes =
                     std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                files.push((format!("{INSTANCES_DIR}/{file_name}"), bytes));
+                files.push((format!("{LAUNCHES_DIR}/{file_name}"), bytes));
             }
         }
     }
@@ -58,7 +58,7 @@ pub(crate) fn snapshot(dir: &Path) -> anyhow::Result<Vec<BackupFile>> {
 /// with a valid app name; its name if so.
 fn layout_path(path: &str) -> Option<&str> {
     let name = match path
-        .strip_prefix(INSTANCES_DIR)
+        .strip_prefix(LAUNCHES_DIR)
         .and_then(|rest| rest.strip_prefix('/'))
     {
         Some(file) => file.strip_suffix(".json")?,
@@ -176,7 +176,7 @@ pub(crate) fn counts(files: &[BackupFile]) -> (usize, usize) {
     let apps = files.iter().filter(|(p, _)| p.ends_with(".wasm")).count();
     let instances = files
         .iter()
-        .filter(|(p, _)| p.starts_with(INSTANCES_DIR))
+        .filter(|(p, _)| p.starts_with(LAUNCHES_DIR))
         .count();
     (apps, instances)
 }

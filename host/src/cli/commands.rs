@@ -255,24 +255,24 @@ pub(crate) async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     let path = format!("/_wasmount/apps/{}", args.name);
     let (status, reply) = send(&args.server, Method::DELETE, &path, empty(), None).await?;
     if status == StatusCode::NOT_FOUND {
-        // Apps and launched instances share one namespace: the name may be an instance's.
+        // Apps and launches share one namespace: the name may be an instance's.
         let path = format!("/_wasmount/instances/{}", args.name);
         let (status, _) = send(&args.server, Method::DELETE, &path, empty(), None).await?;
         if status.is_success() {
-            println!("removed launched instance {}", args.name);
+            println!("removed launch {}", args.name);
             return Ok(());
         }
-        bail!("no app or launched instance named `{}`", args.name);
+        bail!("no app or launch named `{}`", args.name);
     }
     let reply = expect_success(status, reply)?;
     match reply["instances_removed"].as_u64() {
-        Some(n) if n > 0 => println!("removed {} and its {n} launched instance(s)", args.name),
+        Some(n) if n > 0 => println!("removed {} and its {n} launch(es)", args.name),
         _ => println!("removed {}", args.name),
     }
     Ok(())
 }
 
-/// Lists the launched instances of a running server: name, app, last use, URL.
+/// Lists the launches of a running server: name, app, last use, URL.
 ///
 /// # Errors
 ///
@@ -282,7 +282,7 @@ pub(crate) async fn instances(args: ServerArgs) -> anyhow::Result<()> {
     let reply = expect_success(status, reply)?;
     let instances = reply["instances"].as_array().cloned().unwrap_or_default();
     if instances.is_empty() {
-        println!("no launched instances");
+        println!("no launches");
         return Ok(());
     }
     println!("{:<24} {:<16} {:<25} URL", "NAME", "APP", "LAST USED");

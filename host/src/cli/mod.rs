@@ -47,10 +47,10 @@ enum Command {
     Push(oci::PushArgs),
     /// List the apps of a running server.
     Apps(ServerArgs),
-    /// Remove an app (with its launched instances) or one launched instance from a running
+    /// Remove an app (with its launches) or one launch from a running
     /// server.
     Remove(RemoveArgs),
-    /// List the launched instances of a running server.
+    /// List the launches of a running server.
     Instances(ServerArgs),
     /// Launch an instance of an app bound to an input (Refinery-style) and print its URL.
     Launch(LaunchArgs),

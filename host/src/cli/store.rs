@@ -8,8 +8,8 @@ use crate::apps::names::Holder;
 use crate::apps::postgres::{Database, Launched};
 use crate::apps::store::{AppStore as _, FolderStore, scan_apps};
 use crate::client::sha256_hex;
-use crate::launches::INSTANCES_DIR;
-use crate::launches::store::{FolderInstances, InstanceStore as _, instance_of, row_of};
+use crate::launches::LAUNCHES_DIR;
+use crate::launches::store::{FolderLaunches, InstanceStore as _, launch_of, row_of};
 use anyhow::Context as _;
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
@@ -76,7 +76,7 @@ fn save(files: &[backup::BackupFile], to: &Path) -> anyhow::Result<()> {
     backup::write(files, to)?;
     let (apps, instances) = backup::counts(files);
     println!(
-        "backed up {apps} app(s) and {instances} launched instance(s) into {}",
+        "backed up {apps} app(s) and {instances} launch(es) into {}",
         to.display()
     );
     Ok(())
@@ -119,13 +119,13 @@ fn restore(from: &Path, folder: &Path) -> anyhow::Result<()> {
     }
     let instances: Vec<_> = files
         .iter()
-        .filter(|(p, _)| p.starts_with(INSTANCES_DIR))
+        .filter(|(p, _)| p.starts_with(LAUNCHES_DIR))
         .cloned()
         .collect();
     backup::write(&instances, folder)?;
     let (apps, instances) = backup::counts(&files);
     println!(
-        "restored {apps} app(s) and {instances} launched instance(s) into {}",
+        "restored {apps} app(s) and {instances} launch(es) into {}",
         folder.display()
     );
     Ok(())
@@ -153,8 +153,8 @@ async fn import(folder: &Path, url: &str) -> anyhow::Result<()> {
         apps += 1;
     }
     let (mut instances, mut already) = (0, 0);
-    if folder.join(INSTANCES_DIR).is_dir() {
-        for instance in FolderInstances::open(folder)?.load()? {
+    if folder.join(LAUNCHES_DIR).is_dir() {
+        for instance in FolderLaunches::open(folder)?.load()? {
             let row = row_of(&instance);
             match db.put_instance(&row, usize::MAX, u64::MAX).await? {
                 Launched::Stored => instances += 1,
@@ -165,7 +165,7 @@ async fn import(folder: &Path, url: &str) -> anyhow::Result<()> {
         }
     }
     println!(
-        "imported {apps} app(s) and {instances} launched instance(s) into {} \
+        "imported {apps} app(s) and {instances} launch(es) into {} \
          ({already} instance(s) were there already)",
         db.shown()
     );
@@ -187,16 +187,16 @@ async fn export(url: &str, folder: &Path) -> anyhow::Result<()> {
         apps_folder.install(name, &bytes, row.manifest.as_deref())?;
         apps += 1;
     }
-    let instances_folder = FolderInstances::open(folder)?;
+    let instances_folder = FolderLaunches::open(folder)?;
     let mut instances = 0;
     for (name, row) in &everything.instances {
         let Some(row) = row else { continue };
-        let instance = instance_of(row.clone()).with_context(|| format!("instance `{name}`"))?;
+        let instance = launch_of(row.clone()).with_context(|| format!("instance `{name}`"))?;
         instances_folder.write_file(&instance)?;
         instances += 1;
     }
     println!(
-        "exported {apps} app(s) and {instances} launched instance(s) from {} into {}",
+        "exported {apps} app(s) and {instances} launch(es) from {} into {}",
         db.shown(),
         folder.display()
     );

@@ -6,12 +6,14 @@
 use crate::apps::deploy::Deployer;
 use crate::apps::names::is_valid_app_name;
 use crate::apps::registry::Entry;
+use crate::dev::projects::Projects;
 use crate::respond::{self, Body};
+use crate::runtime::client_body::ClientBody;
 use crate::runtime::invoke::GuestFailure;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -29,7 +31,7 @@ const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(20);
 pub(crate) fn handle(
     deployer: &Arc<Deployer>,
     rest: &str,
-    request: &Request<Incoming>,
+    request: &Request<ClientBody>,
     draining: tokio::sync::watch::Receiver<bool>,
 ) -> Response<Body> {
     if request.method() != Method::GET {
@@ -136,11 +138,75 @@ fn follow(
     response
 }
 
+/// The most of a failed build's message that goes into `x-wasmount-error`.
+const MAX_ERROR_HEADER_CHARS: usize = 1024;
+
+/// What dev mode needs of a request to explain its answer, taken before the request is
+/// served: dev mode wraps the request path, it does not branch inside it.
+pub(crate) struct Wrap {
+    method: Method,
+    /// A browser's navigation (or a client that does not say), not a fragment.
+    navigation: bool,
+    /// The client reads pages.
+    wants_page: bool,
+}
+
+impl Wrap {
+    /// Takes what is needed of `request` before it is handed on.
+    pub(crate) fn of<B>(request: &Request<B>) -> Self {
+        Self {
+            method: request.method().clone(),
+            navigation: is_navigation(request),
+            wants_page: wants_page(request),
+        }
+    }
+
+    /// The answer to a request for `name`, for the developer: the waiting page of a project
+    /// not built yet, a guest failure explained, a failed build's error, the live-reload
+    /// script. `app` is the app that served it (a launch shows its app's build error).
+    pub(crate) fn explain(
+        self,
+        deployer: &Deployer,
+        projects: &Projects,
+        name: &str,
+        app: Option<&str>,
+        mut response: Response<Body>,
+    ) -> Response<Body> {
+        if app.is_none() && projects.contains(name) && deployer.registry().get(name).is_none() {
+            response = waiting_page(deployer, name);
+        }
+        let app = app.unwrap_or(name);
+        explain_failure(app, self.wants_page, &mut response);
+        show_build_error(deployer, app, &mut response);
+        inject(deployer, app, &self.method, self.navigation, &mut response);
+        response
+    }
+}
+
+/// Tells the developer on every response of an app whose latest build failed (the previous
+/// build is what answered). A header, not a banner in the body: it reaches the browser's
+/// network panel and `curl -i` without altering what the app sent.
+fn show_build_error(deployer: &Deployer, name: &str, response: &mut Response<Body>) {
+    if let Some(failure) = deployer.registry().failure(name) {
+        let reason: String = failure
+            .reason
+            .chars()
+            .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
+            .take(MAX_ERROR_HEADER_CHARS)
+            .collect();
+        if let Ok(value) = HeaderValue::from_str(&reason) {
+            response
+                .headers_mut()
+                .insert(crate::headers::X_WASMOUNT_ERROR, value);
+        }
+    }
+}
+
 /// Appends the live-reload script to `response` when it is an HTML page of app `app` that a
 /// browser navigated to (`navigation`: not a fragment fetched by a script), with a body
 /// (`content-length` grows by the script tag's length; for `HEAD` too, so it matches `GET`).
 /// Compressed and partial pages are left alone: appending would corrupt them.
-pub(crate) fn inject(
+fn inject(
     deployer: &Deployer,
     app: &str,
     method: &Method,
@@ -160,7 +226,7 @@ pub(crate) fn inject(
 
 /// Whether `request` is a browser's navigation to a page (or a client that does not say,
 /// such as curl), not a `fetch` or htmx request for a fragment.
-pub(crate) fn is_navigation<B>(request: &Request<B>) -> bool {
+fn is_navigation<B>(request: &Request<B>) -> bool {
     let headers = request.headers();
     let destination = headers.get("sec-fetch-dest").map(|value| value.as_bytes());
     matches!(destination, None | Some(b"document" | b"iframe"))
@@ -221,7 +287,7 @@ fn script_tag(app: &str, version: Option<&str>) -> String {
 /// request, what the guest last wrote to stderr, the backtrace — as an HTML page in place of
 /// "the app failed" (the live-reload script is appended like on any page). An API client
 /// (`Accept: application/json`) keeps the response the app sent.
-pub(crate) fn explain_failure(app: &str, wants_page: bool, response: &mut Response<Body>) {
+fn explain_failure(app: &str, wants_page: bool, response: &mut Response<Body>) {
     let Some(GuestFailure(details)) = response.extensions().get::<GuestFailure>().cloned() else {
         return;
     };
@@ -261,7 +327,7 @@ fn gist(details: &str) -> String {
 }
 
 /// Whether the client of `request` reads a page (a browser, or one that does not say).
-pub(crate) fn wants_page<B>(request: &Request<B>) -> bool {
+fn wants_page<B>(request: &Request<B>) -> bool {
     let accept = request
         .headers()
         .get(header::ACCEPT)
@@ -278,7 +344,7 @@ fn escape_html(text: &str) -> String {
 
 /// What an app built from source answers before its first build is live: building, or the
 /// failed build's output; either way the page reloads once a version is live.
-pub(crate) fn waiting_page(deployer: &Deployer, name: &str) -> Response<Body> {
+fn waiting_page(deployer: &Deployer, name: &str) -> Response<Body> {
     let state = state_of(deployer, name);
     let what = match &state.error {
         Some(_) => "failed to build; the page reloads when a build succeeds",

@@ -10,15 +10,15 @@ use crate::http::dashboard;
 use crate::http::server::Server;
 use crate::metrics;
 use crate::respond::{self, Body};
+use crate::runtime::client_body::ClientBody;
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 impl Server {
     /// The endpoints under `/_wasmount/`; `endpoint` is the path after it.
     pub(crate) async fn reserved(
         &self,
         endpoint: &str,
-        request: Request<Incoming>,
+        request: Request<ClientBody>,
     ) -> Response<Body> {
         let under = |collection: &str| {
             endpoint
@@ -28,7 +28,8 @@ impl Server {
         if let Some(rest) = under("/apps") {
             return admin::apps::handle(self, rest, request).await;
         }
-        if let Some(rest) = under("/instances") {
+        // `/instances` is the path's name from before the glossary, kept for clients.
+        if let Some(rest) = under("/launches").or_else(|| under("/instances")) {
             return admin::launches::handle(self, rest, request).await;
         }
         if let Some(rest) = under("/ui") {
@@ -82,7 +83,7 @@ impl Server {
 
     /// The Prometheus metrics (OpenMetrics text); needs the admin token unless
     /// `--public-metrics`.
-    fn metrics_page(&self, request: &Request<Incoming>) -> Response<Body> {
+    fn metrics_page(&self, request: &Request<ClientBody>) -> Response<Body> {
         if !self.config.public_metrics
             && let Err(refusal) = self.access.check(request.headers(), false)
         {

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::http::server::Server;
 use crate::http::tls::Tls;
 use crate::respond::Body;
+use crate::runtime::client_body::ClientBody;
 use http::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
@@ -200,7 +201,7 @@ pub(crate) async fn serve(
             let running = counted.as_ref().map(|activity| activity.begin());
             request.extensions_mut().insert(connection);
             async move {
-                let response = server.handle(request, peer).await;
+                let response = server.handle(request.map(ClientBody::Hyper), peer).await;
                 Ok::<_, Infallible>(match running {
                     Some(running) => response.map(|body| running.held_by(body)),
                     None => response,

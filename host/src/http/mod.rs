@@ -8,5 +8,7 @@ pub(crate) mod control;
 pub(crate) mod dashboard;
 pub(crate) mod forwarding;
 pub(crate) mod listener;
+pub(crate) mod pipeline;
 pub(crate) mod server;
+pub(crate) mod service;
 pub(crate) mod tls;

@@ -1,4 +1,4 @@
-//! Launched instances (Refinery's "visualization for a dataset"): an app bound to one input,
+//! Launches (Refinery's "visualization for a dataset"): an app bound to one input,
 //! name → (app, input), in the namespace apps share. Durable in a store (the apps folder's
 //! `.instances/`, or the cluster's database: see `store`); expired after an idle time, never
 //! while a request to it runs. An idle instance is only this record: nothing runs until a
@@ -11,13 +11,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use store::{Deleted, Expiry, FolderInstances, InstanceStore};
+use store::{Deleted, Expiry, FolderLaunches, InstanceStore};
 
 mod record;
 pub(crate) mod store;
 
-/// Folder, inside the apps folder, of the launched instances.
-pub(crate) const INSTANCES_DIR: &str = ".instances";
+/// Folder, inside the apps folder, of the launches (named before the glossary; kept so
+/// existing apps folders stay readable).
+pub(crate) const LAUNCHES_DIR: &str = ".instances";
 /// The environment variable holding an instance's input, as django_docker_engine sets it.
 pub(crate) const INPUT_JSON_ENV: &str = "INPUT_JSON";
 /// The environment variable holding the address of an instance's input.
@@ -51,9 +52,9 @@ impl Input {
     }
 }
 
-/// One launched instance.
+/// One launch.
 #[derive(Debug)]
-pub(crate) struct Instance {
+pub(crate) struct Launch {
     /// Its name, which is also its mount point (`B/NAME/`).
     pub name: Arc<str>,
     /// The app it runs.
@@ -74,7 +75,7 @@ pub(crate) struct Instance {
     used_since_sweep: AtomicBool,
 }
 
-impl Instance {
+impl Launch {
     pub(crate) fn new(
         name: Arc<str>,
         app: Arc<str>,
@@ -136,12 +137,12 @@ impl Instance {
     }
 }
 
-/// A request's hold on a launched instance: it does not expire while held, and its idle
+/// A request's hold on a launch: it does not expire while held, and its idle
 /// clock starts again when the hold ends.
-pub(crate) struct InUse(Arc<Instance>);
+pub(crate) struct InUse(Arc<Launch>);
 
 impl InUse {
-    fn new(instance: Arc<Instance>) -> Self {
+    fn new(instance: Arc<Launch>) -> Self {
         instance.in_use.fetch_add(1, Ordering::AcqRel);
         instance.touch();
         Self(instance)
@@ -149,9 +150,9 @@ impl InUse {
 }
 
 impl std::ops::Deref for InUse {
-    type Target = Instance;
+    type Target = Launch;
 
-    fn deref(&self) -> &Instance {
+    fn deref(&self) -> &Launch {
         &self.0
     }
 }
@@ -185,7 +186,7 @@ pub(crate) enum LaunchError {
     Full(usize),
     /// The inputs of all instances together would pass their limit.
     #[error(
-        "launched instances hold {held} bytes of input, and this one would pass the limit of \
+        "launches hold {held} bytes of input, and this one would pass the limit of \
          {limit} bytes (--max-launch-input-total); delete some first"
     )]
     InputsFull {
@@ -201,7 +202,7 @@ pub(crate) enum LaunchError {
 
 #[derive(Default)]
 struct Table {
-    live: HashMap<Arc<str>, Arc<Instance>>,
+    live: HashMap<Arc<str>, Arc<Launch>>,
     /// Names being written to the store, not yet live.
     reserved: HashSet<Arc<str>>,
     /// Bytes of input held, live and reserved instances together (inputs live in memory).
@@ -210,7 +211,7 @@ struct Table {
 
 impl Table {
     /// Takes `instance` out, if it is the live one under its name.
-    fn take_out(&mut self, instance: &Arc<Instance>) -> bool {
+    fn take_out(&mut self, instance: &Arc<Launch>) -> bool {
         let current = self
             .live
             .get(&instance.name)
@@ -223,20 +224,20 @@ impl Table {
     }
 }
 
-/// How many launched instances may exist, how much input they may hold together, and how
+/// How many launches may exist, how much input they may hold together, and how
 /// long one may go unused.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LaunchLimits {
     /// Unused this long, an instance is removed; `None`: never.
     pub idle_timeout: Option<Duration>,
-    /// Instances at once (429 beyond).
+    /// Launches at once (429 beyond).
     pub max_instances: usize,
     /// Bytes of input, all instances together (429 beyond).
     pub max_input_total: u64,
 }
 
-/// Every launched instance, and where they are stored.
-pub(crate) struct Instances {
+/// Every launch, and where they are stored.
+pub(crate) struct Launches {
     store: Arc<dyn InstanceStore>,
     table: RwLock<Table>,
     /// The namespace shared with apps.
@@ -244,7 +245,7 @@ pub(crate) struct Instances {
     limits: LaunchLimits,
 }
 
-impl Instances {
+impl Launches {
     /// Opens (creating it if needed) the instances folder `apps_dir/.instances` and loads what
     /// it holds. `idle_timeout` `None`: instances never expire.
     ///
@@ -256,7 +257,7 @@ impl Instances {
         names: Arc<Namespace>,
         limits: LaunchLimits,
     ) -> anyhow::Result<Self> {
-        Self::with_store(Box::new(FolderInstances::open(apps_dir)?), names, limits)
+        Self::with_store(Box::new(FolderLaunches::open(apps_dir)?), names, limits)
     }
 
     /// The instances kept in `store`, loading what it holds now. An instance whose name is
@@ -312,12 +313,12 @@ impl Instances {
     }
 
     /// The instance called `name`, without counting a use.
-    pub(crate) fn peek(&self, name: &str) -> Option<Arc<Instance>> {
+    pub(crate) fn peek(&self, name: &str) -> Option<Arc<Launch>> {
         self.table.read().unwrap().live.get(name).cloned()
     }
 
     /// Every live instance, by name.
-    pub(crate) fn list(&self) -> Vec<Arc<Instance>> {
+    pub(crate) fn list(&self) -> Vec<Arc<Launch>> {
         let mut all: Vec<_> = self.table.read().unwrap().live.values().cloned().collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
@@ -340,7 +341,7 @@ impl Instances {
         app: &str,
         input: Input,
         name: Option<&str>,
-    ) -> Result<Arc<Instance>, LaunchError> {
+    ) -> Result<Arc<Launch>, LaunchError> {
         let name: Arc<str> = match name {
             Some(name) if is_valid_app_name(name) => name.into(),
             Some(name) => return Err(LaunchError::BadName(name.to_owned())),
@@ -368,7 +369,7 @@ impl Instances {
         }
         // Whole milliseconds, as stored: the store's copy is recognized as this same launch.
         let created = UNIX_EPOCH + Duration::from_millis(millis_since_epoch(SystemTime::now()));
-        let instance = Arc::new(Instance::new(
+        let instance = Arc::new(Launch::new(
             name.clone(),
             app.into(),
             input,
@@ -427,7 +428,7 @@ impl Instances {
     /// the table's lock (which a request takes to hold an instance); its name stays reserved,
     /// in the table and the namespace, until [`Self::finish_retiring`], so nobody can launch
     /// under it while its file is being deleted.
-    fn retire(&self, name: &str, expired: impl FnOnce(&Instance) -> bool) -> Option<Arc<Instance>> {
+    fn retire(&self, name: &str, expired: impl FnOnce(&Launch) -> bool) -> Option<Arc<Launch>> {
         let mut table = self.table.write().unwrap();
         let instance = table.live.get(name)?.clone();
         if !expired(&instance) || !table.take_out(&instance) {
@@ -439,7 +440,7 @@ impl Instances {
 
     /// Ends [`Self::retire`]: frees the name once the file is gone, or puts the instance back
     /// live when it could not be deleted.
-    fn finish_retiring(&self, instance: &Arc<Instance>, file_deleted: bool) {
+    fn finish_retiring(&self, instance: &Arc<Launch>, file_deleted: bool) {
         let mut table = self.table.write().unwrap();
         table.reserved.remove(&instance.name);
         if file_deleted {
@@ -520,7 +521,7 @@ impl Instances {
 
     /// Expires `instance` from this node's own store: taken out first (a request cannot start
     /// on it meanwhile), then deleted, or put back if that fails. Returns whether it expired.
-    fn expire_here(&self, instance: &Instance, expiry: Expiry) -> bool {
+    fn expire_here(&self, instance: &Launch, expiry: Expiry) -> bool {
         let Some(retired) = self.retire(&instance.name, |live| {
             live.is_expired(self.limits.idle_timeout, SystemTime::now())
         }) else {
@@ -537,7 +538,7 @@ impl Instances {
     /// Expires `instance` from the shared store, where exactly one node's expiry wins and a
     /// use recorded by another node keeps it; only then is it taken out here (it keeps
     /// serving meanwhile). Returns whether this node expired it. Blocking.
-    fn expire_shared(&self, instance: &Arc<Instance>, expiry: Expiry) -> bool {
+    fn expire_shared(&self, instance: &Arc<Launch>, expiry: Expiry) -> bool {
         let lock = self.store.write_lock();
         let _write = lock.as_ref().map(|lock| lock.blocking_lock());
         match self.store.delete(&instance.name, Some(expiry)) {
@@ -561,7 +562,7 @@ impl Instances {
     }
 
     /// Takes `instance` out of the table and frees its name, if it is still the live one.
-    fn forget_launch(&self, instance: &Arc<Instance>) {
+    fn forget_launch(&self, instance: &Arc<Launch>) {
         let mut table = self.table.write().unwrap();
         if table.take_out(instance) {
             self.names.free(&instance.name, Holder::Launch);
@@ -600,7 +601,7 @@ impl Instances {
     /// Makes the table hold `instance` as the store has it (a catch-up from the shared
     /// store): added, replaced, or only its last use brought forward. A name being written
     /// here right now is left to that write.
-    pub(crate) fn apply_stored(&self, instance: Instance) {
+    pub(crate) fn apply_stored(&self, instance: Launch) {
         let mut table = self.table.write().unwrap();
         if table.reserved.contains(&instance.name) {
             return;

@@ -1,8 +1,8 @@
-//! One launched instance on disk: a small JSON file (`NAME.json`) holding its app, its input
+//! One launch on disk: a small JSON file (`NAME.json`) holding its app, its input
 //! exactly as given (or its input's address) and when it was launched; the file's
 //! modification time records its last use.
 
-use super::{Input, Instance, millis_since_epoch};
+use super::{Input, Launch, millis_since_epoch};
 use crate::apps::names::{MAX_APP_NAME_LEN, is_valid_app_name};
 use crate::apps::store::sync_dir;
 use crate::client::hex;
@@ -25,7 +25,7 @@ struct InstanceFile<'a> {
     created_ms: u64,
 }
 
-pub(super) fn encode(instance: &Instance) -> String {
+pub(super) fn encode(instance: &Launch) -> String {
     let (input, input_url) = match &instance.input {
         // The text was checked to be JSON when the instance was launched.
         Input::Json(json) => (serde_json::from_str::<&RawValue>(json).ok(), None),
@@ -41,7 +41,7 @@ pub(super) fn encode(instance: &Instance) -> String {
     .expect("serializing strings and numbers cannot fail")
 }
 
-pub(super) fn load_file(name: &str, path: &Path) -> anyhow::Result<Instance> {
+pub(super) fn load_file(name: &str, path: &Path) -> anyhow::Result<Launch> {
     let text = std::fs::read_to_string(path)?;
     let file: InstanceFile<'_> = serde_json::from_str(&text)?;
     let input = match (file.input, file.input_url) {
@@ -52,7 +52,7 @@ pub(super) fn load_file(name: &str, path: &Path) -> anyhow::Result<Instance> {
     anyhow::ensure!(is_valid_app_name(file.app), "bad app name `{}`", file.app);
     let modified = std::fs::metadata(path)?.modified()?;
     let created = UNIX_EPOCH + Duration::from_millis(file.created_ms);
-    Ok(Instance::new(
+    Ok(Launch::new(
         name.into(),
         file.app.into(),
         input,

@@ -1,11 +1,11 @@
-//! Where launched instances are kept: the [`InstanceStore`] trait, with the apps folder's
+//! Where launches are kept: the [`InstanceStore`] trait, with the apps folder's
 //! `.instances/` (one JSON file each) and the cluster's PostgreSQL store as implementations.
 //! Every method blocks: callers run them off the async runtime.
 
 use super::record::{encode, load_file, remove_file};
-use super::{Input, Instance, LaunchError, LaunchLimits, millis_since_epoch};
+use super::{Input, Launch, LaunchError, LaunchLimits, millis_since_epoch};
 use crate::apps::names::is_valid_app_name;
-use crate::apps::postgres::{Database, InstanceRow, Launched};
+use crate::apps::postgres::{Database, LaunchRow, Launched};
 use crate::apps::store::{TEMP_PREFIX, write_atomically};
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
@@ -36,21 +36,21 @@ pub(crate) enum Deleted {
 /// table reflects it, so a shared store's catch-up never applies an older view in between.
 pub(crate) type WriteLock = Option<Arc<tokio::sync::Mutex<()>>>;
 
-/// Durable storage of launched instances.
+/// Durable storage of launches.
 pub(crate) trait InstanceStore: Send + Sync {
     /// The instances stored now (the shared store's arrive by its catch-up instead).
     ///
     /// # Errors
     ///
     /// If the store cannot be read at all.
-    fn load(&self) -> anyhow::Result<Vec<Instance>>;
+    fn load(&self) -> anyhow::Result<Vec<Launch>>;
 
     /// Stores a new launch, unless a limit over everything stored refuses it.
     ///
     /// # Errors
     ///
     /// [`LaunchError`]; nothing is stored then.
-    fn write(&self, instance: &Instance, limits: &LaunchLimits) -> Result<(), LaunchError>;
+    fn write(&self, instance: &Launch, limits: &LaunchLimits) -> Result<(), LaunchError>;
 
     /// Deletes instance `name`; for an `expiry`, only if its conditions hold.
     ///
@@ -74,18 +74,18 @@ pub(crate) trait InstanceStore: Send + Sync {
 
 /// The apps folder's `.instances/`: one small JSON file per instance, its modification time
 /// its last use.
-pub(crate) struct FolderInstances {
+pub(crate) struct FolderLaunches {
     dir: PathBuf,
 }
 
-impl FolderInstances {
+impl FolderLaunches {
     /// Opens (creating it if needed) `apps_dir/.instances`.
     ///
     /// # Errors
     ///
     /// If the folder cannot be created.
     pub(crate) fn open(apps_dir: &Path) -> anyhow::Result<Self> {
-        let dir = apps_dir.join(super::INSTANCES_DIR);
+        let dir = apps_dir.join(super::LAUNCHES_DIR);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(Self { dir })
     }
@@ -99,7 +99,7 @@ impl FolderInstances {
     /// # Errors
     ///
     /// If the file cannot be written.
-    pub(crate) fn write_file(&self, instance: &Instance) -> anyhow::Result<()> {
+    pub(crate) fn write_file(&self, instance: &Launch) -> anyhow::Result<()> {
         write_atomically(
             &self.dir,
             &self.path(&instance.name),
@@ -110,10 +110,10 @@ impl FolderInstances {
     }
 }
 
-impl InstanceStore for FolderInstances {
+impl InstanceStore for FolderLaunches {
     /// Every readable instance file; temp files a crash left are removed, and a file that
     /// cannot be read is logged and left alone.
-    fn load(&self) -> anyhow::Result<Vec<Instance>> {
+    fn load(&self) -> anyhow::Result<Vec<Launch>> {
         let dir = &self.dir;
         let mut loaded = Vec::new();
         for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
@@ -137,7 +137,7 @@ impl InstanceStore for FolderInstances {
         Ok(loaded)
     }
 
-    fn write(&self, instance: &Instance, _limits: &LaunchLimits) -> Result<(), LaunchError> {
+    fn write(&self, instance: &Launch, _limits: &LaunchLimits) -> Result<(), LaunchError> {
         let path = self.path(&instance.name);
         write_atomically(&self.dir, &path, encode(instance).as_bytes()).map_err(LaunchError::Store)
     }
@@ -166,24 +166,24 @@ impl InstanceStore for FolderInstances {
 
 /// The cluster's PostgreSQL store: limits hold over every node, a name is unique over the
 /// cluster, and exactly one node's expiry of an instance succeeds.
-pub(crate) struct SharedInstances {
+pub(crate) struct SharedLaunches {
     db: Arc<Database>,
     runtime: tokio::runtime::Handle,
 }
 
-impl SharedInstances {
-    /// Instances in `db`, reached from blocking threads through `runtime`.
+impl SharedLaunches {
+    /// Launches in `db`, reached from blocking threads through `runtime`.
     pub(crate) fn new(db: Arc<Database>, runtime: tokio::runtime::Handle) -> Self {
         Self { db, runtime }
     }
 }
 
-impl InstanceStore for SharedInstances {
-    fn load(&self) -> anyhow::Result<Vec<Instance>> {
+impl InstanceStore for SharedLaunches {
+    fn load(&self) -> anyhow::Result<Vec<Launch>> {
         Ok(Vec::new())
     }
 
-    fn write(&self, instance: &Instance, limits: &LaunchLimits) -> Result<(), LaunchError> {
+    fn write(&self, instance: &Launch, limits: &LaunchLimits) -> Result<(), LaunchError> {
         let row = row_of(instance);
         let stored = self
             .runtime
@@ -244,12 +244,12 @@ fn time_of(millis: i64) -> SystemTime {
 }
 
 /// The stored form of `instance`.
-pub(crate) fn row_of(instance: &Instance) -> InstanceRow {
+pub(crate) fn row_of(instance: &Launch) -> LaunchRow {
     let (input, input_url) = match &instance.input {
         Input::Json(json) => (Some(json.to_string()), None),
         Input::Url(url) => (None, Some(url.to_string())),
     };
-    InstanceRow {
+    LaunchRow {
         name: instance.name.to_string(),
         app: instance.app.to_string(),
         input,
@@ -264,7 +264,7 @@ pub(crate) fn row_of(instance: &Instance) -> InstanceRow {
 /// # Errors
 ///
 /// A row this program would never have written (bad names, both or neither input).
-pub(crate) fn instance_of(row: InstanceRow) -> anyhow::Result<Instance> {
+pub(crate) fn launch_of(row: LaunchRow) -> anyhow::Result<Launch> {
     anyhow::ensure!(
         is_valid_app_name(&row.name),
         "bad instance name `{}`",
@@ -276,7 +276,7 @@ pub(crate) fn instance_of(row: InstanceRow) -> anyhow::Result<Instance> {
         (None, Some(url)) => Input::Url(url.into()),
         _ => anyhow::bail!("needs exactly one of `input` and `input_url`"),
     };
-    Ok(Instance::new(
+    Ok(Launch::new(
         row.name.into(),
         row.app.into(),
         input,

@@ -23,7 +23,7 @@ fn launched_instances_survive_reopening_with_their_input_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let input = r#"{ "file_relationships": ["http://x/a.tsv"],  "parameters": [] }"#;
     let runtime = runtime();
-    let instances = Instances::open(dir.path(), Arc::default(), limits(None, 10)).unwrap();
+    let instances = Launches::open(dir.path(), Arc::default(), limits(None, 10)).unwrap();
     let launched = runtime
         .block_on(instances.launch("heatmap", Input::Json(input.into()), Some("one")))
         .unwrap();
@@ -33,7 +33,7 @@ fn launched_instances_survive_reopening_with_their_input_exactly() {
     assert!(generated.name.starts_with("heatmap-") && generated.name.len() == 16);
     drop(instances);
 
-    let reopened = Instances::open(dir.path(), Arc::default(), limits(None, 10)).unwrap();
+    let reopened = Launches::open(dir.path(), Arc::default(), limits(None, 10)).unwrap();
     assert_eq!(reopened.len(), 2);
     let one = reopened.get("one").unwrap();
     assert_eq!(one.input, Input::Json(input.into()));
@@ -56,7 +56,7 @@ fn launched_instances_survive_reopening_with_their_input_exactly() {
 fn refusals_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime();
-    let instances = Instances::open(dir.path(), Arc::default(), limits(None, 1)).unwrap();
+    let instances = Launches::open(dir.path(), Arc::default(), limits(None, 1)).unwrap();
     let json = || Input::Json("{}".into());
     runtime
         .block_on(instances.launch("app", json(), Some("taken")))
@@ -70,14 +70,14 @@ fn refusals_store_nothing() {
     assert!(matches!(bad, Err(LaunchError::BadName(_))), "{bad:?}");
     let full = runtime.block_on(instances.launch("app", json(), Some("second")));
     assert!(matches!(full, Err(LaunchError::Full(1))), "{full:?}");
-    let files = std::fs::read_dir(dir.path().join(INSTANCES_DIR))
+    let files = std::fs::read_dir(dir.path().join(LAUNCHES_DIR))
         .unwrap()
         .count();
     assert_eq!(files, 1);
     assert!(runtime.block_on(instances.remove("taken")).unwrap());
     assert!(!runtime.block_on(instances.remove("taken")).unwrap());
     assert!(instances.get("taken").is_none());
-    let files = std::fs::read_dir(dir.path().join(INSTANCES_DIR))
+    let files = std::fs::read_dir(dir.path().join(LAUNCHES_DIR))
         .unwrap()
         .count();
     assert_eq!(files, 0);
@@ -87,7 +87,7 @@ fn refusals_store_nothing() {
 fn idle_instances_expire_and_used_ones_stay() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime();
-    let instances = Instances::open(
+    let instances = Launches::open(
         dir.path(),
         Arc::default(),
         limits(Some(Duration::from_secs(1)), 10),
@@ -110,10 +110,10 @@ fn idle_instances_expire_and_used_ones_stay() {
     assert_eq!(instances.sweep(), 1);
     assert!(instances.peek("idle").is_none());
     assert!(instances.get("busy").is_some());
-    assert!(!dir.path().join(INSTANCES_DIR).join("idle.json").exists());
+    assert!(!dir.path().join(LAUNCHES_DIR).join("idle.json").exists());
 }
 
-fn set_last_used(instance: &Instance, ago: Duration) {
+fn set_last_used(instance: &Launch, ago: Duration) {
     let at = millis_since_epoch(SystemTime::now() - ago);
     instance.last_used_ms.store(at, Ordering::Relaxed);
 }
@@ -123,7 +123,7 @@ fn idle_time_counts_milliseconds_and_an_instance_in_use_never_expires() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime();
     let idle = Some(Duration::from_secs(2));
-    let instances = Instances::open(dir.path(), Arc::default(), limits(idle, 10)).unwrap();
+    let instances = Launches::open(dir.path(), Arc::default(), limits(idle, 10)).unwrap();
     runtime
         .block_on(instances.launch("app", Input::Json("1".into()), Some("viz")))
         .unwrap();
@@ -149,7 +149,7 @@ fn a_name_held_by_an_app_cannot_be_launched() {
     let dir = tempfile::tempdir().unwrap();
     let names = Arc::new(Namespace::default());
     names.take("viz", Holder::App).unwrap();
-    let instances = Instances::open(dir.path(), names.clone(), limits(None, 10)).unwrap();
+    let instances = Launches::open(dir.path(), names.clone(), limits(None, 10)).unwrap();
     let taken = runtime().block_on(instances.launch("app", Input::Json("1".into()), Some("viz")));
     assert!(
         matches!(taken, Err(LaunchError::NameTaken(_, Holder::App))),
@@ -165,7 +165,7 @@ fn the_inputs_of_all_instances_together_are_bounded() {
         max_input_total: 10,
         ..limits(None, 100)
     };
-    let instances = Instances::open(dir.path(), Arc::default(), bounded).unwrap();
+    let instances = Launches::open(dir.path(), Arc::default(), bounded).unwrap();
     let launch = |name: &str, input: &str| {
         let input = Input::Json(input.into());
         runtime().block_on(instances.launch("app", input, Some(name)))

@@ -3,9 +3,10 @@
 //! reads it.
 
 use crate::respond::Body;
+use crate::runtime::client_body::{ClientBody, ClientBodyError};
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
-use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::body::{Frame, SizeHint};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -36,7 +37,7 @@ const DRAIN_BYTES: u64 = 1 << 20;
 /// A request body that fails, and says so, once more than `limit` bytes have come.
 pub(crate) struct LimitedBody {
     /// The client's body; `None` for a replayed request, which has none.
-    inner: Option<Incoming>,
+    inner: Option<ClientBody>,
     remaining: u64,
     limit: u64,
     overflow: Overflow,
@@ -55,7 +56,7 @@ pub(crate) enum Prebuffer {
 
 impl LimitedBody {
     /// `body`, failing after `limit` bytes; the returned flag tells whether it did.
-    pub(crate) fn new(body: Incoming, limit: u64) -> (Self, Overflow) {
+    pub(crate) fn new(body: ClientBody, limit: u64) -> (Self, Overflow) {
         let overflow = Overflow::default();
         let body = Self {
             inner: Some(body),
@@ -137,6 +138,16 @@ impl LimitedBody {
     }
 }
 
+/// The guest's view of a client body's failure.
+fn body_error(error: ClientBodyError) -> wasmtime_wasi_http::Error {
+    match error {
+        ClientBodyError::Hyper(error) => error.into(),
+        ClientBodyError::Embedded(error) => {
+            wasmtime_wasi_http::Error::InternalError(Some(format!("request body: {error}")))
+        }
+    }
+}
+
 impl hyper::body::Body for LimitedBody {
     type Data = Bytes;
     type Error = wasmtime_wasi_http::Error;
@@ -158,7 +169,7 @@ impl hyper::body::Body for LimitedBody {
         };
         let frame = match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
-            Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(body_error(error)))),
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => return Poll::Pending,
         };
@@ -176,14 +187,18 @@ impl hyper::body::Body for LimitedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ahead.is_empty() && self.inner.as_ref().is_none_or(Incoming::is_end_stream)
+        self.ahead.is_empty()
+            && self
+                .inner
+                .as_ref()
+                .is_none_or(hyper::body::Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
         let rest = self
             .inner
             .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint);
+            .map_or_else(|| SizeHint::with_exact(0), hyper::body::Body::size_hint);
         let ahead: u64 = self
             .ahead
             .iter()

@@ -5,17 +5,18 @@
 
 use crate::headers::{X_REQUEST_ID, content_length};
 use crate::metrics::FailureKind;
+use crate::refusal::Refusal;
 use crate::respond::{self, Body};
 use crate::runtime::bodies::is_deadline;
 use crate::runtime::bodies::{
     GuestDrivenBody, GuestFuture, GuestOutcome, LimitedBody, Overflow, Prebuffer,
 };
+use crate::runtime::client_body::ClientBody;
 use crate::runtime::guest::{Admission, Guest};
 use crate::runtime::guest_log::RecentLines;
 use crate::runtime::sandbox::{Binding, Deadline, HostState, arm_deadline, new_store};
 use http::{Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
@@ -29,7 +30,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
 /// What a request holds until its guest is done (response body included), whichever
 /// attempt serves it: the app's concurrency slot, and what the caller asked to keep (a
-/// launched instance's use, so it cannot expire meanwhile).
+/// launch's use, so it cannot expire meanwhile).
 struct Hold {
     _admission: Admission,
     _caller: Option<Arc<dyn Any + Send + Sync>>,
@@ -37,19 +38,20 @@ struct Hold {
 
 /// Serves `request` with a fresh instance of `guest` (or a waiting one, if the app reuses
 /// instances), within its limits (the deadline covers the response body too). `binding` is
-/// the launched instance the request is for; `keep` is held until the guest is done. The
+/// the launch the request is for; `keep` is held until the guest is done. The
 /// start of the body is read before the app's concurrency slot or an instance is taken.
 pub(crate) async fn invoke(
     guest: Arc<Guest>,
-    request: Request<Incoming>,
+    request: Request<ClientBody>,
     binding: Option<Binding<'_>>,
     keep: Option<Arc<dyn Any + Send + Sync>>,
-) -> Response<Body> {
+) -> Result<Response<Body>, Refusal> {
     let limit = guest.spec().limits.max_request_body;
     if let Some(length) = content_length(request.headers())
         && length > limit
     {
-        return body_too_large(&length.to_string(), limit);
+        let size = length.to_string();
+        return Err(Refusal::BodyTooLarge { size, limit });
     }
     let (parts, body) = request.into_parts();
     let (mut body, overflow) = LimitedBody::new(body, limit);
@@ -58,25 +60,22 @@ pub(crate) async fn invoke(
     match body.prebuffer(want, limits.body_read_timeout).await {
         Ok(()) => {}
         Err(_) if overflow.tripped() => {
-            return body_too_large(&format!("more than {limit}"), limit);
+            let size = format!("more than {limit}");
+            return Err(Refusal::BodyTooLarge { size, limit });
         }
-        Err(Prebuffer::TooSlow) => return body_too_slow(want, limits.body_read_timeout),
+        Err(Prebuffer::TooSlow) => {
+            let timeout = limits.body_read_timeout;
+            return Err(Refusal::BodyTooSlow { want, timeout });
+        }
         Err(Prebuffer::Failed(error)) => {
-            return respond::text(
-                StatusCode::BAD_REQUEST,
-                format_args!("reading the request body: {error}"),
-            );
+            let message = format!("reading the request body: {error}");
+            return Err(Refusal::BadRequest(message));
         }
     }
     let request = Request::from_parts(parts, body);
     let Ok(admission) = guest.admit() else {
-        return respond::unavailable(
-            format_args!(
-                "app `{}` is at its limit of concurrent requests",
-                guest.spec().name
-            ),
-            1,
-        );
+        let name = guest.spec().name.to_string();
+        return Err(Refusal::AppBusy { name });
     };
     let hold = Arc::new(Hold {
         _admission: admission,
@@ -94,7 +93,7 @@ pub(crate) async fn invoke(
         hold,
         overflow,
     };
-    match run.attempt(request, true).await {
+    Ok(match run.attempt(request, true).await {
         Attempt::Done(response) => response,
         Attempt::ReuseUnsupported(response) => match replay {
             // The replay holds what the first attempt held: it is the same request.
@@ -104,7 +103,7 @@ pub(crate) async fn invoke(
                 .into_response(),
             None => response,
         },
-    }
+    })
 }
 
 /// How one run of the guest ended.
@@ -180,7 +179,8 @@ impl Run<'_> {
         if self.overflow.tripped() {
             // A body over the limit fails the guest's read; the client is told why.
             let limit = self.guest.spec().limits.max_request_body;
-            return Attempt::Done(body_too_large(&format!("more than {limit}"), limit));
+            let size = format!("more than {limit}");
+            return Attempt::Done(Refusal::BodyTooLarge { size, limit }.into_response());
         }
         let (response, unfinished) = match first {
             Ok(Ok(response)) => (response, Some(guest)),
@@ -201,9 +201,9 @@ impl Run<'_> {
         Attempt::Done(response)
     }
 
-    /// A waiting instance of this app (for this launched instance) if it reuses instances,
+    /// A waiting instance of this app (for this launch) if it reuses instances,
     /// else a fresh store; either armed with `deadline`.
-    fn instance(&self, may_reuse: bool, deadline: Instant) -> Result<Instance, Refusal> {
+    fn instance(&self, may_reuse: bool, deadline: Instant) -> Result<Instance, Unstarted> {
         let guest = self.guest;
         let deadline = Deadline {
             at: deadline.into_std(),
@@ -224,10 +224,7 @@ impl Run<'_> {
         }
         let slot = guest.engine().instance_slot().map_err(|busy| {
             tracing::warn!(app = %guest.spec().name, "{busy}");
-            Box::new(respond::unavailable(
-                "server busy: too many requests running at once",
-                1,
-            ))
+            Box::new(Refusal::ServerBusy.into_response())
         })?;
         let engine = guest.pre().engine();
         match new_store(
@@ -260,7 +257,7 @@ impl Run<'_> {
         instance: Instance,
         request: Request<LimitedBody>,
         deadline: Instant,
-    ) -> Result<(GuestFuture, ResponseReceiver), Refusal> {
+    ) -> Result<(GuestFuture, ResponseReceiver), Unstarted> {
         let Instance {
             mut store,
             reused,
@@ -331,7 +328,7 @@ impl Run<'_> {
 }
 
 /// A response that ends an attempt before the guest runs (boxed: the cold path).
-type Refusal = Box<Response<Body>>;
+type Unstarted = Box<Response<Body>>;
 
 /// The response head a guest sets, or the error code it answers with.
 type GuestResponse =
@@ -370,29 +367,6 @@ fn head_without_body<B: hyper::body::Body>(request: &Request<B>) -> Option<Reque
 /// How much of a request body must have arrived before a guest instance is taken for it.
 const PREBUFFER_BYTES: u64 = 64 << 10;
 
-/// `408`: the start of the body did not come in time. The connection closes (the rest of the
-/// body is not read).
-fn body_too_slow(want: u64, timeout: std::time::Duration) -> Response<Body> {
-    let mut response = respond::text(
-        StatusCode::REQUEST_TIMEOUT,
-        format_args!(
-            "the request body's first {want} bytes did not arrive within {}",
-            humantime::format_duration(timeout)
-        ),
-    );
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
-    response
-}
-
-fn body_too_large(size: &str, limit: u64) -> Response<Body> {
-    respond::text(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format_args!("request body is {size} bytes, limit is {limit} bytes (max_request_body)"),
-    )
-}
-
 /// What is known of a request besides its outcome, to explain a failure.
 struct Witness {
     /// Set when the instance's memory budget refused to grow.
@@ -405,7 +379,7 @@ struct Witness {
     uri: http::Uri,
     /// The request's id, which the guest's log lines for it carry.
     request_id: Option<http::HeaderValue>,
-    /// The launched instance it is for, if any.
+    /// The launch it is for, if any.
     instance: Option<Arc<str>>,
 }
 
@@ -484,7 +458,7 @@ fn failure_response(guest: &Guest, outcome: GuestOutcome, witness: &Witness) -> 
         Ok(Err(error)) if is_deadline(&error) => timed_out(guest),
         Ok(Err(error)) if error.is::<wasmtime::PoolConcurrencyLimitError>() => {
             tracing::warn!(app = %name, "no instance slot free: {error:#}");
-            respond::unavailable("server busy: too many requests running at once", 1)
+            Refusal::ServerBusy.into_response()
         }
         Ok(Err(error)) => {
             failed(if out_of_memory {

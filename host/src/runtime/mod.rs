@@ -4,6 +4,7 @@
 //! apps folders, manifests, routes or launches.
 
 pub(crate) mod bodies;
+pub(crate) mod client_body;
 pub mod engine;
 pub(crate) mod fairness;
 pub(crate) mod guest;

@@ -1,6 +1,6 @@
 //! Instance reuse for apps that opt in (manifest `[reuse]`): instances that served a request
 //! cleanly wait here, per app version, for the next request of the same app (and the same
-//! launched instance, whose input is in the environment). Bounded in count (per app, and
+//! launch, whose input is in the environment). Bounded in count (per app, and
 //! over the whole server by [`IdleCap`]), requests served and idle time. Instances that trapped
 //! or overran their deadline never come back.
 
@@ -35,7 +35,7 @@ pub(crate) struct IdleInstance {
     pub proxy: Proxy,
     /// Requests it served.
     pub served: u32,
-    /// The launched instance it serves (its environment holds that input), if any.
+    /// The launch it serves (its environment holds that input), if any.
     key: Option<Arc<str>>,
     since: Instant,
 }

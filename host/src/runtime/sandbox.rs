@@ -39,10 +39,10 @@ pub(crate) struct GuestSpec {
     pub limits: InstanceLimits,
 }
 
-/// Extra environment for the requests of one launched instance (its input and name).
+/// Extra environment for the requests of one launch (its input and name).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Binding<'a> {
-    /// The launched instance's name; reused instances are kept apart by it.
+    /// The launch's name; reused instances are kept apart by it.
     pub key: &'a Arc<str>,
     /// Variables added to the app's own.
     pub env: [(&'a str, &'a str); 2],

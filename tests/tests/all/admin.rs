@@ -566,7 +566,7 @@ async fn a_custom_route_cannot_cover_or_sit_under_another_apps_or_instances_url(
     for (route, holder) in [
         ("/hello", "`/hello/`, the name of an app"),
         ("/viz/static", "`/viz/`, the name of an app"),
-        ("/inst/a", "`/inst/`, the name of a launched instance"),
+        ("/inst/a", "`/inst/`, the name of a launch"),
     ] {
         let manifest = format!("route = \"{route}\"");
         let refused = server

@@ -324,9 +324,7 @@ async fn deploy_apps_and_remove_drive_a_running_server() {
         "{}",
         String::from_utf8_lossy(&removed.stderr)
     );
-    assert!(
-        String::from_utf8_lossy(&removed.stdout).contains("removed launched instance dataset-1")
-    );
+    assert!(String::from_utf8_lossy(&removed.stdout).contains("removed launch dataset-1"));
     assert_eq!(get(&server, "/dataset-1/").await.0, 404);
 
     let removed = run_client(&["remove", "greeter"], &server, Some(ADMIN_TOKEN));
@@ -336,10 +334,7 @@ async fn deploy_apps_and_remove_drive_a_running_server() {
     assert!(!again.status.success());
     // A client's error is one plain line, not a log record.
     let said = String::from_utf8_lossy(&again.stderr);
-    assert_eq!(
-        said.trim(),
-        "error: no app or launched instance named `greeter`"
-    );
+    assert_eq!(said.trim(), "error: no app or launch named `greeter`");
     let _ = std::fs::remove_file(token_file);
 }
 

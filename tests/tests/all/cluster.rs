@@ -529,7 +529,7 @@ async fn a_folder_store_moves_into_postgres_and_back() {
         &url,
     ]);
     assert!(
-        imported.contains("imported 1 app(s) and 1 launched instance(s)"),
+        imported.contains("imported 1 app(s) and 1 launch(es)"),
         "{imported}"
     );
 
@@ -553,7 +553,7 @@ async fn a_folder_store_moves_into_postgres_and_back() {
         target.to_str().unwrap(),
     ]);
     assert!(
-        done.contains("exported 1 app(s) and 1 launched instance(s)"),
+        done.contains("exported 1 app(s) and 1 launch(es)"),
         "{done}"
     );
     assert_eq!(

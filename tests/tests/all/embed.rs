@@ -1,10 +1,12 @@
-//! wasmount embedded in another web server (`examples/embed`): the site's own pages beside
-//! wasmount's apps under `/visualizations/`, and uploads and launches through the site's
-//! listener.
+//! wasmount embedded in an axum application (`examples/embed`) as a `tower::Service`: the
+//! site's own pages beside wasmount's apps under `/visualizations/`, uploads and launches
+//! through the site's listener, request bodies through axum's body type, and a shutdown that
+//! lets requests in flight finish.
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use std::net::SocketAddr;
+use std::time::Duration;
 use wasmount::config::Config;
 use wasmount_tests::{ADMIN_TOKEN, TestResponse, guests, json, shared_engine, try_send};
 
@@ -71,6 +73,41 @@ async fn a_site_serves_its_pages_and_wasmount_apps_under_visualizations() {
     let opened = json(&send(addr, Method::GET, "/visualizations/dataset-7/", "").await);
     assert_eq!(opened["prefix"], "/visualizations/dataset-7");
 
+    let posted = send(addr, Method::POST, "/visualizations/echo/form", "a=1&b=2").await;
+    assert_eq!(
+        json(&posted)["body_len"],
+        7,
+        "axum's body reaches the guest"
+    );
+    let forwarded = json(&send(addr, Method::GET, "/visualizations/echo/", "").await);
+    assert_eq!(forwarded["headers"]["x-forwarded-for"], "127.0.0.1");
+
+    // Shutdown drains: a request in flight finishes before the site stops.
+    let slow = tokio::spawn(try_send(
+        addr,
+        Method::GET,
+        "/visualizations/echo/?sleep_ms=2000",
+        Bytes::new(),
+        &[],
+    ));
+    let in_flight = || async {
+        let page = send(addr, Method::GET, "/_wasmount/metrics", "")
+            .await
+            .text();
+        page.contains("wasmount_requests_in_flight{app=\"echo\"} 1")
+            .then_some(())
+    };
+    wasmount_tests::eventually(
+        "the slow request to run",
+        Duration::from_secs(60),
+        in_flight,
+    )
+    .await;
     let _ = stop.send(());
+    let finished = slow
+        .await
+        .unwrap()
+        .expect("the request in flight completes");
+    assert_eq!(finished.status, StatusCode::OK);
     site.await.unwrap().unwrap();
 }

@@ -215,7 +215,7 @@ async fn bad_launches_are_refused_with_their_status_and_store_nothing() {
         (
             r#"{"app": "echo", "name": "taken", "input": {}}"#.into(),
             StatusCode::CONFLICT,
-            "name of a launched instance",
+            "name of a launch",
         ),
         (
             r#"{"app": "echo", "name": "hello", "input": {}}"#.into(),

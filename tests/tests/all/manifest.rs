@@ -137,19 +137,29 @@ async fn per_app_limits_apply_timeout_body_size_and_concurrency() {
 
     let addr = server.addr;
     let slow =
-        (0..3).map(|_| try_send(addr, Method::GET, "/echo/?sleep_ms=200", Bytes::new(), &[]));
+        (0..3).map(|_| try_send(addr, Method::GET, "/echo/?sleep_ms=2000", Bytes::new(), &[]));
     let statuses: Vec<StatusCode> = join_all(slow)
         .await
         .into_iter()
         .map(|r| r.unwrap().status)
         .collect();
-    assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
+    // One holds the app's only slot until its 300 ms deadline (504); the others, sent while
+    // it runs (it sleeps far longer than the deadline, so they overlap on any machine), are
+    // refused at once (503).
+    let held = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::GATEWAY_TIMEOUT)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
     assert!(
-        statuses.contains(&StatusCode::SERVICE_UNAVAILABLE),
+        held >= 1 && refused >= 1 && held + refused == 3,
         "{statuses:?}"
     );
     let busy =
-        (0..2).map(|_| try_send(addr, Method::GET, "/echo/?sleep_ms=200", Bytes::new(), &[]));
+        (0..2).map(|_| try_send(addr, Method::GET, "/echo/?sleep_ms=2000", Bytes::new(), &[]));
     let refused = join_all(busy)
         .await
         .into_iter()
@@ -297,4 +307,48 @@ async fn a_custom_route_replaces_the_default_mount_point() {
     assert!(error.contains("already the route of app `echo`"), "{error}");
     assert_eq!(json(&server.get("/tools/echo/").await)["path"], "/");
     assert_eq!(server.get("/other/").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_uploads_with_overlapping_routes_at_once_give_one_app_and_one_conflict() {
+    let server = TestServer::start_admin(&[], |_| {}).await;
+    let hello = std::fs::read(guests::HELLO).unwrap();
+    for round in 0..30 {
+        let (outer, inner) = (format!("outer{round}"), format!("inner{round}"));
+        let outer_route = format!("route = \"/t{round}/a\"");
+        let inner_route = format!("route = \"/t{round}/a/b\"");
+        let outer_parts = [
+            ("component", &hello[..]),
+            ("manifest", outer_route.as_bytes()),
+        ];
+        let inner_parts = [
+            ("component", &hello[..]),
+            ("manifest", inner_route.as_bytes()),
+        ];
+        let (first, second) = tokio::join!(
+            server.put_multipart(&outer, &outer_parts),
+            server.put_multipart(&inner, &inner_parts),
+        );
+        let mut statuses = [first.status, second.status];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::CREATED, StatusCode::CONFLICT],
+            "round {round}: {} / {}",
+            first.text(),
+            second.text()
+        );
+        let listed = json(
+            &server
+                .admin(Method::GET, "/_wasmount/apps", Bytes::new())
+                .await,
+        );
+        let live = listed["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|app| [&outer, &inner].contains(&&app["name"].as_str().unwrap().to_owned()))
+            .count();
+        assert_eq!(live, 1, "round {round}: {listed}");
+    }
 }

@@ -1,5 +1,5 @@
 //! Resident memory goes back to the operating system once a burst is over (a real server
-//! process, its RSS read from /proc). Alone in its test binary: nothing else runs beside it.
+//! process of its own, its RSS read from /proc, so other tests beside it do not count).
 
 use bytes::Bytes;
 use http::{Method, StatusCode};

@@ -65,8 +65,18 @@ async fn a_trap_or_a_timeout_discards_the_instance() {
 async fn idle_instances_are_dropped_after_the_idle_timeout() {
     let server = echo_with("[reuse]\nmax_requests = 100\nidle_timeout = \"200ms\"\n").await;
     assert_eq!(counts(&server, "/echo", 2).await, [1, 2]);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(count(&server, "/echo").await, 1);
+    // Each probe waits longer than the idle timeout first (a probe that found the instance
+    // alive has just used it again); bounded, so a slow sweep is waited for, not assumed.
+    let fresh_after_idling = || async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        (count(&server, "/echo").await == 1).then_some(())
+    };
+    wasmount_tests::eventually(
+        "the idle instance to be dropped",
+        Duration::from_secs(30),
+        fresh_after_idling,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -96,7 +106,7 @@ async fn a_replayed_request_keeps_its_apps_concurrency_slot() {
     std::fs::copy(guests::ONCE, apps.path().join("once.wasm")).unwrap();
     let manifest = "[limits]\nmax_concurrent_requests = 1\n[reuse]\nmax_requests = 100\n";
     std::fs::write(apps.path().join("once.toml"), manifest).unwrap();
-    let server = TestServer::start_in(apps, |_| {}).await;
+    let server = TestServer::start_in(apps, |config| config.public_metrics = true).await;
     // A fresh instance serves, then waits for reuse.
     assert_eq!(server.get("/once/").await.text(), "served\n");
     // The next request gets it, which returns without a response: the request is replayed
@@ -107,7 +117,7 @@ async fn a_replayed_request_keeps_its_apps_concurrency_slot() {
             .await
             .unwrap()
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.wait_in_flight("once", 1).await;
     // Meanwhile the app is at its limit of one request: the replay still holds the slot.
     let meanwhile = server.get("/once/").await;
     assert_eq!(

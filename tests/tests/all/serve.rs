@@ -219,16 +219,19 @@ async fn base_path_mounts_apps_below_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_lets_requests_in_flight_finish() {
-    let mut server = TestServer::start(&[("echo", guests::ECHO)]).await;
+    let mut server = TestServer::start_with(&[("echo", guests::ECHO)], |config| {
+        config.public_metrics = true;
+    })
+    .await;
     let addr = server.addr;
     let slow = tokio::spawn(try_send(
         addr,
         Method::GET,
-        "/echo/slow?sleep_ms=600",
+        "/echo/slow?sleep_ms=2000",
         Bytes::new(),
         &[],
     ));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.wait_in_flight("echo", 1).await;
     let stopping = server.begin_shutdown();
 
     let response = slow
@@ -398,15 +401,16 @@ async fn the_server_wide_concurrency_limit_applies_per_app() {
         &[("echo", guests::ECHO), ("hello", guests::HELLO)],
         |config| {
             config.max_concurrent_requests = Some(1);
+            config.public_metrics = true;
         },
     )
     .await;
     assert_eq!(server.get("/echo/").await.status, StatusCode::OK);
     let addr = server.addr;
     let slow =
-        (0..2).map(|_| try_send(addr, Method::GET, "/echo/?sleep_ms=300", Bytes::new(), &[]));
+        (0..2).map(|_| try_send(addr, Method::GET, "/echo/?sleep_ms=3000", Bytes::new(), &[]));
     let (statuses, hello) = tokio::join!(join_all(slow), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        server.wait_in_flight("echo", 1).await;
         server.get("/hello/").await.status
     });
     let mut statuses: Vec<u16> = statuses

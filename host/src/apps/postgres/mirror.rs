@@ -144,7 +144,7 @@ impl AppStore for SharedStore {
         self.mirror.cache_dir()
     }
 
-    /// Commits the app to the database (refused with [`NameHeld`] when a launched instance
+    /// Commits the app to the database (refused with [`NameHeld`] when a launch
     /// anywhere holds the name), then writes the mirror. The caller holds the write lock.
     fn install(&self, name: &str, bytes: &[u8], manifest: Option<&str>) -> anyhow::Result<()> {
         self.runtime.block_on(async {
@@ -156,7 +156,7 @@ impl AppStore for SharedStore {
         })
     }
 
-    /// Deletes the app (and its launched instances) from the database, then from the
+    /// Deletes the app (and its launches) from the database, then from the
     /// mirror. The caller holds the write lock.
     fn remove(&self, name: &str) -> anyhow::Result<bool> {
         let stored = self.runtime.block_on(self.db.delete_app(name))?;

@@ -8,7 +8,7 @@ mod queries;
 mod schema;
 mod tls;
 
-pub(crate) use queries::{AppRow, Changes, InstanceRow, Launched};
+pub(crate) use queries::{AppRow, Changes, LaunchRow, Launched};
 
 use std::time::Duration;
 use tls::TlsSettings;
@@ -43,7 +43,7 @@ pub(crate) enum StoreError {
     },
 }
 
-/// A PostgreSQL database holding the apps and launched instances of a cluster.
+/// A PostgreSQL database holding the apps and launches of a cluster.
 pub(crate) struct Database {
     config: tokio_postgres::Config,
     /// TLS as the URL's `sslmode` asks.

@@ -21,9 +21,9 @@ pub(crate) struct AppRow {
     pub manifest: Option<String>,
 }
 
-/// A launched instance as stored.
+/// A launch as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct InstanceRow {
+pub(crate) struct LaunchRow {
     /// Its name.
     pub name: String,
     /// The app it runs.
@@ -48,7 +48,7 @@ pub(crate) struct Changes {
     /// Each changed app: its row, or `None` when it was deleted.
     pub apps: Vec<(String, Option<AppRow>)>,
     /// Each changed instance: its row, or `None` when it was deleted.
-    pub instances: Vec<(String, Option<InstanceRow>)>,
+    pub instances: Vec<(String, Option<LaunchRow>)>,
 }
 
 /// The outcome of storing a launch.
@@ -128,7 +128,7 @@ async fn drop_unused_component(transaction: &Transaction<'_>, sha256: Option<&st
 
 impl Database {
     /// Stores app `name` (component and, when given, manifest; without one the stored
-    /// manifest stays). Returns who holds the name instead, when a launched instance does.
+    /// manifest stays). Returns who holds the name instead, when a launch does.
     pub(crate) async fn put_app(
         &self,
         name: &str,
@@ -216,7 +216,7 @@ impl Database {
     /// limits (`max_instances`, `max_input_total` bytes of input) would be passed.
     pub(crate) async fn put_instance(
         &self,
-        row: &InstanceRow,
+        row: &LaunchRow,
         max_instances: usize,
         max_input_total: u64,
     ) -> std::result::Result<Launched, StoreError> {
@@ -435,7 +435,7 @@ async fn read_all(transaction: &Transaction<'_>) -> Result<Changes> {
         instances: instances
             .iter()
             .map(|row| {
-                let row = instance_row(row);
+                let row = launch_row(row);
                 (row.name.clone(), Some(row))
             })
             .collect(),
@@ -474,7 +474,7 @@ async fn read_changed(transaction: &Transaction<'_>, since: i64) -> Result<Chang
     let mut instances: std::collections::HashMap<_, _> = instances
         .iter()
         .map(|row| {
-            let row = instance_row(row);
+            let row = launch_row(row);
             (row.name.clone(), row)
         })
         .collect();
@@ -507,8 +507,8 @@ fn app_row(row: &tokio_postgres::Row) -> (String, AppRow) {
     )
 }
 
-fn instance_row(row: &tokio_postgres::Row) -> InstanceRow {
-    InstanceRow {
+fn launch_row(row: &tokio_postgres::Row) -> LaunchRow {
+    LaunchRow {
         name: row.get(0),
         app: row.get(1),
         input: row.get(2),

@@ -10,7 +10,7 @@ const MIGRATION_LOCK: i64 = 0x7761_736d;
 /// Every migration, in order; the schema's version is how many have been applied. Never edit
 /// one that shipped: add another.
 const MIGRATIONS: &[&str] = &[
-    // 1: components by content, apps, launched instances, and the log of changes.
+    // 1: components by content, apps, launches, and the log of changes.
     "CREATE TABLE wasmount_components (
          sha256 text PRIMARY KEY,
          bytes bytea NOT NULL

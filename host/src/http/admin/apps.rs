@@ -9,20 +9,20 @@ use crate::http::admin::{ApiError, ApiResult, json, respond, timestamp};
 use crate::http::control::is_read;
 use crate::http::server::Server;
 use crate::respond::Body;
+use crate::runtime::client_body::ClientBody;
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::Serialize;
 
 /// Handles `/_wasmount/apps…`; `rest` is the path after `/apps`.
 pub(crate) async fn handle(
     server: &Server,
     rest: &str,
-    request: Request<Incoming>,
+    request: Request<ClientBody>,
 ) -> Response<Body> {
     respond(route(server, rest, request).await)
 }
 
-async fn route(server: &Server, rest: &str, request: Request<Incoming>) -> ApiResult {
+async fn route(server: &Server, rest: &str, request: Request<ClientBody>) -> ApiResult {
     let method = request.method().clone();
     server.access.check(request.headers(), is_read(&method))?;
     if rest.is_empty() || rest == "/" {
@@ -182,12 +182,12 @@ fn inspect(server: &Server, name: &str, with_manifest: bool) -> ApiResult {
     Ok(json(StatusCode::OK, &info))
 }
 
-async fn upload(server: &Server, name: &str, request: Request<Incoming>) -> ApiResult {
+async fn upload(server: &Server, name: &str, request: Request<ClientBody>) -> ApiResult {
     // Fail fast, before reading the body (the deployer decides again when it commits).
     if server.launches.peek(name).is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!("`{name}` is the name of a launched instance; delete it first"),
+            format!("`{name}` is the name of a launch; delete it first"),
         ));
     }
     let limit = BodyLimit {
@@ -259,7 +259,7 @@ fn deploy_refusal(name: &str, refusal: DeployError) -> ApiError {
     ApiError::new(status, load)
 }
 
-/// Deletes the app and its launched instances, and says how many instances went with it.
+/// Deletes the app and its launches, and says how many instances went with it.
 async fn remove(server: &Server, name: &str) -> ApiResult {
     if let Some(file) = server.deployer.external_file(name) {
         // Its file is not the store's to delete, and it would come back on the next save.
@@ -290,7 +290,7 @@ async fn remove(server: &Server, name: &str) -> ApiResult {
         return Err(ApiError::not_found(format!("no app named `{name}`")));
     }
     if instances > 0 {
-        tracing::info!(app = name, instances, "removed with its launched instances");
+        tracing::info!(app = name, instances, "removed with its launches");
     }
     Ok(json(
         StatusCode::OK,

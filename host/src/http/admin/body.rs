@@ -3,10 +3,10 @@
 
 use crate::headers::content_length;
 use crate::http::admin::ApiError;
+use crate::runtime::client_body::ClientBody;
 use bytes::{Bytes, BytesMut};
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
 
 /// The parts of a `multipart/form-data` upload: `component` (required) and `manifest`
 /// (optional, the `NAME.toml` text), so a component and its settings go live together.
@@ -61,7 +61,7 @@ const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 /// Reads and discards up to `budget` more bytes of a refused body (within [`DRAIN_TIME`]), so
 /// a client still sending gets to read the refusal: closing a connection with unread data
 /// resets it, and the client loses the answer.
-async fn drain(mut body: Incoming, budget: u64) {
+async fn drain(mut body: ClientBody, budget: u64) {
     let mut left = budget;
     let _ = tokio::time::timeout(DRAIN_TIME, async {
         while let Some(Ok(frame)) = body.frame().await {
@@ -89,7 +89,7 @@ pub(super) struct BodyLimit {
 /// Reads a request body of at most `limit` bytes, refusing as soon as it is known to be
 /// larger: from `content-length` before reading, or while streaming.
 pub(super) async fn read_limited(
-    request: Request<Incoming>,
+    request: Request<ClientBody>,
     limit: BodyLimit,
 ) -> Result<Bytes, ApiError> {
     let declared = content_length(request.headers());
@@ -137,7 +137,7 @@ pub(super) async fn read_limited(
 ///
 /// A body over `limit`, or a malformed multipart body.
 pub(super) async fn read_upload(
-    request: Request<Incoming>,
+    request: Request<ClientBody>,
     limit: BodyLimit,
 ) -> Result<(Bytes, Option<String>), ApiError> {
     let boundary = request

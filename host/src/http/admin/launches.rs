@@ -1,14 +1,14 @@
 //! `/_wasmount/instances`: launch an app bound to an input at a URL of its own, list,
-//! inspect and delete launched instances.
+//! inspect and delete launches.
 
 use crate::apps::names::{is_valid_app_name, mount_prefix};
 use crate::http::admin::body::{BodyLimit, read_limited};
 use crate::http::admin::{ApiError, ApiResult, json, no_content, respond, timestamp};
 use crate::http::server::Server;
-use crate::launches::{Input, Instance, LaunchError};
+use crate::launches::{Input, Launch, LaunchError};
 use crate::respond::Body;
+use crate::runtime::client_body::ClientBody;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -16,13 +16,13 @@ use serde_json::value::RawValue;
 pub(crate) async fn handle(
     server: &Server,
     rest: &str,
-    request: Request<Incoming>,
+    request: Request<ClientBody>,
 ) -> Response<Body> {
     respond(route(server, rest, request).await)
 }
 
-async fn route(server: &Server, rest: &str, request: Request<Incoming>) -> ApiResult {
-    // Instances carry their users' inputs: even reading them needs the token.
+async fn route(server: &Server, rest: &str, request: Request<ClientBody>) -> ApiResult {
+    // Launches carry their users' inputs: even reading them needs the token.
     server.access.check(request.headers(), false)?;
     let method = request.method().clone();
     let origin = public_origin(request.headers());
@@ -94,7 +94,7 @@ struct LaunchRequest<'a> {
 /// Room for the request's other fields around the input.
 const LAUNCH_ENVELOPE_BYTES: u64 = 16 << 10;
 
-async fn launch(server: &Server, origin: &str, request: Request<Incoming>) -> ApiResult {
+async fn launch(server: &Server, origin: &str, request: Request<ClientBody>) -> ApiResult {
     let input_limit = server.config.max_instance_input;
     let limit = BodyLimit {
         bytes: input_limit + LAUNCH_ENVELOPE_BYTES,
@@ -187,7 +187,7 @@ fn launch_refusal(app: &str, refusal: LaunchError) -> ApiError {
     ApiError::new(status, refusal)
 }
 
-/// One launched instance as the API shows it.
+/// One launch as the API shows it.
 #[derive(Serialize)]
 struct InstanceInfo<'a> {
     name: &'a str,
@@ -205,7 +205,7 @@ struct InstanceInfo<'a> {
 }
 
 impl<'a> InstanceInfo<'a> {
-    fn new(base_path: &str, origin: &str, instance: &'a Instance, with_input: bool) -> Self {
+    fn new(base_path: &str, origin: &str, instance: &'a Launch, with_input: bool) -> Self {
         let (input, input_url) = match &instance.input {
             Input::Json(json) if with_input => (serde_json::from_str(json).ok(), None),
             Input::Url(url) if with_input => (None, Some(url.as_ref())),
