@@ -71,6 +71,13 @@ pub const DEFAULT_IDLE_MEMORY_RELEASE_AFTER: Duration = Duration::from_secs(10);
 pub const MIN_IDLE_MEMORY_RELEASE_AFTER: Duration = Duration::from_millis(100);
 
 /// How often a node of a cluster reads the store's changes even without a notification.
+/// How long the platform's forward-auth check may take to answer (503 beyond: closed).
+pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the platform's "yes" is remembered for one client and launch.
+pub const DEFAULT_AUTH_ALLOW_TTL: Duration = Duration::from_secs(10);
+/// How long the platform's "no" is remembered.
+pub const DEFAULT_AUTH_DENY_TTL: Duration = Duration::from_secs(2);
+/// The default for `--store-resync-interval`.
 pub const DEFAULT_STORE_RESYNC_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How access log lines look.
@@ -80,6 +87,32 @@ pub enum AccessLogFormat {
     Json,
     /// Apache's combined log format, then the request id, the app and the duration.
     Combined,
+}
+
+/// Who may open an app or a launch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Whoever has its URL (a launch's URL carries 128 random bits).
+    #[default]
+    Public,
+    /// Only whom the platform allows: each request is checked with `--auth-url`.
+    Platform,
+}
+
+/// The platform's check for `platform` apps and launches (forward auth).
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// The check's URL (`http://127.0.0.1:4180/oauth2/auth`, a Django view).
+    pub url: String,
+    /// How long it may take to answer.
+    pub timeout: Duration,
+    /// Response headers of its `2xx` handed to the guest (`X-Auth-Request-User`).
+    pub response_headers: Vec<String>,
+    /// How long a yes is remembered, per client, launch and request.
+    pub allow_ttl: Duration,
+    /// How long a no is remembered.
+    pub deny_ttl: Duration,
 }
 
 /// The settings one server runs with.
@@ -152,6 +185,11 @@ pub struct Config {
     pub store_resync_interval: Duration,
     /// Whether `/_wasmount/metrics` needs no token.
     pub public_metrics: bool,
+    /// In dev mode, the host names answered besides `localhost`, `127.0.0.1` and `[::1]`
+    /// (`--allow-host`); any other `Host` gets 403.
+    pub allowed_hosts: Vec<String>,
+    /// The platform's check; with it, launches are `platform` unless launched `public`.
+    pub auth: Option<AuthConfig>,
     /// One line per request in this format; `None`: no access log.
     pub access_log: Option<AccessLogFormat>,
     /// Where the access log goes; `None`: stderr.
@@ -238,6 +276,8 @@ impl Config {
             cache_dir: None,
             store_resync_interval: DEFAULT_STORE_RESYNC_INTERVAL,
             public_metrics: false,
+            allowed_hosts: Vec::new(),
+            auth: None,
             access_log: None,
             access_log_file: None,
             tls: None,

@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The `app` label of requests that match no app or instance.
@@ -48,6 +48,12 @@ impl FailureKind {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AppLabel {
     app: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RemovedHeaderLabels {
+    app: Arc<str>,
+    header: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -123,6 +129,7 @@ pub(crate) struct Metrics {
     duration: Family<AppLabel, Histogram>,
     in_flight: Family<AppLabel, Gauge>,
     failures: Family<FailureLabels, Counter>,
+    removed_headers: Family<RemovedHeaderLabels, Counter>,
     compiles: Family<TierLabel, Histogram>,
     uploads: Family<ResultLabel, Counter>,
     apps: Family<StateLabel, Gauge>,
@@ -154,6 +161,7 @@ impl Metrics {
             duration: Family::new_with_constructor(latency),
             in_flight: Family::default(),
             failures: Family::default(),
+            removed_headers: Family::default(),
             compiles: Family::new_with_constructor(compile),
             uploads: Family::default(),
             apps: Family::default(),
@@ -189,6 +197,11 @@ impl Metrics {
             "wasmount_guest_failures",
             "Requests a guest failed, by app and kind",
             self.failures.clone(),
+        );
+        r.register(
+            "wasmount_guest_headers_removed",
+            "Response headers removed from guests because they reach beyond the app's prefix, by app and header",
+            self.removed_headers.clone(),
         );
         r.register_with_unit(
             "wasmount_compile",
@@ -264,6 +277,7 @@ impl Metrics {
             duration: self.duration.get_or_create(&label).clone(),
             ok: self.requests.get_or_create(&ok).clone(),
             metrics: self.clone(),
+            headers_logged: AtomicBool::new(false),
         }
     }
 
@@ -413,6 +427,8 @@ pub(crate) struct AppMetrics {
     /// `status="200"`, the common case, without a lookup.
     ok: Counter,
     metrics: Arc<Metrics>,
+    /// Whether this version's removed headers were logged (once per version).
+    headers_logged: AtomicBool,
 }
 
 impl AppMetrics {
@@ -439,6 +455,26 @@ impl AppMetrics {
     /// Counts a request the app's guest failed.
     pub(crate) fn guest_failed(&self, kind: FailureKind) {
         self.metrics.guest_failed(&self.app, kind);
+    }
+
+    /// Counts response headers removed from this app's guest (see `http::header_policy`);
+    /// the first time for this version, says so in the log.
+    pub(crate) fn headers_removed(&self, headers: &[&'static str]) {
+        for &header in headers {
+            let labels = RemovedHeaderLabels {
+                app: self.app.clone(),
+                header,
+            };
+            self.metrics.removed_headers.get_or_create(&labels).inc();
+        }
+        if !self.headers_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                app = %self.app,
+                "removed response headers that reach beyond the app's prefix (apps share one \
+                 origin in path mode): {}",
+                headers.join(", ")
+            );
+        }
     }
 }
 

@@ -11,9 +11,10 @@ use crate::apps::postgres::mirror::SharedStore;
 use crate::apps::registry::Entry;
 use crate::apps::store::FolderStore;
 use crate::cluster::Follower;
-use crate::config::Config;
+use crate::config::{AuthConfig, Config};
 use crate::http::access_log::AccessLog;
 use crate::http::admin::AdminAccess;
+use crate::http::forward_auth::{AuthSettings, ForwardAuth};
 use crate::http::forwarding::TrustedProxies;
 use crate::http::listener::{self, Plane};
 use crate::http::server::Server;
@@ -194,6 +195,7 @@ impl Server {
             launches,
             access: AdminAccess::new(config.admin_token.as_deref(), config.public_app_list),
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+            forward_auth: config.auth.as_ref().map(forward_auth).transpose()?,
             config,
             local,
             follower,
@@ -217,6 +219,34 @@ impl Server {
             tracing::info!(app = %name, "at {origin}{prefix}/");
         }
     }
+}
+
+/// The platform's check `auth` describes.
+///
+/// # Errors
+///
+/// Its URL is not an http:// URL, or a header name is not one.
+fn forward_auth(auth: &AuthConfig) -> anyhow::Result<ForwardAuth> {
+    let url = auth
+        .url
+        .parse()
+        .with_context(|| format!("--auth-url `{}` is not a URL", auth.url))?;
+    let pass_headers = auth
+        .response_headers
+        .iter()
+        .map(|name| {
+            http::HeaderName::try_from(name.as_str())
+                .with_context(|| format!("--auth-response-header `{name}` is not a header name"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let settings = AuthSettings {
+        url,
+        timeout: auth.timeout,
+        pass_headers,
+        allow_ttl: auth.allow_ttl,
+        deny_ttl: auth.deny_ttl,
+    };
+    ForwardAuth::new(settings).map_err(anyhow::Error::msg)
 }
 
 /// Serves the apps folder: its apps, and its launches.

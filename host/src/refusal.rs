@@ -5,8 +5,21 @@
 //! refuse.
 
 use crate::respond::{self, Body};
-use http::{HeaderValue, Response, StatusCode, header};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use std::time::Duration;
+
+/// A platform's refusal as it wrote it (forward auth): `401`, `403` or a redirect, with its
+/// `Location`, `WWW-Authenticate`, `Content-Type`, `Set-Cookie` and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PlatformAnswer {
+    /// Its status.
+    pub status: StatusCode,
+    /// The headers passed on.
+    pub headers: HeaderMap,
+    /// Its body, bounded.
+    pub body: Bytes,
+}
 
 /// A request the host refuses before (or instead of) a guest answering it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +73,18 @@ pub(crate) enum Refusal {
     },
     /// The node is at its limit of instances running at once.
     ServerBusy,
+    /// Dev mode answers only the hosts it was told (a DNS-rebinding page in the
+    /// developer's browser must not read it).
+    HostNotAllowed {
+        /// The `Host` the client sent.
+        host: String,
+    },
+    /// The platform said no (forward auth): its answer goes back as written.
+    PlatformRefused(Box<PlatformAnswer>),
+    /// The platform could not be asked, or answered neither yes nor no: closed.
+    AuthUnavailable,
+    /// The app or launch is `platform`, and no `--auth-url` is set to ask: closed.
+    NoPlatformToAsk,
 }
 
 impl Refusal {
@@ -75,6 +100,9 @@ impl Refusal {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::AppBusy { .. } | Self::ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::HostNotAllowed { .. } => StatusCode::FORBIDDEN,
+            Self::PlatformRefused(answer) => answer.status,
+            Self::AuthUnavailable | Self::NoPlatformToAsk => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -89,8 +117,9 @@ impl Refusal {
             Self::AppFailed { name, reason } => {
                 format!("app `{name}` is not mounted: loading it failed: {reason}")
             }
-            Self::LaunchWithoutApp { launch, app } => {
-                format!("instance `{launch}` runs app `{app}`, which is not mounted")
+            // As for an unknown name: a launch's existence is not told by its answer.
+            Self::LaunchWithoutApp { launch, .. } => {
+                format!("no app named `{launch}` is mounted")
             }
             Self::BadRequest(message) => message.clone(),
             Self::BodyTooLarge { size, limit } => {
@@ -104,6 +133,18 @@ impl Refusal {
                 format!("app `{name}` is at its limit of concurrent requests")
             }
             Self::ServerBusy => "server busy: too many requests running at once".to_owned(),
+            Self::HostNotAllowed { host } => format!(
+                "dev mode answers localhost only, not `{host}` (start with --allow-host {host} \
+                 to answer it)"
+            ),
+            Self::PlatformRefused(_) => "refused by the platform".to_owned(),
+            Self::AuthUnavailable => {
+                "the platform could not be asked who may open this; try again".to_owned()
+            }
+            Self::NoPlatformToAsk => {
+                "this is open only to whom the platform allows, and no platform is set up to ask"
+                    .to_owned()
+            }
         }
     }
 
@@ -112,6 +153,7 @@ impl Refusal {
         match self {
             Self::AppFailed { reason, .. } => Some(reason.clone()),
             Self::ServerBusy => Some("the pool has no free instance slot".to_owned()),
+            Self::LaunchWithoutApp { app, .. } => Some(format!("its app `{app}` is not mounted")),
             _ => None,
         }
     }
@@ -129,6 +171,10 @@ impl Refusal {
             Self::BodyTooSlow { .. } => "body_too_slow",
             Self::AppBusy { .. } => "app_busy",
             Self::ServerBusy => "server_busy",
+            Self::HostNotAllowed { .. } => "host_not_allowed",
+            Self::PlatformRefused(_) => "platform_refused",
+            Self::AuthUnavailable => "auth_unavailable",
+            Self::NoPlatformToAsk => "no_platform_to_ask",
         }
     }
 
@@ -141,6 +187,12 @@ impl Refusal {
     /// The one place a refusal becomes a response: status, message, `retry-after` for a
     /// busy app or server, `connection: close` where the request is not read to its end.
     pub(crate) fn into_response(self) -> Response<Body> {
+        if let Self::PlatformRefused(answer) = self {
+            let mut response = Response::new(respond::full(answer.body));
+            *response.status_mut() = answer.status;
+            *response.headers_mut() = answer.headers;
+            return response;
+        }
         tracing::debug!(
             kind = self.kind(),
             status = self.status().as_u16(),
@@ -150,7 +202,10 @@ impl Refusal {
         );
         let mut response = respond::text(self.status(), self.public_message());
         let headers = response.headers_mut();
-        if matches!(self, Self::AppBusy { .. } | Self::ServerBusy) {
+        if matches!(
+            self,
+            Self::AppBusy { .. } | Self::ServerBusy | Self::AuthUnavailable
+        ) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
         }
         if self.closes_connection() {

@@ -9,13 +9,16 @@
 //! - `/read?path=P` and `/write?path=P` try to read or create a file;
 //! - `/connect?addr=IP:PORT` tries to open a TCP socket;
 //! - `/count` tells how many requests this instance has served (1 unless the host reuses
-//!   instances), `/trap` panics (the instance traps).
+//!   instances), `/trap` panics (the instance traps);
+//! - `/overreach` answers with the response headers an app may not send in path mode (a
+//!   service worker over the whole origin, cookies for other paths and domains,
+//!   `Clear-Site-Data`, HSTS) beside a cookie of its own and a harmless header.
 
 use futures_lite::stream;
 use wasmount_sdk::form::Form;
 use wasmount_sdk::{Ctx, response};
 use wstd::http::body::Bytes;
-use wstd::http::{Body, Error, Request, Response};
+use wstd::http::{Body, Error, HeaderValue, Request, Response};
 use wstd::time::Duration;
 
 const CHUNK: usize = 64 * 1024;
@@ -35,6 +38,7 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
         "/stream" => Ok(stream_bytes(number(&query, "bytes"))),
         "/count" => Ok(response::text(format!("{served}\n"))),
         "/trap" => panic!("trap requested"),
+        "/overreach" => Ok(overreaching_headers()),
         "/env" => {
             let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
             Ok(response::text(format!(
@@ -84,6 +88,23 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
             Ok(response::json_text(report(&ctx, body_len)))
         }
     }
+}
+
+fn overreaching_headers() -> Response<Body> {
+    let mut response = response::text("overreached\n");
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("service-worker-allowed", "/"),
+        ("set-cookie", "wide=1; Path=/"),
+        ("set-cookie", "elsewhere=1; Domain=localhost"),
+        ("set-cookie", "own=1; HttpOnly"),
+        ("clear-site-data", "\"*\""),
+        ("strict-transport-security", "max-age=31536000; includeSubDomains"),
+        ("x-kept", "yes"),
+    ] {
+        headers.append(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 fn number(query: &Form, name: &str) -> usize {

@@ -6,6 +6,9 @@
 //! environment = { TITLE = "Expression heatmap" }
 //! files = "heatmap-data"            # folder in the apps folder, read-only at /data
 //! allowed_outbound_hosts = ["https://data.example.org:443"]   # default: none
+//! cookies = ["session"]             # the client's cookies the guest sees (default: none)
+//! forward_authorization = true      # the guest sees `Authorization` (default: false)
+//! access = "platform"               # each request asks the platform (--auth-url); default public
 //! [limits]
 //! memory = "128MiB"                 # whole instance, all memories together
 //! request_timeout = "30s"           # wall clock, body included
@@ -19,7 +22,7 @@
 
 use crate::apps::names::normalize_route;
 use crate::apps::store::{MANIFEST_EXTENSION, ReadError, read_regular_file};
-use crate::config::{AppDefaults, DEFAULT_MAX_IDLE_INSTANCES, DEFAULT_REUSE_IDLE_TIMEOUT};
+use crate::config::{Access, AppDefaults, DEFAULT_MAX_IDLE_INSTANCES, DEFAULT_REUSE_IDLE_TIMEOUT};
 use crate::runtime::guest::GuestPolicy;
 use crate::runtime::reuse::Reuse;
 use crate::runtime::sandbox::{GuestSpec, InstanceLimits, OutboundHost};
@@ -41,6 +44,12 @@ struct ManifestFile {
     files: Option<String>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    cookies: Vec<String>,
+    #[serde(default)]
+    forward_authorization: bool,
+    #[serde(default)]
+    access: Access,
     #[serde(default)]
     limits: LimitsFile,
     reuse: Option<ReuseFile>,
@@ -76,6 +85,13 @@ pub(crate) struct Manifest {
     pub files_as_written: Option<String>,
     /// Where the app may send HTTP requests; empty: nowhere.
     pub allowed_outbound_hosts: Vec<OutboundHost>,
+    /// The names of the client's cookies the guest sees; the others stay with their owners
+    /// (a platform's session, another app's).
+    pub cookies: Vec<String>,
+    /// Whether the guest sees the client's `Authorization` header.
+    pub forward_authorization: bool,
+    /// Who may open it (its launches follow the server's and the launch's setting).
+    pub access: Access,
     /// Linear memory of one instance, in bytes.
     pub memory: Option<u64>,
     /// Deadline of one request.
@@ -109,6 +125,51 @@ impl ReuseFile {
     }
 }
 
+/// A TOML error as line, column and key only: the parser's own message quotes the line,
+/// and a manifest's lines may hold secrets (`environment`), while the error reaches public
+/// answers (the app list, a 404, dev mode's header). The whole message goes to the log.
+fn toml_problem(text: &str, error: &toml::de::Error) -> String {
+    tracing::warn!("a manifest is not valid TOML: {error}");
+    let Some(span) = error.span() else {
+        return "not valid TOML".to_owned();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let key = text
+        .lines()
+        .nth(line - 1)
+        .and_then(|line| line.split_once('='))
+        .map(|(key, _)| key.trim())
+        .filter(|key| {
+            !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        });
+    // Messages about keys (a typo, a missing one) name only keys: those help and are safe.
+    let about_keys = ["unknown field", "missing field", "duplicate key"]
+        .iter()
+        .any(|start| error.message().starts_with(start));
+    let what = if about_keys {
+        error.message().lines().next().unwrap_or_default()
+    } else {
+        "not valid here"
+    };
+    match key {
+        Some(key) => format!("line {line}, column {column}, key `{key}`: {what}"),
+        None => format!("line {line}, column {column}: {what}"),
+    }
+}
+
+/// Whether `name` may be a cookie's name (RFC 6265's token).
+fn is_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+}
+
 impl Manifest {
     /// Parses a manifest; `apps_dir` is where `files` folders live.
     ///
@@ -116,7 +177,10 @@ impl Manifest {
     ///
     /// A message naming the key and what is wrong with it.
     pub(crate) fn parse(text: &str, apps_dir: &Path) -> Result<Self, String> {
-        let file: ManifestFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let file: ManifestFile = toml::from_str(text).map_err(|e| toml_problem(text, &e))?;
+        if let Some(bad) = file.cookies.iter().find(|name| !is_cookie_name(name)) {
+            return Err(format!("cookies: `{bad}` is not a cookie name"));
+        }
         let route = file
             .route
             .map(|route| normalize_route(&route))
@@ -164,6 +228,9 @@ impl Manifest {
             files,
             files_as_written,
             allowed_outbound_hosts,
+            cookies: file.cookies,
+            forward_authorization: file.forward_authorization,
+            access: file.access,
             memory: size("memory", limits.memory)?,
             request_timeout,
             max_concurrent_requests: limits.max_concurrent_requests,
@@ -217,6 +284,9 @@ impl Manifest {
                 .map(|host| format!("{}://{}:{}", host.scheme, host.host, host.port))
                 .collect::<Vec<_>>(),
             "limits": limits,
+            "cookies": self.cookies,
+            "forward_authorization": self.forward_authorization,
+            "access": self.access,
         });
         if let Some(route) = &self.route {
             json["route"] = route.as_str().into();

@@ -138,6 +138,50 @@ pub struct ServeArgs {
     #[arg(long, env = "WASMOUNT_PUBLIC_METRICS")]
     pub public_metrics: bool,
 
+    /// In dev mode, a host name to answer besides localhost, 127.0.0.1 and [::1] (a
+    /// machine's name on a trusted network; comma-separated); any other `Host` gets 403, so
+    /// a page elsewhere cannot read the dev server through DNS rebinding.
+    #[arg(
+        long,
+        env = "WASMOUNT_ALLOW_HOST",
+        value_name = "HOST",
+        value_delimiter = ','
+    )]
+    pub allow_host: Vec<String>,
+
+    /// Ask the platform before serving a launch or a `platform` app (forward auth, the
+    /// nginx `auth_request` / Traefik ForwardAuth contract): a GET to this http:// URL with
+    /// the client's Cookie and Authorization; 2xx allows, 401/403/redirects go back to the
+    /// client, anything else fails closed (503). With it, launches are `platform` unless
+    /// launched `public`.
+    #[arg(long, env = "WASMOUNT_AUTH_URL", value_name = "URL")]
+    pub auth_url: Option<String>,
+
+    /// How long the platform's check may take.
+    #[arg(long, env = "WASMOUNT_AUTH_TIMEOUT", default_value_t = DEFAULT_AUTH_TIMEOUT.into(),
+          value_name = "DURATION")]
+    pub auth_timeout: HumanDuration,
+
+    /// A response header of the check's 2xx handed to the guest (e.g. X-Auth-Request-User;
+    /// comma-separated); a client's own copies are removed first.
+    #[arg(
+        long,
+        env = "WASMOUNT_AUTH_RESPONSE_HEADER",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub auth_response_header: Vec<String>,
+
+    /// How long the check's yes is remembered (per client, launch and request; 0 never).
+    #[arg(long, env = "WASMOUNT_AUTH_ALLOW_TTL", default_value_t = DEFAULT_AUTH_ALLOW_TTL.into(),
+          value_name = "DURATION")]
+    pub auth_allow_ttl: HumanDuration,
+
+    /// How long the check's no is remembered (0 never).
+    #[arg(long, env = "WASMOUNT_AUTH_DENY_TTL", default_value_t = DEFAULT_AUTH_DENY_TTL.into(),
+          value_name = "DURATION")]
+    pub auth_deny_ttl: HumanDuration,
+
     /// Write one line per request (time, request id, app, method, path, status, bytes,
     /// duration, client): `json` or `combined` (Apache's format, then id, app, duration).
     #[arg(long, env = "WASMOUNT_ACCESS_LOG", value_name = "FORMAT", value_parser = parse_access_log)]
@@ -391,6 +435,14 @@ impl ServeArgs {
             cache_dir: self.cache_dir,
             store_resync_interval: self.store_resync_interval.into(),
             public_metrics: self.public_metrics,
+            allowed_hosts: self.allow_host,
+            auth: self.auth_url.map(|url| crate::config::AuthConfig {
+                url,
+                timeout: self.auth_timeout.into(),
+                response_headers: self.auth_response_header,
+                allow_ttl: self.auth_allow_ttl.into(),
+                deny_ttl: self.auth_deny_ttl.into(),
+            }),
             access_log: self.access_log,
             access_log_file: self.access_log_file,
             tls: self

@@ -5,7 +5,7 @@
 use crate::build::{self, BuildError, Project, Toolchains};
 use anyhow::Context as _;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `wasmount dev [DIR…]`.
 #[derive(Debug, Clone, Args)]
@@ -62,7 +62,10 @@ pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<()> {
     for dir in &args.projects {
         Project::detect(dir)?;
     }
-    let serve = args.serve;
+    let mut serve = args.serve;
+    if let Some(apps) = dev_state_folder(&serve.apps, &args.projects) {
+        serve.apps = apps;
+    }
     std::fs::create_dir_all(&serve.apps)
         .with_context(|| format!("creating apps folder {}", serve.apps.display()))?;
     let (listen, admin_listen) = (serve.listen, serve.admin_listen);
@@ -73,6 +76,26 @@ pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<()> {
     config.tools_dir = args.tools;
     let listeners = super::bind(listen, admin_listen).await?;
     crate::server::run(listeners, config, super::shutdown_signal()).await
+}
+
+/// Where dev mode keeps its apps folder (compiled cache, launches) when given projects and
+/// no apps folder of the caller's (`--apps` left at its default, and no `./apps` here): a
+/// cache folder of the first project's, never a folder made in the caller's directory.
+fn dev_state_folder(apps: &Path, projects: &[PathBuf]) -> Option<PathBuf> {
+    let first = projects.first()?;
+    if apps != Path::new(crate::config::DEFAULT_APPS_DIR) || apps.exists() {
+        return None;
+    }
+    let absolute = std::path::absolute(first).unwrap_or_else(|_| first.clone());
+    let digest = crate::client::sha256_hex(absolute.as_os_str().as_encoded_bytes());
+    let name = absolute.file_name().unwrap_or_default().to_string_lossy();
+    let cache = crate::build::Toolchains::default_dir();
+    let root = cache.parent().unwrap_or(&cache);
+    Some(
+        root.join("dev")
+            .join(format!("{name}-{}", &digest[..12]))
+            .join("apps"),
+    )
 }
 
 /// `wasmount build`: one build, its output's size and time printed.

@@ -254,6 +254,7 @@ pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
+        survive_other_signals();
         match signal(SignalKind::terminate()) {
             Ok(mut terminate) => {
                 tokio::select! {
@@ -270,6 +271,31 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = interrupt.await;
     tracing::info!("shutdown signal received");
+}
+
+/// Catches the signals whose default action would end the process (SIGHUP — which
+/// `systemctl reload` sends, and which re-reads the TLS files —, SIGUSR1, SIGUSR2): each is
+/// logged and the server keeps running. Only SIGTERM and SIGINT end it.
+#[cfg(unix)]
+fn survive_other_signals() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let kinds = [
+        (SignalKind::hangup(), "SIGHUP"),
+        (SignalKind::user_defined1(), "SIGUSR1"),
+        (SignalKind::user_defined2(), "SIGUSR2"),
+    ];
+    for (kind, name) in kinds {
+        match signal(kind) {
+            Ok(mut received) => {
+                tokio::spawn(async move {
+                    while received.recv().await.is_some() {
+                        tracing::info!("{name} received: still serving (SIGTERM or SIGINT stop)");
+                    }
+                });
+            }
+            Err(error) => tracing::warn!("cannot watch {name}: {error}"),
+        }
+    }
 }
 
 /// Runs `future` on a multi-threaded runtime and turns its outcome into an exit code,

@@ -138,6 +138,38 @@ fn follow(
     response
 }
 
+/// Whether dev mode answers `request`: its `Host` (or the URI's authority) is `localhost`
+/// (or a name under it, which browsers keep on loopback), `127.0.0.1`, `[::1]`, or one of
+/// `allowed` (`--allow-host`), with any port. Anything else is a page elsewhere that made
+/// the browser resolve its own name to this machine (DNS rebinding): the host is returned.
+pub(crate) fn host_allowed<B>(request: &Request<B>, allowed: &[String]) -> Result<(), String> {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .unwrap_or_default();
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().map(|inside| &host[..inside.len() + 2]),
+        None => host.split(':').next(),
+    }
+    .unwrap_or_default()
+    .to_ascii_lowercase();
+    let loopback = name == "localhost"
+        || name.ends_with(".localhost")
+        || name == "127.0.0.1"
+        || name == "[::1]";
+    if loopback
+        || allowed
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(&name))
+    {
+        Ok(())
+    } else {
+        Err(host.to_owned())
+    }
+}
+
 /// The most of a failed build's message that goes into `x-wasmount-error`.
 const MAX_ERROR_HEADER_CHARS: usize = 1024;
 
@@ -410,6 +442,37 @@ impl hyper::body::Body for WithTail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dev_mode_answers_loopback_names_and_the_hosts_it_is_told() {
+        let with_host = |host: &str| {
+            Request::builder()
+                .header(header::HOST, host)
+                .body(())
+                .unwrap()
+        };
+        for host in [
+            "localhost:8080",
+            "127.0.0.1:9",
+            "[::1]:8080",
+            "viz.localhost",
+            "LOCALHOST",
+        ] {
+            assert_eq!(host_allowed(&with_host(host), &[]), Ok(()), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "localhost.evil.example",
+            "127.0.0.2",
+            "[::2]:80",
+        ] {
+            assert_eq!(host_allowed(&with_host(host), &[]), Err(host.to_owned()));
+        }
+        assert_eq!(
+            host_allowed(&with_host("dev.lan:80"), &["dev.lan".into()]),
+            Ok(())
+        );
+    }
 
     async fn collect(body: Body) -> (Bytes, Option<http::HeaderMap>) {
         let collected = body.collect().await.map_err(drop).unwrap();

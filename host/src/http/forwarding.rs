@@ -130,6 +130,50 @@ pub(crate) fn rewrite_for_guest<B>(
     Ok(Request::from_parts(parts, body))
 }
 
+/// What of the client's credentials a guest may see: the cookies its manifest names, and
+/// `Authorization` only when its manifest opts in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Credentials<'a> {
+    /// The cookie names the guest sees.
+    pub cookies: &'a [String],
+    /// Whether it sees `Authorization`.
+    pub authorization: bool,
+}
+
+/// Removes from `headers` the credentials that are not the guest's: every cookie its
+/// manifest does not name (a platform's `sessionid`, another app's), and `Authorization`
+/// unless it opted in (`holds_admin_token`: the control plane's token never reaches a guest).
+pub(crate) fn keep_guest_credentials(
+    headers: &mut HeaderMap,
+    credentials: Credentials<'_>,
+    holds_admin_token: bool,
+) {
+    if !credentials.authorization || holds_admin_token {
+        headers.remove(header::AUTHORIZATION);
+    }
+    if !headers.contains_key(header::COOKIE) {
+        return;
+    }
+    let kept: Vec<&str> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .map(str::trim)
+        .filter(|pair| {
+            let name = pair.split_once('=').map_or(*pair, |(name, _)| name);
+            credentials.cookies.iter().any(|allowed| allowed == name)
+        })
+        .collect();
+    let joined = kept.join("; ");
+    headers.remove(header::COOKIE);
+    if let Ok(value) = HeaderValue::from_str(&joined)
+        && !joined.is_empty()
+    {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +205,43 @@ mod tests {
         assert_eq!(header("x-forwarded-proto"), "http");
         assert_eq!(header("host"), "127.0.0.1:8080");
         assert_eq!(header("x-forwarded-host"), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn a_guest_sees_only_its_own_cookies_and_authorization_when_it_opts_in() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("sessionid=s3cret; theme=dark"),
+        );
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("csrftoken=x; viz=1"),
+        );
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        let mine = ["viz".to_owned(), "theme".to_owned()];
+        let credentials = Credentials {
+            cookies: &mine,
+            authorization: false,
+        };
+        keep_guest_credentials(&mut headers, credentials, false);
+        assert_eq!(headers[header::COOKIE], "theme=dark; viz=1");
+        assert!(!headers.contains_key(header::AUTHORIZATION));
+
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("sessionid=s3cret"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        let opted_in = Credentials {
+            cookies: &[],
+            authorization: true,
+        };
+        keep_guest_credentials(&mut headers, opted_in, false);
+        assert!(!headers.contains_key(header::COOKIE));
+        assert_eq!(headers[header::AUTHORIZATION], "Bearer t");
+        keep_guest_credentials(&mut headers, opted_in, true);
+        assert!(
+            !headers.contains_key(header::AUTHORIZATION),
+            "the admin token never"
+        );
     }
 }

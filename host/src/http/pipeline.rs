@@ -10,21 +10,26 @@
 //! - **admit**: whether the request may run (the app's limits are taken in invoke, where the
 //!   body is prebuffered; access checks sit here);
 //! - **prepare**: the request as the guest may see it (forwarding headers, the path without
-//!   the prefix);
+//!   the prefix, only the credentials its manifest names: `http::forwarding`);
 //! - **invoke**: one instance runs it (`runtime::invoke`);
-//! - **finish**: metrics, and every [`Refusal`] turned into its response in one place.
+//! - **finish**: the response-header policy (`http::header_policy`), metrics, and every
+//!   [`Refusal`] turned into its response in one place.
 //!
 //! Dev mode wraps this path (`dev::live::Wrap`); it does not branch inside it.
 
 use crate::apps::app::App;
 use crate::apps::names::{is_valid_app_name, mount_prefix};
 use crate::apps::registry::{Entry, Snapshot};
-use crate::http::forwarding::{Forwarding, rewrite_for_guest};
+use crate::config::Access;
+use crate::http::forward_auth::Subject;
+use crate::http::forwarding::{Credentials, Forwarding, keep_guest_credentials, rewrite_for_guest};
+use crate::http::header_policy::confine_to_prefix;
 use crate::http::server::Server;
 use crate::launches::{INSTANCE_ENV, InUse};
 use crate::refusal::Refusal;
 use crate::respond::{self, Body};
 use crate::runtime::client_body::ClientBody;
+use crate::runtime::guest::Guest;
 use crate::runtime::invoke::invoke;
 use crate::runtime::sandbox::Binding;
 use http::{Request, Response};
@@ -72,22 +77,29 @@ impl Server {
                 return (refusal.into_response(), None);
             }
         };
-        let (app, guest) = (resolved.app.name().clone(), resolved.app.guest().clone());
+        let Resolved {
+            app,
+            launch,
+            prefix,
+            rest,
+        } = resolved;
+        let (name, guest) = (app.name().clone(), app.guest().clone());
         let started = Instant::now();
         let running = guest.metrics().in_flight();
-        let response = match self.admit(&resolved, &request) {
-            Ok(()) => match self.prepare(request, &resolved, peer) {
-                Ok(request) => self.invoke(resolved, request).await,
-                Err(refusal) => Err(refusal),
-            },
-            Err(refusal) => Err(refusal),
-        };
+        let outcome: Result<Response<Body>, Refusal> = async {
+            let mut request = request;
+            self.admit(&app, launch.as_ref(), &mut request, peer)
+                .await?;
+            let request = self.prepare(request, &app, &prefix, rest, peer)?;
+            self.invoke(&app, launch, request).await
+        }
+        .await;
         drop(running);
-        let response = finish(response);
+        let response = finish(outcome, &prefix, &guest);
         guest
             .metrics()
             .request_done(response.status().as_u16(), started.elapsed());
-        (response, Some(app))
+        (response, Some(name))
     }
 
     /// Resolve: the app or launch named `asked.name` in `snapshot` (the table the route was
@@ -161,27 +173,69 @@ impl Server {
         unknown && is_valid_app_name(name) && follower.read_through().await
     }
 
-    /// Admit: whether the request may run. The app's own limits (body size, concurrency)
-    /// are taken in invoke, once the start of the body is in; access checks go here.
-    fn admit(
+    /// Admit: whether the request may run. A `platform` app or launch asks the platform
+    /// (forward auth), whose yes may hand the guest headers; a client's own copies of those
+    /// never reach a guest. The app's own limits (body size, concurrency) are taken in
+    /// invoke, once the start of the body is in.
+    async fn admit(
         &self,
-        _resolved: &Resolved<'_>,
-        _request: &Request<ClientBody>,
+        app: &App,
+        launch: Option<&InUse>,
+        request: &mut Request<ClientBody>,
+        peer: SocketAddr,
     ) -> Result<(), Refusal> {
+        if let Some(auth) = &self.forward_auth {
+            for name in auth.pass_headers() {
+                request.headers_mut().remove(name);
+            }
+        }
+        let access = match launch {
+            Some(launch) => launch.gate.access.unwrap_or(match self.forward_auth {
+                Some(_) => Access::Platform,
+                None => Access::Public,
+            }),
+            None => app.manifest().access,
+        };
+        if access == Access::Public {
+            return Ok(());
+        }
+        let Some(auth) = &self.forward_auth else {
+            return Err(Refusal::NoPlatformToAsk);
+        };
+        let subject = Subject {
+            app: app.name(),
+            launch: launch.map(|launch| &*launch.name),
+            label: launch.and_then(|launch| launch.gate.label.as_deref()),
+            incarnation: launch.map(|launch| &*launch.reuse_key),
+        };
+        let granted = auth.check(request, peer, subject).await?;
+        for (name, value) in granted {
+            request.headers_mut().append(name, value);
+        }
         Ok(())
     }
 
-    /// Prepare: the request as the guest sees it (path without the prefix, forwarding
-    /// headers).
+    /// Prepare: the request as the guest sees it: the path without the prefix, forwarding
+    /// headers, and of the client's credentials only what its manifest names.
     fn prepare(
         &self,
-        request: Request<ClientBody>,
-        resolved: &Resolved<'_>,
+        mut request: Request<ClientBody>,
+        app: &App,
+        prefix: &str,
+        rest: &str,
         peer: SocketAddr,
     ) -> Result<Request<ClientBody>, Refusal> {
+        let manifest = app.manifest();
+        let credentials = Credentials {
+            cookies: &manifest.cookies,
+            authorization: manifest.forward_authorization,
+        };
+        let holds_admin_token =
+            credentials.authorization && self.access.holds_admin_token(request.headers());
+        keep_guest_credentials(request.headers_mut(), credentials, holds_admin_token);
         let forwarding = Forwarding {
-            prefix: &resolved.prefix,
-            rest: resolved.rest,
+            prefix,
+            rest,
             peer,
             local: self.local,
         };
@@ -192,10 +246,10 @@ impl Server {
     /// a launch's.
     async fn invoke(
         &self,
-        resolved: Resolved<'_>,
+        app: &App,
+        launch: Option<InUse>,
         request: Request<ClientBody>,
     ) -> Result<Response<Body>, Refusal> {
-        let Resolved { app, launch, .. } = resolved;
         // Held until the guest is done, response body included.
         let launch = launch.map(Arc::new);
         let binding = launch.as_deref().map(|launch| Binding {
@@ -239,7 +293,16 @@ async fn loaded(name: &str, entry: &Entry) -> Result<Arc<App>, Refusal> {
     })
 }
 
-/// Finish: the guest's response, or the refusal's.
-fn finish(response: Result<Response<Body>, Refusal>) -> Response<Body> {
-    response.unwrap_or_else(Refusal::into_response)
+/// Finish: the refusal's response, or the guest's with the headers that would reach
+/// beyond its prefix removed (path mode: every app shares one origin), each removal counted.
+fn finish(outcome: Result<Response<Body>, Refusal>, prefix: &str, guest: &Guest) -> Response<Body> {
+    let mut response = match outcome {
+        Ok(response) => response,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let removed = confine_to_prefix(response.headers_mut(), prefix);
+    if !removed.is_empty() {
+        guest.metrics().headers_removed(&removed);
+    }
+    response
 }

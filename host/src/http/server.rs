@@ -7,10 +7,11 @@ use crate::apps::deploy::Deployer;
 use crate::apps::routes::Route;
 use crate::cluster::Follower;
 use crate::config::Config;
-use crate::dev::live::Wrap;
+use crate::dev::live::{Wrap, host_allowed};
 use crate::headers::{X_REQUEST_ID, content_length};
 use crate::http::access_log::{AccessLog, LogLine, request_id};
 use crate::http::admin::AdminAccess;
+use crate::http::forward_auth::ForwardAuth;
 use crate::http::forwarding::{TrustedProxies, note_connection};
 use crate::http::listener::{Connection, Plane};
 use crate::http::pipeline::Asked;
@@ -61,6 +62,8 @@ pub struct Server {
     pub(crate) local: SocketAddr,
     /// Whose forwarding headers are believed.
     pub(crate) proxies: TrustedProxies,
+    /// The platform's check for `platform` apps and launches (`--auth-url`).
+    pub(crate) forward_auth: Option<ForwardAuth>,
     /// Keeps this node in line with the shared store, in a cluster.
     pub(crate) follower: Option<Arc<Follower>>,
     /// What `/_wasmount/metrics` shows.
@@ -136,6 +139,11 @@ impl Server {
         let connection = request.extensions().get::<Connection>().copied();
         let connection = connection.unwrap_or_default();
         note_connection(&mut request, connection.over_tls);
+        if self.config.dev
+            && let Err(host) = host_allowed(&request, &self.config.allowed_hosts)
+        {
+            return (Refusal::HostNotAllowed { host }.into_response(), None);
+        }
         let base = self.config.base_path.as_str();
         let snapshot = self.deployer.registry().snapshot();
         let path = request.uri().path().to_owned();

@@ -5,6 +5,7 @@
 //! request comes.
 
 use crate::apps::names::{Holder, Namespace, is_valid_app_name};
+use crate::config::Access;
 use record::generated_name;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -64,8 +65,11 @@ pub(crate) struct Launch {
     /// When it was launched.
     pub created: SystemTime,
     /// What its reused guest instances are kept under: unique to this launch, so a later
-    /// launch under the same name never gets an instance holding this one's input.
+    /// launch under the same name never gets an instance holding this one's input (and
+    /// never a decision of the platform's about this one).
     pub reuse_key: Arc<str>,
+    /// Who may open it, and what the platform is told it is.
+    pub gate: Gate,
     /// Milliseconds since the epoch of its last request's end (or launch, or the last
     /// recorded use).
     last_used_ms: AtomicU64,
@@ -91,10 +95,17 @@ impl Launch {
             app,
             input,
             created,
+            gate: Gate::default(),
             last_used_ms: AtomicU64::new(millis_since_epoch(last_used)),
             in_use: AtomicU32::new(0),
             used_since_sweep: AtomicBool::new(false),
         }
+    }
+
+    /// This launch with `gate`.
+    pub(crate) fn with_gate(mut self, gate: Gate) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// When it was last used.
@@ -169,6 +180,18 @@ fn millis_since_epoch(at: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The longest label a launch may carry (it travels in a header to the platform).
+pub(crate) const MAX_LABEL_LEN: usize = 256;
+
+/// Who may open a launch, and what the platform is told it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Gate {
+    /// `None`: as the server decides (`platform` with `--auth-url`, else `public`).
+    pub access: Option<Access>,
+    /// An opaque label the platform attached (a dataset's id), sent with each check.
+    pub label: Option<Arc<str>>,
+}
+
 /// Why a launch was refused.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LaunchError {
@@ -198,6 +221,9 @@ pub(crate) enum LaunchError {
     /// Writing it to the store failed.
     #[error("storing the instance failed: {0:#}")]
     Store(anyhow::Error),
+    /// The OS random source failed: a name that cannot be guessed cannot be made now.
+    #[error("no launch name can be made: the OS random source failed ({0})")]
+    NoRandomness(String),
 }
 
 #[derive(Default)]
@@ -341,11 +367,14 @@ impl Launches {
         app: &str,
         input: Input,
         name: Option<&str>,
+        gate: Gate,
     ) -> Result<Arc<Launch>, LaunchError> {
         let name: Arc<str> = match name {
             Some(name) if is_valid_app_name(name) => name.into(),
             Some(name) => return Err(LaunchError::BadName(name.to_owned())),
-            None => generated_name(app).into(),
+            None => generated_name(app)
+                .map_err(|error| LaunchError::NoRandomness(error.to_string()))?
+                .into(),
         };
         let _write = self.write_lock().await;
         {
@@ -369,13 +398,9 @@ impl Launches {
         }
         // Whole milliseconds, as stored: the store's copy is recognized as this same launch.
         let created = UNIX_EPOCH + Duration::from_millis(millis_since_epoch(SystemTime::now()));
-        let instance = Arc::new(Launch::new(
-            name.clone(),
-            app.into(),
-            input,
-            created,
-            created,
-        ));
+        let instance = Arc::new(
+            Launch::new(name.clone(), app.into(), input, created, created).with_gate(gate),
+        );
         let written = {
             let (store, limits, stored) = (self.store.clone(), self.limits, instance.clone());
             tokio::task::spawn_blocking(move || store.write(&stored, &limits))

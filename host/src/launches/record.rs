@@ -2,15 +2,15 @@
 //! exactly as given (or its input's address) and when it was launched; the file's
 //! modification time records its last use.
 
-use super::{Input, Launch, millis_since_epoch};
+use super::{Gate, Input, Launch, millis_since_epoch};
 use crate::apps::names::{MAX_APP_NAME_LEN, is_valid_app_name};
 use crate::apps::store::sync_dir;
-use crate::client::hex;
+use crate::config::Access;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 /// The file format of one instance.
 #[derive(Serialize, Deserialize)]
@@ -23,6 +23,10 @@ struct InstanceFile<'a> {
     input_url: Option<&'a str>,
     /// Milliseconds since the epoch.
     created_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    access: Option<Access>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    label: Option<&'a str>,
 }
 
 pub(super) fn encode(instance: &Launch) -> String {
@@ -37,6 +41,8 @@ pub(super) fn encode(instance: &Launch) -> String {
         input,
         input_url,
         created_ms,
+        access: instance.gate.access,
+        label: instance.gate.label.as_deref(),
     })
     .expect("serializing strings and numbers cannot fail")
 }
@@ -52,13 +58,11 @@ pub(super) fn load_file(name: &str, path: &Path) -> anyhow::Result<Launch> {
     anyhow::ensure!(is_valid_app_name(file.app), "bad app name `{}`", file.app);
     let modified = std::fs::metadata(path)?.modified()?;
     let created = UNIX_EPOCH + Duration::from_millis(file.created_ms);
-    Ok(Launch::new(
-        name.into(),
-        file.app.into(),
-        input,
-        created,
-        modified,
-    ))
+    let gate = Gate {
+        access: file.access,
+        label: file.label.map(Into::into),
+    };
+    Ok(Launch::new(name.into(), file.app.into(), input, created, modified).with_gate(gate))
 }
 
 pub(super) fn remove_file(dir: &Path, path: &Path) -> anyhow::Result<()> {
@@ -69,17 +73,68 @@ pub(super) fn remove_file(dir: &Path, path: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// `APP-` and 8 random hex digits (32 bits: guessing a live instance's URL is impractical at
-/// the rates a server answers), the app part shortened so the whole fits a name.
-pub(super) fn generated_name(app: &str) -> String {
-    let mut random = [0u8; 4];
-    if getrandom::fill(&mut random).is_err() {
-        // No OS randomness: fall back to the clock, still unique per launch in practice.
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        random = nanos.to_le_bytes();
+/// How many random bytes a generated launch name carries: 128 bits, so a launch's URL is a
+/// capability no client can guess (at a million guesses a second against a million live
+/// launches, one hit takes about 10^19 years).
+const NAME_RANDOM_BYTES: usize = 16;
+
+/// The letters of a name's random part: RFC 4648 base32, lowercase (URL-safe, a valid DNS
+/// label, 5 bits a letter).
+const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// `APP-` and 26 letters of base32 from the OS random source (128 bits), the app part
+/// shortened so the whole fits a name.
+///
+/// # Errors
+///
+/// The OS has no randomness to give: no name is made (a clock would be guessable).
+pub(super) fn generated_name(app: &str) -> Result<String, getrandom::Error> {
+    let mut random = [0u8; NAME_RANDOM_BYTES];
+    getrandom::fill(&mut random)?;
+    let letters = base32(&random);
+    let prefix: String = app
+        .chars()
+        .take(MAX_APP_NAME_LEN - 1 - letters.len())
+        .collect();
+    Ok(format!("{}-{letters}", prefix.trim_end_matches('-')))
+}
+
+/// `bytes` in lowercase base32 without padding.
+fn base32(bytes: &[u8]) -> String {
+    let mut letters = String::with_capacity(bytes.len().div_ceil(5) * 8);
+    let (mut buffer, mut bits) = (0u32, 0);
+    for &byte in bytes {
+        buffer = (buffer << 8) | u32::from(byte);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            letters.push(BASE32[((buffer >> bits) & 31) as usize] as char);
+        }
     }
-    let prefix: String = app.chars().take(MAX_APP_NAME_LEN - 9).collect();
-    format!("{}-{}", prefix.trim_end_matches('-'), hex(&random))
+    if bits > 0 {
+        letters.push(BASE32[((buffer << (5 - bits)) & 31) as usize] as char);
+    }
+    letters
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_names_carry_128_random_bits_as_a_valid_name() {
+        let name = generated_name("viz").unwrap();
+        let random = name.strip_prefix("viz-").unwrap();
+        assert_eq!(random.len(), 26, "{name}");
+        assert!(crate::apps::names::is_valid_app_name(&name), "{name}");
+        assert_ne!(name, generated_name("viz").unwrap());
+        let long = generated_name(&"a".repeat(63)).unwrap();
+        assert!(long.len() <= MAX_APP_NAME_LEN && crate::apps::names::is_valid_app_name(&long));
+    }
+
+    #[test]
+    fn base32_is_rfc_4648_lowercase() {
+        assert_eq!(base32(b"foobar"), "mzxw6ytboi");
+        assert_eq!(base32(&[0xff; 16]).len(), 26);
+    }
 }

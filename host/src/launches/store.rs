@@ -3,10 +3,11 @@
 //! Every method blocks: callers run them off the async runtime.
 
 use super::record::{encode, load_file, remove_file};
-use super::{Input, Launch, LaunchError, LaunchLimits, millis_since_epoch};
+use super::{Gate, Input, Launch, LaunchError, LaunchLimits, millis_since_epoch};
 use crate::apps::names::is_valid_app_name;
 use crate::apps::postgres::{Database, LaunchRow, Launched};
 use crate::apps::store::{TEMP_PREFIX, write_atomically};
+use crate::config::Access;
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -256,6 +257,11 @@ pub(crate) fn row_of(instance: &Launch) -> LaunchRow {
         input_url,
         created_ms: millis_since_epoch(instance.created) as i64,
         last_used_ms: millis_since_epoch(instance.last_used()) as i64,
+        access: instance
+            .gate
+            .access
+            .map(|access| access_name(access).to_owned()),
+        label: instance.gate.label.as_deref().map(str::to_owned),
     }
 }
 
@@ -276,11 +282,24 @@ pub(crate) fn launch_of(row: LaunchRow) -> anyhow::Result<Launch> {
         (None, Some(url)) => Input::Url(url.into()),
         _ => anyhow::bail!("needs exactly one of `input` and `input_url`"),
     };
-    Ok(Launch::new(
-        row.name.into(),
-        row.app.into(),
-        input,
-        time_of(row.created_ms),
-        time_of(row.last_used_ms),
-    ))
+    let access = match row.access.as_deref() {
+        None => None,
+        Some("public") => Some(Access::Public),
+        Some("platform") => Some(Access::Platform),
+        Some(other) => anyhow::bail!("unknown access `{other}`"),
+    };
+    let gate = Gate {
+        access,
+        label: row.label.map(Into::into),
+    };
+    let (created, last_used) = (time_of(row.created_ms), time_of(row.last_used_ms));
+    Ok(Launch::new(row.name.into(), row.app.into(), input, created, last_used).with_gate(gate))
+}
+
+/// How the store writes `access`.
+fn access_name(access: Access) -> &'static str {
+    match access {
+        Access::Public => "public",
+        Access::Platform => "platform",
+    }
 }

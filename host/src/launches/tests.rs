@@ -1,6 +1,7 @@
 //! Unit tests of the launch table: durability, refusals, expiry, the shared namespace.
 
 use super::*;
+use crate::config::Access;
 
 fn limits(idle_timeout: Option<Duration>, max_instances: usize) -> LaunchLimits {
     LaunchLimits {
@@ -25,17 +26,32 @@ fn launched_instances_survive_reopening_with_their_input_exactly() {
     let runtime = runtime();
     let instances = Launches::open(dir.path(), Arc::default(), limits(None, 10)).unwrap();
     let launched = runtime
-        .block_on(instances.launch("heatmap", Input::Json(input.into()), Some("one")))
+        .block_on(instances.launch(
+            "heatmap",
+            Input::Json(input.into()),
+            Some("one"),
+            Gate {
+                access: Some(Access::Platform),
+                label: Some("dataset-7".into()),
+            },
+        ))
         .unwrap();
     let generated = runtime
-        .block_on(instances.launch("heatmap", Input::Url("http://x/in.json".into()), None))
+        .block_on(instances.launch(
+            "heatmap",
+            Input::Url("http://x/in.json".into()),
+            None,
+            Gate::default(),
+        ))
         .unwrap();
-    assert!(generated.name.starts_with("heatmap-") && generated.name.len() == 16);
+    assert!(generated.name.starts_with("heatmap-") && generated.name.len() == 8 + 26);
     drop(instances);
 
     let reopened = Launches::open(dir.path(), Arc::default(), limits(None, 10)).unwrap();
     assert_eq!(reopened.len(), 2);
     let one = reopened.get("one").unwrap();
+    assert_eq!(one.gate.access, Some(Access::Platform), "who may open it survives too");
+    assert_eq!(one.gate.label.as_deref(), Some("dataset-7"));
     assert_eq!(one.input, Input::Json(input.into()));
     assert_eq!(one.app.as_ref(), "heatmap");
     assert_eq!(
@@ -59,16 +75,16 @@ fn refusals_store_nothing() {
     let instances = Launches::open(dir.path(), Arc::default(), limits(None, 1)).unwrap();
     let json = || Input::Json("{}".into());
     runtime
-        .block_on(instances.launch("app", json(), Some("taken")))
+        .block_on(instances.launch("app", json(), Some("taken"), Gate::default()))
         .unwrap();
-    let taken = runtime.block_on(instances.launch("app", json(), Some("taken")));
+    let taken = runtime.block_on(instances.launch("app", json(), Some("taken"), Gate::default()));
     assert!(
         matches!(taken, Err(LaunchError::NameTaken(..))),
         "{taken:?}"
     );
-    let bad = runtime.block_on(instances.launch("app", json(), Some("Bad/Name")));
+    let bad = runtime.block_on(instances.launch("app", json(), Some("Bad/Name"), Gate::default()));
     assert!(matches!(bad, Err(LaunchError::BadName(_))), "{bad:?}");
-    let full = runtime.block_on(instances.launch("app", json(), Some("second")));
+    let full = runtime.block_on(instances.launch("app", json(), Some("second"), Gate::default()));
     assert!(matches!(full, Err(LaunchError::Full(1))), "{full:?}");
     let files = std::fs::read_dir(dir.path().join(LAUNCHES_DIR))
         .unwrap()
@@ -95,7 +111,7 @@ fn idle_instances_expire_and_used_ones_stay() {
     .unwrap();
     for name in ["idle", "busy"] {
         runtime
-            .block_on(instances.launch("app", Input::Json("1".into()), Some(name)))
+            .block_on(instances.launch("app", Input::Json("1".into()), Some(name), Gate::default()))
             .unwrap();
     }
     // Pretend both were last used long ago, then use one.
@@ -125,7 +141,7 @@ fn idle_time_counts_milliseconds_and_an_instance_in_use_never_expires() {
     let idle = Some(Duration::from_secs(2));
     let instances = Launches::open(dir.path(), Arc::default(), limits(idle, 10)).unwrap();
     runtime
-        .block_on(instances.launch("app", Input::Json("1".into()), Some("viz")))
+        .block_on(instances.launch("app", Input::Json("1".into()), Some("viz"), Gate::default()))
         .unwrap();
     let instance = instances.peek("viz").unwrap();
     // Used 1.2 s ago with a 2 s idle time: not expired, however the seconds fall.
@@ -150,7 +166,12 @@ fn a_name_held_by_an_app_cannot_be_launched() {
     let names = Arc::new(Namespace::default());
     names.take("viz", Holder::App).unwrap();
     let instances = Launches::open(dir.path(), names.clone(), limits(None, 10)).unwrap();
-    let taken = runtime().block_on(instances.launch("app", Input::Json("1".into()), Some("viz")));
+    let taken = runtime().block_on(instances.launch(
+        "app",
+        Input::Json("1".into()),
+        Some("viz"),
+        Gate::default(),
+    ));
     assert!(
         matches!(taken, Err(LaunchError::NameTaken(_, Holder::App))),
         "{taken:?}"
@@ -168,7 +189,7 @@ fn the_inputs_of_all_instances_together_are_bounded() {
     let instances = Launches::open(dir.path(), Arc::default(), bounded).unwrap();
     let launch = |name: &str, input: &str| {
         let input = Input::Json(input.into());
-        runtime().block_on(instances.launch("app", input, Some(name)))
+        runtime().block_on(instances.launch("app", input, Some(name), Gate::default()))
     };
     launch("a", "\"1234\"").unwrap();
     launch("b", "[1, 2]").unwrap_err();

@@ -36,6 +36,10 @@ pub(crate) struct LaunchRow {
     pub created_ms: i64,
     /// Milliseconds since the epoch of its last recorded use.
     pub last_used_ms: i64,
+    /// Who may open it (`public`, `platform`); `None`: as the server decides.
+    pub access: Option<String>,
+    /// What the platform is told it is.
+    pub label: Option<String>,
 }
 
 /// What changed since a version.
@@ -263,8 +267,9 @@ impl Database {
                 transaction
                     .execute(
                         "INSERT INTO wasmount_instances \
-                         (name, app, input, input_url, created_ms, last_used_ms, version) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                         (name, app, input, input_url, created_ms, last_used_ms, version, \
+                          access, label) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                         &[
                             &row.name,
                             &row.app,
@@ -273,6 +278,8 @@ impl Database {
                             &row.created_ms,
                             &row.last_used_ms,
                             &version,
+                            &row.access,
+                            &row.label,
                         ],
                     )
                     .await?;
@@ -420,8 +427,8 @@ impl Database {
 }
 
 const APP_COLUMNS: &str = "SELECT name, sha256, manifest FROM wasmount_apps";
-const INSTANCE_COLUMNS: &str =
-    "SELECT name, app, input, input_url, created_ms, last_used_ms FROM wasmount_instances";
+const INSTANCE_COLUMNS: &str = "SELECT name, app, input, input_url, created_ms, last_used_ms, access, label \
+     FROM wasmount_instances";
 
 async fn read_all(transaction: &Transaction<'_>) -> Result<Changes> {
     let apps = transaction.query(APP_COLUMNS, &[]).await?;
@@ -515,5 +522,7 @@ fn launch_row(row: &tokio_postgres::Row) -> LaunchRow {
         input_url: row.get(3),
         created_ms: row.get(4),
         last_used_ms: row.get(5),
+        access: row.get(6),
+        label: row.get(7),
     }
 }

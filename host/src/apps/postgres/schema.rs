@@ -38,6 +38,8 @@ const MIGRATIONS: &[&str] = &[
          at timestamptz NOT NULL DEFAULT now(),
          PRIMARY KEY (version, kind, name)
      );",
+    // 2: who may open a launch, and the label the platform is told (forward auth).
+    "ALTER TABLE wasmount_instances ADD COLUMN access text, ADD COLUMN label text;",
 ];
 
 /// The newest schema version this program knows.

@@ -2,10 +2,11 @@
 //! inspect and delete launches.
 
 use crate::apps::names::{is_valid_app_name, mount_prefix};
+use crate::config::Access;
 use crate::http::admin::body::{BodyLimit, read_limited};
 use crate::http::admin::{ApiError, ApiResult, json, no_content, respond, timestamp};
 use crate::http::server::Server;
-use crate::launches::{Input, Launch, LaunchError};
+use crate::launches::{Gate, Input, Launch, LaunchError, MAX_LABEL_LEN};
 use crate::respond::Body;
 use crate::runtime::client_body::ClientBody;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
@@ -89,6 +90,12 @@ struct LaunchRequest<'a> {
     input_url: Option<String>,
     #[serde(default)]
     name: Option<String>,
+    /// `public` or `platform`; left out: `platform` with `--auth-url`, else `public`.
+    #[serde(default)]
+    access: Option<Access>,
+    /// An opaque label the platform's check is told (a dataset's id).
+    #[serde(default)]
+    label: Option<String>,
 }
 
 /// Room for the request's other fields around the input.
@@ -108,6 +115,7 @@ async fn launch(server: &Server, origin: &str, request: Request<ClientBody>) -> 
         ))
     })?;
     let input = input_of(launch.input, launch.input_url, input_limit)?;
+    let gate = gate_of(launch.access, launch.label)?;
     let app = launch.app;
     let mounted = |server: &Server| server.deployer.registry().get(&app).is_some();
     if is_valid_app_name(&app)
@@ -123,11 +131,14 @@ async fn launch(server: &Server, origin: &str, request: Request<ClientBody>) -> 
     }
     // On a task of its own, so a client going away cannot cut it short.
     let (launches, owned_app, name) = (server.launches.clone(), app.clone(), launch.name);
-    let launched =
-        tokio::spawn(async move { launches.launch(&owned_app, input, name.as_deref()).await })
+    let launched = tokio::spawn(async move {
+        launches
+            .launch(&owned_app, input, name.as_deref(), gate)
             .await
-            .unwrap_or_else(|panic| Err(LaunchError::Store(panic.into())))
-            .map_err(|refusal| launch_refusal(&app, refusal))?;
+    })
+    .await
+    .unwrap_or_else(|panic| Err(LaunchError::Store(panic.into())))
+    .map_err(|refusal| launch_refusal(&app, refusal))?;
     if server.deployer.registry().get(&app).is_none() {
         // The app was deleted while this launch was written: its instances go with it.
         let (launches, name) = (server.launches.clone(), launched.name.clone());
@@ -139,6 +150,23 @@ async fn launch(server: &Server, origin: &str, request: Request<ClientBody>) -> 
     tracing::info!(instance = %launched.name, app = %app, "launched");
     let info = InstanceInfo::new(&server.config.base_path, origin, &launched, false);
     Ok(json(StatusCode::CREATED, &info))
+}
+
+/// Who may open a launch: its access and label, the label checked to travel in a header.
+fn gate_of(access: Option<Access>, label: Option<String>) -> Result<Gate, ApiError> {
+    if let Some(label) = &label
+        && (label.len() > MAX_LABEL_LEN || http::HeaderValue::from_str(label).is_err())
+    {
+        return Err(ApiError::bad_request(format!(
+            "`label` is {} bytes or holds control characters; at most {MAX_LABEL_LEN} \
+             printable bytes",
+            label.len()
+        )));
+    }
+    Ok(Gate {
+        access,
+        label: label.map(Into::into),
+    })
 }
 
 /// The input of a launch: exactly one of `input` (JSON, at most `limit` bytes) and
@@ -180,6 +208,7 @@ fn launch_refusal(app: &str, refusal: LaunchError) -> ApiError {
         LaunchError::BadName(_) => StatusCode::BAD_REQUEST,
         LaunchError::NoApp(_) => StatusCode::NOT_FOUND,
         LaunchError::Full(_) | LaunchError::InputsFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+        LaunchError::NoRandomness(_) => StatusCode::SERVICE_UNAVAILABLE,
         LaunchError::Store(error) => {
             return ApiError::internal(&format!("storing the launch of `{app}`"), error);
         }
@@ -202,6 +231,10 @@ struct InstanceInfo<'a> {
     input: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     input_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access: Option<Access>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<&'a str>,
 }
 
 impl<'a> InstanceInfo<'a> {
@@ -220,6 +253,8 @@ impl<'a> InstanceInfo<'a> {
             input_bytes: instance.input.len(),
             input,
             input_url,
+            access: instance.gate.access,
+            label: instance.gate.label.as_deref(),
         }
     }
 }

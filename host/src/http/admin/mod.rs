@@ -36,6 +36,13 @@ impl AdminAccess {
         }
     }
 
+    /// Whether `headers` carry the control plane's token (never forwarded to a guest).
+    pub(crate) fn holds_admin_token(&self, headers: &HeaderMap) -> bool {
+        self.token_hash.is_some()
+            && headers.contains_key(header::AUTHORIZATION)
+            && self.check(headers, false).is_ok()
+    }
+
     /// Checks the bearer token in constant time (both sides are hashed first, so the
     /// comparison does not even depend on the token's length).
     pub(crate) fn check(&self, headers: &HeaderMap, read_only: bool) -> Result<(), ApiError> {

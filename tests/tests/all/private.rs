@@ -1,0 +1,230 @@
+//! Private by default: launch names no client can guess, with unknown and ended names
+//! answered alike; in path mode no guest header reaches beyond its prefix; a guest sees only
+//! the credentials its manifest names and never the control plane's token; manifest errors
+//! in public answers keep their secrets; dev mode answers loopback hosts only; a signal
+//! other than TERM/INT never ends the server.
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use std::time::Duration;
+use wasmount_tests::{ADMIN_TOKEN, ServerProcess, TestServer, eventually, guests, json, try_send};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wasmount-under-test");
+
+/// A server with `echo` and `echo.toml` holding `manifest`, the admin API on.
+async fn echo_with(
+    manifest: &str,
+    configure: impl FnOnce(&mut wasmount::config::Config),
+) -> TestServer {
+    let apps = tempfile::tempdir().unwrap();
+    std::fs::copy(guests::ECHO, apps.path().join("echo.wasm")).unwrap();
+    std::fs::write(apps.path().join("echo.toml"), manifest).unwrap();
+    TestServer::start_in(apps, |config| {
+        config.admin_token = Some(ADMIN_TOKEN.into());
+        configure(config);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn launch_names_carry_128_random_bits_and_ended_names_answer_as_unknown_ones() {
+    let server = echo_with("", |_| {}).await;
+    let body = r#"{"app": "echo", "input": {"dataset": 7}}"#;
+    let launched = server
+        .admin(Method::POST, "/_wasmount/launches", body)
+        .await;
+    assert_eq!(launched.status, StatusCode::CREATED, "{}", launched.text());
+    let name = json(&launched)["name"].as_str().unwrap().to_owned();
+    let random = name.strip_prefix("echo-").expect("the app's name first");
+    assert_eq!(random.len(), 26, "{name}");
+    assert!(
+        random
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)),
+        "{name}"
+    );
+    assert_eq!(
+        server.get(&format!("/{name}/")).await.status,
+        StatusCode::OK
+    );
+
+    let unknown = "echo-aaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let deleted = server
+        .admin(
+            Method::DELETE,
+            &format!("/_wasmount/launches/{name}"),
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
+    let ended = server.get(&format!("/{name}/x")).await;
+    let never = server.get(&format!("/{unknown}/x")).await;
+    assert_eq!(ended.status, StatusCode::NOT_FOUND);
+    assert_eq!(ended.status, never.status);
+    assert_eq!(
+        ended.text().replace(&name, "NAME"),
+        never.text().replace(unknown, "NAME"),
+        "an ended launch answers as a name never launched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_path_mode_no_guest_header_reaches_beyond_its_prefix() {
+    let server = echo_with("", |config| config.public_metrics = true).await;
+    let response = server.get("/echo/overreach").await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    for header in [
+        "service-worker-allowed",
+        "clear-site-data",
+        "strict-transport-security",
+    ] {
+        assert!(
+            !response.headers.contains_key(header),
+            "{header} reached the client"
+        );
+    }
+    let cookies: Vec<_> = response.headers.get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["own=1; HttpOnly"], "only the app's own cookie");
+    assert_eq!(response.header("x-kept"), "yes");
+    let metrics = server.get("/_wasmount/metrics").await.text();
+    for header in [
+        "set-cookie",
+        "service-worker-allowed",
+        "clear-site-data",
+        "strict-transport-security",
+    ] {
+        let series =
+            format!("wasmount_guest_headers_removed_total{{app=\"echo\",header=\"{header}\"}} 1");
+        assert!(metrics.contains(&series), "{series} in\n{metrics}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_sees_only_the_credentials_its_manifest_names() {
+    let server = echo_with("cookies = [\"own\"]\n", |_| {}).await;
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let sent = [
+        ("cookie", "sessionid=platform-session; csrftoken=c; own=1"),
+        ("authorization", admin.as_str()),
+    ];
+    let seen = try_send(server.addr, Method::GET, "/echo/", Bytes::new(), &sent)
+        .await
+        .unwrap();
+    let headers = &json(&seen)["headers"];
+    assert_eq!(headers["cookie"], "own=1", "{headers}");
+    assert!(headers.get("authorization").is_none(), "{headers}");
+
+    let opted_in = echo_with("forward_authorization = true\n", |_| {}).await;
+    let own_token = [
+        ("authorization", "Bearer the-apps-own"),
+        ("cookie", "sessionid=s"),
+    ];
+    let seen = try_send(
+        opted_in.addr,
+        Method::GET,
+        "/echo/",
+        Bytes::new(),
+        &own_token,
+    )
+    .await
+    .unwrap();
+    let headers = &json(&seen)["headers"];
+    assert_eq!(headers["authorization"], "Bearer the-apps-own");
+    assert!(
+        headers.get("cookie").is_none(),
+        "no cookie named: none sent"
+    );
+    let seen = try_send(opted_in.addr, Method::GET, "/echo/", Bytes::new(), &sent)
+        .await
+        .unwrap();
+    assert!(
+        json(&seen)["headers"].get("authorization").is_none(),
+        "the control plane's token never reaches a guest"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_error_keeps_its_secrets_out_of_public_answers() {
+    let broken = "environment = { TITLE = \"x\" }\nSECRET=\"zzz\" oops\n";
+    let server = echo_with(broken, |config| config.public_app_list = true).await;
+    let failed = || async {
+        let listed = server.get("/_wasmount/apps").await;
+        listed.text().contains("\"failed\"").then_some(listed)
+    };
+    let listed = eventually(
+        "the broken manifest to fail",
+        Duration::from_secs(60),
+        failed,
+    )
+    .await;
+    let answered = server.get("/echo/").await;
+    for (what, response) in [("the app list", &listed), ("the app's URL", &answered)] {
+        let mut everything = response.text();
+        for (name, value) in &response.headers {
+            everything.push_str(&format!("{name}: {}\n", value.to_str().unwrap_or_default()));
+        }
+        assert!(
+            !everything.contains("zzz"),
+            "{what} shows the secret: {everything}"
+        );
+    }
+    assert!(listed.text().contains("line 2"), "{}", listed.text());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_mode_answers_loopback_hosts_only() {
+    let server = TestServer::start_with(&[("hello", guests::HELLO)], |config| {
+        config.dev = true;
+        config.allowed_hosts = vec!["dev.example".into()];
+    })
+    .await;
+    let with_host = |host: &'static str| async move {
+        try_send(
+            server.addr,
+            Method::GET,
+            "/hello/",
+            Bytes::new(),
+            &[("host", host)],
+        )
+        .await
+        .unwrap()
+    };
+    let refused = with_host("evil.example").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+    assert_eq!(with_host("localhost:8080").await.status, StatusCode::OK);
+    assert_eq!(with_host("dev.example").await.status, StatusCode::OK);
+    assert_eq!(
+        server.get("/hello/").await.status,
+        StatusCode::OK,
+        "127.0.0.1:PORT"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_and_the_user_signals_do_not_end_a_plain_http_server() {
+    let apps = tempfile::tempdir().unwrap();
+    std::fs::copy(guests::HELLO, apps.path().join("hello.wasm")).unwrap();
+    let mut server = ServerProcess::start(BIN, &["--apps", apps.path().to_str().unwrap()], &[]);
+    let addr = server.addr;
+    let health = || async move {
+        try_send(addr, Method::GET, "/_wasmount/health", Bytes::new(), &[])
+            .await
+            .is_ok_and(|response| response.status == StatusCode::OK)
+    };
+    assert!(health().await);
+    for signal in ["HUP", "USR1", "USR2", "HUP"] {
+        server.signal(signal);
+        let noted = || async {
+            let log = server.log.lock().unwrap().join("\n");
+            log.matches("received: still serving")
+                .count()
+                .gt(&0)
+                .then_some(())
+        };
+        eventually("the signal to be noted", Duration::from_secs(30), noted).await;
+        assert!(health().await, "after SIG{signal}");
+    }
+    assert!(server.child.try_wait().unwrap().is_none(), "still running");
+    server.signal("TERM");
+    assert!(server.wait(Duration::from_secs(30)).success());
+}
