@@ -115,8 +115,26 @@ pub struct AuthConfig {
     pub deny_ttl: Duration,
 }
 
-/// The settings one server runs with.
+/// The settings one server runs with. Start from [`Config::new`] (the defaults) or
+/// [`Config::builder`]; fields may be added in any release, so the struct cannot be written
+/// as a literal outside this crate.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use wasmount::config::Config;
+///
+/// let config = Config::builder("apps")
+///     .base_path("/visualizations")
+///     .admin_token("a-token-of-16-chars-or-more")
+///     .request_timeout(Duration::from_secs(10))
+///     .build()?;
+/// assert_eq!(config.base_path, "/visualizations");
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// The folder whose `NAME.wasm` files are mounted at `/NAME/`.
     pub apps_dir: PathBuf,
@@ -143,8 +161,11 @@ pub struct Config {
     pub max_connections: usize,
     /// Settings of the wasmtime engines (both compiler tiers).
     pub engine: EngineConfig,
-    /// The admin API's bearer token; `None` closes the API (every call gets 403).
+    /// The admin API's bearer token (named `admin`, every scope).
     pub admin_token: Option<String>,
+    /// A file of named tokens with scopes, re-read on change or SIGHUP; with neither it
+    /// nor `admin_token`, the API is closed (every call gets 403).
+    pub tokens_file: Option<PathBuf>,
     /// Whether listing and inspecting apps needs no token.
     pub public_app_list: bool,
     /// The largest component the admin API accepts, in bytes.
@@ -259,6 +280,7 @@ impl Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             engine: EngineConfig::default(),
             admin_token: None,
+            tokens_file: None,
             public_app_list: false,
             max_upload: DEFAULT_MAX_UPLOAD_BYTES,
             watch: false,
@@ -282,6 +304,11 @@ impl Config {
             access_log_file: None,
             tls: None,
         }
+    }
+
+    /// A builder starting from the defaults, serving `apps_dir`.
+    pub fn builder(apps_dir: impl Into<PathBuf>) -> ConfigBuilder {
+        ConfigBuilder(Self::new(apps_dir))
     }
 
     /// Refuses settings no server can run with: durations past [`MAX_DURATION`] (they would
@@ -382,6 +409,73 @@ pub(crate) struct AppDefaults {
 
 /// Refuses a duration past [`MAX_DURATION`].
 ///
+/// Builds a [`Config`] from the defaults: the settings an embedder sets most, each a method;
+/// [`ConfigBuilder::build`] checks the whole.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ConfigBuilder(Config);
+
+impl ConfigBuilder {
+    /// The path apps are mounted under, normalized (`/visualizations`: a leading slash, none
+    /// at the end).
+    pub fn base_path(mut self, base_path: impl Into<String>) -> Self {
+        self.0.base_path = base_path.into();
+        self
+    }
+
+    /// The admin API's bearer token (the API is closed without one).
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        self.0.admin_token = Some(token.into());
+        self
+    }
+
+    /// The deadline of one request, its response body included.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.0.request_timeout = timeout;
+        self
+    }
+
+    /// Reload apps when their files in the apps folder change.
+    pub fn watch(mut self, watch: bool) -> Self {
+        self.0.watch = watch;
+        self
+    }
+
+    /// Serve from a shared PostgreSQL store (`postgres://…`) instead of the apps folder.
+    pub fn store(mut self, url: impl Into<String>) -> Self {
+        self.0.store = Some(url.into());
+        self
+    }
+
+    /// Ask the platform at `url` before serving launches and `platform` apps.
+    pub fn forward_auth(mut self, url: impl Into<String>) -> Self {
+        self.0.auth = Some(AuthConfig {
+            url: url.into(),
+            timeout: DEFAULT_AUTH_TIMEOUT,
+            response_headers: Vec::new(),
+            allow_ttl: DEFAULT_AUTH_ALLOW_TTL,
+            deny_ttl: DEFAULT_AUTH_DENY_TTL,
+        });
+        self
+    }
+
+    /// Any other setting, on the config as built so far.
+    pub fn with(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(&mut self.0);
+        self
+    }
+
+    /// The config, checked.
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::check`].
+    pub fn build(self) -> anyhow::Result<Config> {
+        self.0.check()?;
+        Ok(self.0)
+    }
+}
+
 /// # Errors
 ///
 /// A message naming `what`, its value and the limit.

@@ -14,6 +14,7 @@ use crate::cluster::Follower;
 use crate::config::{AuthConfig, Config};
 use crate::http::access_log::AccessLog;
 use crate::http::admin::AdminAccess;
+use crate::http::admin::tokens::{TokenSet, spawn_reloader};
 use crate::http::forward_auth::{AuthSettings, ForwardAuth};
 use crate::http::forwarding::TrustedProxies;
 use crate::http::listener::{self, Plane};
@@ -88,7 +89,7 @@ pub async fn run_with_engine(
     tracing::info!(
         apps = server.deployer.registry().len(),
         instances = server.launches.len(),
-        admin_api = if server.config.admin_token.is_some() {
+        admin_api = if server.config.admin_token.is_some() || server.config.tokens_file.is_some() {
             "on"
         } else {
             "off"
@@ -190,10 +191,11 @@ impl Server {
             None => None,
         };
         let projects = start_projects(&config, &deployer, local)?;
+        let access = admin_access(&config)?;
         Ok(Self {
             deployer,
             launches,
-            access: AdminAccess::new(config.admin_token.as_deref(), config.public_app_list),
+            access,
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             forward_auth: config.auth.as_ref().map(forward_auth).transpose()?,
             config,
@@ -219,6 +221,23 @@ impl Server {
             tracing::info!(app = %name, "at {origin}{prefix}/");
         }
     }
+}
+
+/// Who may call the control plane: `--admin-token` and the tokens file, re-read when it
+/// changes or on SIGHUP.
+///
+/// # Errors
+///
+/// The tokens file cannot be read or is invalid.
+fn admin_access(config: &Config) -> anyhow::Result<AdminAccess> {
+    let (admin, file) = (config.admin_token.clone(), config.tokens_file.clone());
+    let tokens = TokenSet::load(admin.as_deref(), file.as_deref())?;
+    let access = AdminAccess::new(tokens, config.public_app_list);
+    if let Some(file) = file {
+        let reloaded = access.clone();
+        spawn_reloader(admin, file, move |tokens| reloaded.replace(tokens));
+    }
+    Ok(access)
 }
 
 /// The platform's check `auth` describes.

@@ -19,6 +19,8 @@ use wasmount::engine::WasmEngine;
 pub mod browser;
 /// Test certificates made with openssl.
 pub mod certs;
+/// A real Django platform (sessions, a per-dataset permission, a forward-auth view).
+pub mod django;
 /// An HTTPS client: HTTP/2 or HTTP/1.1 over rustls.
 pub mod https;
 /// A private PostgreSQL server per test.

@@ -15,8 +15,11 @@ fn main() -> ExitCode {
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:8000".into());
     cli::init_logging(false);
     cli::block_on_main(async move {
-        let mut config = Config::new(apps);
-        config.admin_token = std::env::var("WASMOUNT_ADMIN_TOKEN").ok();
+        let mut config = Config::builder(apps);
+        if let Ok(token) = std::env::var("WASMOUNT_ADMIN_TOKEN") {
+            config = config.admin_token(token);
+        }
+        let config = config.build()?;
         let engine = WasmEngine::new(&config.engine)?;
         let listener = TcpListener::bind(&listen).await?;
         println!("site on http://{}/", listener.local_addr()?);

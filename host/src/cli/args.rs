@@ -126,6 +126,13 @@ pub struct ServeArgs {
     )]
     pub admin_token_file: Option<PathBuf>,
 
+    /// A TOML file of named tokens and their scopes (`[tokens.refinery] token = "…"
+    /// scopes = ["launch"]`; scopes: deploy, launch, read; `sha256 = "…"` instead of
+    /// `token` keeps the token itself out of the file). Re-read when it changes or on
+    /// SIGHUP: a token removed from it stops working at once.
+    #[arg(long, env = "WASMOUNT_TOKENS_FILE", value_name = "FILE")]
+    pub tokens_file: Option<PathBuf>,
+
     /// Proxies whose forwarding headers (`x-forwarded-*`, `forwarded`, `x-real-ip`) are
     /// believed, as addresses or networks (`127.0.0.1`, `10.0.0.0/8`, comma-separated); from
     /// anyone else those headers are removed.
@@ -418,6 +425,7 @@ impl ServeArgs {
                 idle_memory_release_after: self.idle_memory_release_after.into(),
             },
             admin_token,
+            tokens_file: self.tokens_file,
             public_app_list: self.public_app_list,
             max_upload: self.max_upload.as_u64(),
             watch: self.watch,

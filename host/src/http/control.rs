@@ -5,6 +5,7 @@
 use crate::apps::names::{RESERVED_PREFIX, mount_prefix};
 use crate::apps::registry::Entry;
 use crate::cluster::SyncStatus;
+use crate::http::admin::tokens::Scope;
 use crate::http::admin::{self, ApiError};
 use crate::http::dashboard;
 use crate::http::server::Server;
@@ -85,7 +86,7 @@ impl Server {
     /// `--public-metrics`.
     fn metrics_page(&self, request: &Request<ClientBody>) -> Response<Body> {
         if !self.config.public_metrics
-            && let Err(refusal) = self.access.check(request.headers(), false)
+            && let Err(refusal) = self.access.check(request.headers(), Scope::Read)
         {
             return refusal.into_response();
         }

@@ -145,7 +145,13 @@ impl ForwardAuth {
         subject: Subject<'_>,
     ) -> Request<()> {
         let headers = request.headers();
-        let mut asked = Request::get(self.settings.url.clone());
+        // Origin form (`/path?query`), as an origin server expects it; `host` says where.
+        let path = self
+            .settings
+            .url
+            .path_and_query()
+            .map_or("/", |p| p.as_str());
+        let mut asked = Request::get(path);
         let target = asked.headers_mut().expect("a fresh builder");
         let host = self.settings.url.authority().map_or("", |a| a.as_str());
         target.insert(
@@ -347,7 +353,8 @@ mod tests {
         let peer = "127.0.0.9:5000".parse().unwrap();
         let asked = auth().question(&client("sessionid=s"), peer, SUBJECT);
         let header = |name: &str| asked.headers()[name].to_str().unwrap().to_owned();
-        assert_eq!(asked.uri(), "http://127.0.0.1:9/check");
+        assert_eq!(asked.uri(), "/check");
+        assert_eq!(asked.headers()["host"], "127.0.0.1:9");
         assert_eq!(header("cookie"), "sessionid=s");
         assert_eq!(header("x-forwarded-uri"), "/viz-x/data?q=1");
         assert_eq!(header("x-forwarded-method"), "GET");

@@ -50,7 +50,11 @@ fn launched_instances_survive_reopening_with_their_input_exactly() {
     let reopened = Launches::open(dir.path(), Arc::default(), limits(None, 10)).unwrap();
     assert_eq!(reopened.len(), 2);
     let one = reopened.get("one").unwrap();
-    assert_eq!(one.gate.access, Some(Access::Platform), "who may open it survives too");
+    assert_eq!(
+        one.gate.access,
+        Some(Access::Platform),
+        "who may open it survives too"
+    );
     assert_eq!(one.gate.label.as_deref(), Some("dataset-7"));
     assert_eq!(one.input, Input::Json(input.into()));
     assert_eq!(one.app.as_ref(), "heatmap");

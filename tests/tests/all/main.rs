@@ -23,6 +23,7 @@ mod manifest;
 mod memory;
 mod metrics;
 mod oci;
+mod platform_auth;
 mod private;
 mod python;
 mod refinery_client;

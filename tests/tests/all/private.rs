@@ -228,3 +228,166 @@ async fn sighup_and_the_user_signals_do_not_end_a_plain_http_server() {
     server.signal("TERM");
     assert!(server.wait(Duration::from_secs(30)).success());
 }
+
+const TOKENS: &str = r#"
+[tokens.refinery]
+token = "refinery-launch-token-0001"
+scopes = ["launch"]
+[tokens.dashboard]
+token = "dashboard-read-token-0001"
+scopes = ["read"]
+[tokens.ci]
+token = "ci-deploy-token-000000001"
+scopes = ["deploy", "read"]
+"#;
+
+async fn call(
+    addr: std::net::SocketAddr,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Bytes,
+) -> StatusCode {
+    let auth = format!("Bearer {token}");
+    try_send(addr, method, path, body, &[("authorization", &auth)])
+        .await
+        .unwrap()
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scoped_tokens_do_what_their_scopes_say_and_rotate_without_a_restart() {
+    let apps = tempfile::tempdir().unwrap();
+    std::fs::copy(guests::HELLO, apps.path().join("hello.wasm")).unwrap();
+    let tokens = apps.path().join("tokens.toml");
+    std::fs::write(&tokens, TOKENS).unwrap();
+    let folder = apps.path().to_str().unwrap();
+    let mut server = ServerProcess::start(
+        BIN,
+        &["--apps", folder, "--tokens-file", tokens.to_str().unwrap()],
+        &[],
+    );
+    let addr = server.addr;
+    let hello = Bytes::from(std::fs::read(guests::HELLO).unwrap());
+    let launch = Bytes::from_static(br#"{"app": "hello", "input": {}}"#);
+
+    assert_eq!(
+        call(
+            addr,
+            Method::PUT,
+            "/_wasmount/apps/other",
+            "refinery-launch-token-0001",
+            hello.clone()
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "a launch token cannot deploy"
+    );
+    assert_eq!(
+        call(
+            addr,
+            Method::POST,
+            "/_wasmount/launches",
+            "refinery-launch-token-0001",
+            launch.clone()
+        )
+        .await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        call(
+            addr,
+            Method::GET,
+            "/_wasmount/apps",
+            "dashboard-read-token-0001",
+            Bytes::new()
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(
+            addr,
+            Method::DELETE,
+            "/_wasmount/apps/hello",
+            "dashboard-read-token-0001",
+            Bytes::new()
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "a read token cannot delete"
+    );
+    assert_eq!(
+        call(
+            addr,
+            Method::POST,
+            "/_wasmount/launches",
+            "ci-deploy-token-000000001",
+            launch.clone()
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "a deploy token cannot launch"
+    );
+    assert_eq!(
+        call(
+            addr,
+            Method::PUT,
+            "/_wasmount/apps/other",
+            "ci-deploy-token-000000001",
+            hello
+        )
+        .await,
+        StatusCode::CREATED
+    );
+    let logged = server.log.lock().unwrap().join("\n");
+    assert!(
+        logged.contains("token=ci") && logged.contains("PUT /_wasmount/apps/other"),
+        "writes are logged with the token's name:\n{logged}"
+    );
+
+    // Rotation: the file changes, SIGHUP, and the old token stops at once.
+    let rotated = TOKENS.replace("refinery-launch-token-0001", "refinery-launch-token-0002");
+    std::fs::write(&tokens, rotated).unwrap();
+    server.signal("HUP");
+    let reread = || async {
+        let log = server.log.lock().unwrap().join("\n");
+        log.contains("tokens file re-read").then_some(())
+    };
+    eventually(
+        "the tokens file to be re-read",
+        Duration::from_secs(30),
+        reread,
+    )
+    .await;
+    let old = call(
+        addr,
+        Method::POST,
+        "/_wasmount/launches",
+        "refinery-launch-token-0001",
+        launch.clone(),
+    )
+    .await;
+    assert_eq!(
+        old,
+        StatusCode::UNAUTHORIZED,
+        "the old token no longer works"
+    );
+    assert_eq!(
+        call(
+            addr,
+            Method::POST,
+            "/_wasmount/launches",
+            "refinery-launch-token-0002",
+            launch
+        )
+        .await,
+        StatusCode::CREATED
+    );
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "SIGHUP did not end it"
+    );
+    server.signal("TERM");
+    assert!(server.wait(Duration::from_secs(30)).success());
+}

@@ -2,9 +2,11 @@
 
 use crate::apps::app::{App, Compiled, LoadError, Source};
 use crate::apps::deploy::DeployError;
+use crate::apps::names::RESERVED_PREFIX;
 use crate::apps::names::{is_valid_app_name, mount_prefix};
 use crate::apps::registry::{Entry, Failure};
 use crate::http::admin::body::{BodyLimit, read_upload};
+use crate::http::admin::tokens::Scope;
 use crate::http::admin::{ApiError, ApiResult, json, respond, timestamp};
 use crate::http::control::is_read;
 use crate::http::server::Server;
@@ -24,7 +26,16 @@ pub(crate) async fn handle(
 
 async fn route(server: &Server, rest: &str, request: Request<ClientBody>) -> ApiResult {
     let method = request.method().clone();
-    server.access.check(request.headers(), is_read(&method))?;
+    let scope = if is_read(&method) {
+        Scope::Read
+    } else {
+        Scope::Deploy
+    };
+    if let Some(token) = server.access.check_or_public(request.headers(), scope)?
+        && scope != Scope::Read
+    {
+        tracing::info!(%token, "{method} {RESERVED_PREFIX}/apps{rest}");
+    }
     if rest.is_empty() || rest == "/" {
         return match method {
             Method::GET | Method::HEAD => list(server),
@@ -33,7 +44,7 @@ async fn route(server: &Server, rest: &str, request: Request<ClientBody>) -> Api
     }
     if let Some(name) = rest.strip_prefix('/').and_then(|r| r.strip_suffix("/log")) {
         // Guest output may hold users' data: following it always needs the token.
-        server.access.check(request.headers(), false)?;
+        server.access.check(request.headers(), Scope::Read)?;
         return match method {
             Method::GET if server.deployer.registry().get(name).is_some() => {
                 super::tail::follow(&server.log_tail, name, server.draining.subscribe())
@@ -51,7 +62,7 @@ async fn route(server: &Server, rest: &str, request: Request<ClientBody>) -> Api
     match method {
         Method::GET | Method::HEAD => {
             // The settings may hold secrets (environment): only for the token's holder.
-            let with_manifest = server.access.check(request.headers(), false).is_ok();
+            let with_manifest = server.access.check(request.headers(), Scope::Read).is_ok();
             inspect(server, name, with_manifest)
         }
         Method::PUT => upload(server, name, request).await,

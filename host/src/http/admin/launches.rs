@@ -1,9 +1,10 @@
 //! `/_wasmount/instances`: launch an app bound to an input at a URL of its own, list,
 //! inspect and delete launches.
 
-use crate::apps::names::{is_valid_app_name, mount_prefix};
+use crate::apps::names::{RESERVED_PREFIX, is_valid_app_name, mount_prefix};
 use crate::config::Access;
 use crate::http::admin::body::{BodyLimit, read_limited};
+use crate::http::admin::tokens::Scope;
 use crate::http::admin::{ApiError, ApiResult, json, no_content, respond, timestamp};
 use crate::http::server::Server;
 use crate::launches::{Gate, Input, Launch, LaunchError, MAX_LABEL_LEN};
@@ -23,9 +24,17 @@ pub(crate) async fn handle(
 }
 
 async fn route(server: &Server, rest: &str, request: Request<ClientBody>) -> ApiResult {
-    // Launches carry their users' inputs: even reading them needs the token.
-    server.access.check(request.headers(), false)?;
+    // Launches carry their users' inputs: even reading them needs a token.
     let method = request.method().clone();
+    let scope = if crate::http::control::is_read(&method) {
+        Scope::Read
+    } else {
+        Scope::Launch
+    };
+    let token = server.access.check(request.headers(), scope)?;
+    if scope == Scope::Launch {
+        tracing::info!(%token, "{method} {RESERVED_PREFIX}/launches{rest}");
+    }
     let origin = public_origin(request.headers());
     let base_path = &server.config.base_path;
     if rest.is_empty() || rest == "/" {

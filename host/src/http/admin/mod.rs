@@ -8,68 +8,94 @@ pub(crate) mod apps;
 mod body;
 pub(crate) mod launches;
 mod tail;
+pub(crate) mod tokens;
 
 use crate::apps::postgres::mirror::is_unavailable;
 use crate::respond::{self, Body};
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use std::time::SystemTime;
-use subtle::ConstantTimeEq as _;
+use tokens::{Scope, TokenRefusal, TokenSet};
 
-/// Who may call the admin API.
+/// Who may call the admin API: the tokens in force (replaced whole when the tokens file
+/// is re-read), and whether reading the app list needs one.
 #[derive(Clone)]
 pub(crate) struct AdminAccess {
-    /// SHA-256 of the token; `None` when no token is configured (the API is then closed).
-    token_hash: Option<[u8; 32]>,
+    tokens: Arc<ArcSwap<TokenSet>>,
     /// Whether listing and inspecting apps needs no token.
     public_list: bool,
 }
 
 impl AdminAccess {
-    /// Access with `token` (none: every call refused) and the list public or not.
-    pub(crate) fn new(token: Option<&str>, public_list: bool) -> Self {
+    /// Access with `tokens` (none: every call refused) and the list public or not.
+    pub(crate) fn new(tokens: TokenSet, public_list: bool) -> Self {
         Self {
-            token_hash: token.map(|token| Sha256::digest(token.trim().as_bytes()).into()),
+            tokens: Arc::new(ArcSwap::from_pointee(tokens)),
             public_list,
         }
     }
 
-    /// Whether `headers` carry the control plane's token (never forwarded to a guest).
-    pub(crate) fn holds_admin_token(&self, headers: &HeaderMap) -> bool {
-        self.token_hash.is_some()
-            && headers.contains_key(header::AUTHORIZATION)
-            && self.check(headers, false).is_ok()
+    /// Puts `tokens` in force: from now on only they are accepted.
+    pub(crate) fn replace(&self, tokens: TokenSet) {
+        self.tokens.store(Arc::new(tokens));
     }
 
-    /// Checks the bearer token in constant time (both sides are hashed first, so the
-    /// comparison does not even depend on the token's length).
-    pub(crate) fn check(&self, headers: &HeaderMap, read_only: bool) -> Result<(), ApiError> {
-        if read_only && self.public_list {
-            return Ok(());
-        }
-        let Some(expected) = &self.token_hash else {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "the admin API is disabled: start the server with --admin-token or \
-                 --admin-token-file (or WASMOUNT_ADMIN_TOKEN)",
-            ));
-        };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(bearer_token)
-            .map(|token| Sha256::digest(token.as_bytes()));
-        match given {
-            Some(given) if bool::from(given.as_slice().ct_eq(expected)) => Ok(()),
-            Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong admin token")),
-            None => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "missing admin token: send `Authorization: Bearer TOKEN`",
-            )),
-        }
+    /// Whether `headers` carry a token of the control plane's (never forwarded to a guest).
+    pub(crate) fn holds_admin_token(&self, headers: &HeaderMap) -> bool {
+        let given = given_token(headers);
+        given.is_some()
+            && matches!(
+                self.tokens.load().allow(given, Scope::Read),
+                Ok(_) | Err(TokenRefusal::Lacks { .. })
+            )
     }
+
+    /// The name of the token in `headers` if it holds `scope`.
+    pub(crate) fn check(&self, headers: &HeaderMap, scope: Scope) -> Result<Arc<str>, ApiError> {
+        self.tokens
+            .load()
+            .allow(given_token(headers), scope)
+            .map_err(|refusal| match refusal {
+                TokenRefusal::Closed => ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "the admin API is disabled: start the server with --admin-token, \
+                     --admin-token-file or --tokens-file (or WASMOUNT_ADMIN_TOKEN)",
+                ),
+                TokenRefusal::Missing => ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "missing admin token: send `Authorization: Bearer TOKEN`",
+                ),
+                TokenRefusal::Wrong => ApiError::new(StatusCode::UNAUTHORIZED, "wrong admin token"),
+                TokenRefusal::Lacks { name, scope } => ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format_args!("token `{name}` may not {scope}: it lacks the `{scope}` scope"),
+                ),
+            })
+    }
+
+    /// [`Self::check`], except that reading the app list passes without a token when it is
+    /// public (`None` then).
+    pub(crate) fn check_or_public(
+        &self,
+        headers: &HeaderMap,
+        scope: Scope,
+    ) -> Result<Option<Arc<str>>, ApiError> {
+        if scope == Scope::Read && self.public_list && given_token(headers).is_none() {
+            return Ok(None);
+        }
+        self.check(headers, scope).map(Some)
+    }
+}
+
+/// The bearer token of `headers`, if any.
+fn given_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(bearer_token)
 }
 
 /// The token of an `Authorization: Bearer TOKEN` header; the scheme name in any case
@@ -189,12 +215,13 @@ mod tests {
             header::AUTHORIZATION,
             HeaderValue::from_str(header).unwrap(),
         );
-        access.check(&headers, false).is_ok()
+        access.check(&headers, Scope::Read).is_ok()
     }
 
     #[test]
     fn tokens_are_trimmed_on_both_sides_and_the_scheme_is_case_insensitive() {
-        let access = AdminAccess::new(Some("secret-token-0123456789\n"), false);
+        let tokens = TokenSet::load(Some("secret-token-0123456789\n"), None).unwrap();
+        let access = AdminAccess::new(tokens, false);
         assert!(allowed(&access, "Bearer secret-token-0123456789"));
         assert!(allowed(&access, "bearer secret-token-0123456789"));
         assert!(allowed(&access, "BEARER  secret-token-0123456789 "));
@@ -205,13 +232,14 @@ mod tests {
 
     #[test]
     fn the_token_header_parser_never_panics() {
-        let access = AdminAccess::new(Some("test-admin-token-0123456789"), false);
+        let tokens = TokenSet::load(Some("test-admin-token-0123456789"), None).unwrap();
+        let access = AdminAccess::new(tokens, false);
         crate::fuzz::fuzz("token", |bytes| {
             let _ = std::str::from_utf8(bytes).map(bearer_token);
             if let Ok(value) = HeaderValue::from_bytes(bytes) {
                 let mut headers = HeaderMap::new();
                 headers.insert(header::AUTHORIZATION, value);
-                let _ = access.check(&headers, false);
+                let _ = access.check(&headers, Scope::Deploy);
             }
         });
     }
