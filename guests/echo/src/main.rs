@@ -99,7 +99,10 @@ fn overreaching_headers() -> Response<Body> {
         ("set-cookie", "elsewhere=1; Domain=localhost"),
         ("set-cookie", "own=1; HttpOnly"),
         ("clear-site-data", "\"*\""),
-        ("strict-transport-security", "max-age=31536000; includeSubDomains"),
+        (
+            "strict-transport-security",
+            "max-age=31536000; includeSubDomains",
+        ),
         ("x-kept", "yes"),
     ] {
         headers.append(name, HeaderValue::from_static(value));
