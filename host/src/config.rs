@@ -71,6 +71,8 @@ pub const DEFAULT_IDLE_MEMORY_RELEASE_AFTER: Duration = Duration::from_secs(10);
 pub const MIN_IDLE_MEMORY_RELEASE_AFTER: Duration = Duration::from_millis(100);
 
 /// How often a node of a cluster reads the store's changes even without a notification.
+/// The platform's cookies no guest is handed (Django's session and CSRF cookies).
+pub const DEFAULT_PLATFORM_COOKIES: [&str; 2] = ["sessionid", "csrftoken"];
 /// How long the platform's forward-auth check may take to answer (503 beyond: closed).
 pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long the platform's "yes" is remembered for one client and launch.
@@ -98,6 +100,9 @@ pub enum Access {
     Public,
     /// Only whom the platform allows: each request is checked with `--auth-url`.
     Platform,
+    /// Only a browser that opened a signed link (a launch's `link`): the cookie the link
+    /// leaves keeps it open there. For launches.
+    Link,
 }
 
 /// The platform's check for `platform` apps and launches (forward auth).
@@ -166,6 +171,9 @@ pub struct Config {
     /// A file of named tokens with scopes, re-read on change or SIGHUP; with neither it
     /// nor `admin_token`, the API is closed (every call gets 403).
     pub tokens_file: Option<PathBuf>,
+    /// The keys signed links are made and checked with (one base64 key per line, the first
+    /// signs); `None`: a random key of this process's.
+    pub link_keys: Option<PathBuf>,
     /// Whether listing and inspecting apps needs no token.
     pub public_app_list: bool,
     /// The largest component the admin API accepts, in bytes.
@@ -209,6 +217,9 @@ pub struct Config {
     /// In dev mode, the host names answered besides `localhost`, `127.0.0.1` and `[::1]`
     /// (`--allow-host`); any other `Host` gets 403.
     pub allowed_hosts: Vec<String>,
+    /// The platform's cookies, never handed to a guest whatever its manifest names
+    /// (default `sessionid`, `csrftoken`: Django's).
+    pub platform_cookies: Vec<String>,
     /// The platform's check; with it, launches are `platform` unless launched `public`.
     pub auth: Option<AuthConfig>,
     /// One line per request in this format; `None`: no access log.
@@ -281,6 +292,7 @@ impl Config {
             engine: EngineConfig::default(),
             admin_token: None,
             tokens_file: None,
+            link_keys: None,
             public_app_list: false,
             max_upload: DEFAULT_MAX_UPLOAD_BYTES,
             watch: false,
@@ -299,6 +311,7 @@ impl Config {
             store_resync_interval: DEFAULT_STORE_RESYNC_INTERVAL,
             public_metrics: false,
             allowed_hosts: Vec::new(),
+            platform_cookies: DEFAULT_PLATFORM_COOKIES.map(str::to_owned).to_vec(),
             auth: None,
             access_log: None,
             access_log_file: None,

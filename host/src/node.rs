@@ -19,6 +19,7 @@ use crate::http::forward_auth::{AuthSettings, ForwardAuth};
 use crate::http::forwarding::TrustedProxies;
 use crate::http::listener::{self, Plane};
 use crate::http::server::Server;
+use crate::http::signed_links::LinkKeys;
 use crate::http::tls::Tls;
 use crate::launches::store::SharedLaunches;
 use crate::launches::{LaunchLimits, Launches};
@@ -198,6 +199,10 @@ impl Server {
             access,
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             forward_auth: config.auth.as_ref().map(forward_auth).transpose()?,
+            link_keys: match &config.link_keys {
+                Some(file) => LinkKeys::load(file)?,
+                None => LinkKeys::generated().context("making a key for signed links")?,
+            },
             config,
             local,
             follower,

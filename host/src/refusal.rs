@@ -85,6 +85,16 @@ pub(crate) enum Refusal {
     AuthUnavailable,
     /// The app or launch is `platform`, and no `--auth-url` is set to ask: closed.
     NoPlatformToAsk,
+    /// The launch opens with a signed link only, and none (or no valid cookie) came.
+    LinkRequired,
+    /// A valid signed link: the host answers with the cookie that keeps the launch open and
+    /// a redirect to the URL without the link's token.
+    LinkAccepted {
+        /// The clean URL.
+        location: String,
+        /// The `Set-Cookie` value.
+        cookie: String,
+    },
 }
 
 impl Refusal {
@@ -103,6 +113,8 @@ impl Refusal {
             Self::HostNotAllowed { .. } => StatusCode::FORBIDDEN,
             Self::PlatformRefused(answer) => answer.status,
             Self::AuthUnavailable | Self::NoPlatformToAsk => StatusCode::SERVICE_UNAVAILABLE,
+            Self::LinkRequired => StatusCode::UNAUTHORIZED,
+            Self::LinkAccepted { .. } => StatusCode::SEE_OTHER,
         }
     }
 
@@ -145,6 +157,8 @@ impl Refusal {
                 "this is open only to whom the platform allows, and no platform is set up to ask"
                     .to_owned()
             }
+            Self::LinkRequired => "this opens with a signed link only".to_owned(),
+            Self::LinkAccepted { location, .. } => format!("opened: see {location}"),
         }
     }
 
@@ -175,6 +189,8 @@ impl Refusal {
             Self::PlatformRefused(_) => "platform_refused",
             Self::AuthUnavailable => "auth_unavailable",
             Self::NoPlatformToAsk => "no_platform_to_ask",
+            Self::LinkRequired => "link_required",
+            Self::LinkAccepted { .. } => "link_accepted",
         }
     }
 
@@ -202,6 +218,14 @@ impl Refusal {
         );
         let mut response = respond::text(self.status(), self.public_message());
         let headers = response.headers_mut();
+        if let Self::LinkAccepted { location, cookie } = &self {
+            for (name, value) in [(header::LOCATION, location), (header::SET_COOKIE, cookie)] {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    headers.insert(name, value);
+                }
+            }
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
         if matches!(
             self,
             Self::AppBusy { .. } | Self::ServerBusy | Self::AuthUnavailable

@@ -178,6 +178,11 @@ impl Manifest {
     /// A message naming the key and what is wrong with it.
     pub(crate) fn parse(text: &str, apps_dir: &Path) -> Result<Self, String> {
         let file: ManifestFile = toml::from_str(text).map_err(|e| toml_problem(text, &e))?;
+        if file.access == Access::Link {
+            return Err(
+                "access = \"link\" is for launches (launch with \"access\": \"link\")".into(),
+            );
+        }
         if let Some(bad) = file.cookies.iter().find(|name| !is_cookie_name(name)) {
             return Err(format!("cookies: `{bad}` is not a cookie name"));
         }

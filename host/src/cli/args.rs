@@ -133,6 +133,12 @@ pub struct ServeArgs {
     #[arg(long, env = "WASMOUNT_TOKENS_FILE", value_name = "FILE")]
     pub tokens_file: Option<PathBuf>,
 
+    /// The keys signed links (launches with `"access": "link"`) are made with: one base64
+    /// key of at least 32 bytes per line, the first signs, all verify. Give every node of a
+    /// cluster the same file. Without it, a random key of this process's.
+    #[arg(long, env = "WASMOUNT_LINK_KEYS", value_name = "FILE")]
+    pub link_keys: Option<PathBuf>,
+
     /// Proxies whose forwarding headers (`x-forwarded-*`, `forwarded`, `x-real-ip`) are
     /// believed, as addresses or networks (`127.0.0.1`, `10.0.0.0/8`, comma-separated); from
     /// anyone else those headers are removed.
@@ -155,6 +161,12 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub allow_host: Vec<String>,
+
+    /// A cookie of the platform's that no guest is handed, whatever its manifest names
+    /// (comma-separated; default: Django's `sessionid` and `csrftoken`).
+    #[arg(long, env = "WASMOUNT_PLATFORM_COOKIE", value_name = "NAME", value_delimiter = ',',
+          default_values_t = DEFAULT_PLATFORM_COOKIES.map(str::to_owned))]
+    pub platform_cookie: Vec<String>,
 
     /// Ask the platform before serving a launch or a `platform` app (forward auth, the
     /// nginx `auth_request` / Traefik ForwardAuth contract): a GET to this http:// URL with
@@ -426,6 +438,7 @@ impl ServeArgs {
             },
             admin_token,
             tokens_file: self.tokens_file,
+            link_keys: self.link_keys,
             public_app_list: self.public_app_list,
             max_upload: self.max_upload.as_u64(),
             watch: self.watch,
@@ -444,6 +457,7 @@ impl ServeArgs {
             store_resync_interval: self.store_resync_interval.into(),
             public_metrics: self.public_metrics,
             allowed_hosts: self.allow_host,
+            platform_cookies: self.platform_cookie,
             auth: self.auth_url.map(|url| crate::config::AuthConfig {
                 url,
                 timeout: self.auth_timeout.into(),

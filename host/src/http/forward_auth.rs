@@ -158,10 +158,19 @@ impl ForwardAuth {
             header::HOST,
             HeaderValue::from_str(host).unwrap_or(HeaderValue::from_static("")),
         );
-        for name in [header::COOKIE, header::AUTHORIZATION] {
-            for value in headers.get_all(&name) {
-                target.append(name.clone(), value.clone());
-            }
+        // HTTP/2 may split `Cookie` into several fields: one line, in the order received.
+        let cookies: Vec<&str> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        if let Ok(joined) = HeaderValue::from_str(&cookies.join("; "))
+            && !cookies.is_empty()
+        {
+            target.insert(header::COOKIE, joined);
+        }
+        for value in headers.get_all(header::AUTHORIZATION) {
+            target.append(header::AUTHORIZATION, value.clone());
         }
         let forwarded = |name: &str| headers.get(name).cloned();
         let client = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
@@ -181,7 +190,10 @@ impl ForwardAuth {
             ),
             (
                 "x-forwarded-uri",
-                HeaderValue::from_str(&request.uri().to_string()).ok(),
+                request
+                    .uri()
+                    .path_and_query()
+                    .and_then(|target| HeaderValue::from_str(target.as_str()).ok()),
             ),
             ("x-forwarded-for", HeaderValue::from_str(&client).ok()),
             ("x-wasmount-app", HeaderValue::from_str(subject.app).ok()),
@@ -274,8 +286,12 @@ impl ForwardAuth {
     }
 
     fn remember(&self, key: [u8; 32], decision: Decision) {
-        let ttl = match decision {
+        let ttl = match &decision {
             Decision::Allow(_) => self.settings.allow_ttl,
+            // A refusal that sets a cookie (a CSRF or login state) is this client's alone.
+            Decision::Deny(answer) if answer.headers.contains_key(header::SET_COOKIE) => {
+                Duration::ZERO
+            }
             Decision::Deny(_) => self.settings.deny_ttl,
         };
         if ttl.is_zero() {
@@ -303,12 +319,9 @@ fn decided(decision: Decision) -> Result<Vec<(HeaderName, HeaderValue)>, Refusal
 /// The digest of every header of the question: what the decision may depend on.
 fn cache_key(asked: &Request<()>) -> [u8; 32] {
     let mut digest = Sha256::new();
+    // By name, values of one name in the order sent (the order can change their meaning).
     let mut headers: Vec<_> = asked.headers().iter().collect();
-    headers.sort_by(|a, b| {
-        a.0.as_str()
-            .cmp(b.0.as_str())
-            .then(a.1.as_bytes().cmp(b.1.as_bytes()))
-    });
+    headers.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
     for (name, value) in headers {
         digest.update(name.as_str().as_bytes());
         digest.update([0]);

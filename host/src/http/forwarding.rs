@@ -136,6 +136,9 @@ pub(crate) fn rewrite_for_guest<B>(
 pub(crate) struct Credentials<'a> {
     /// The cookie names the guest sees.
     pub cookies: &'a [String],
+    /// The platform's own cookies, never seen by a guest whatever its manifest names
+    /// (`--platform-cookie`: a session is the platform's account, not the app's).
+    pub withheld: &'a [String],
     /// Whether it sees `Authorization`.
     pub authorization: bool,
 }
@@ -163,6 +166,7 @@ pub(crate) fn keep_guest_credentials(
         .filter(|pair| {
             let name = pair.split_once('=').map_or(*pair, |(name, _)| name);
             credentials.cookies.iter().any(|allowed| allowed == name)
+                && !credentials.withheld.iter().any(|withheld| withheld == name)
         })
         .collect();
     let joined = kept.join("; ");
@@ -220,8 +224,10 @@ mod tests {
         );
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
         let mine = ["viz".to_owned(), "theme".to_owned()];
+        let withheld = ["sessionid".to_owned()];
         let credentials = Credentials {
             cookies: &mine,
+            withheld: &withheld,
             authorization: false,
         };
         keep_guest_credentials(&mut headers, credentials, false);
@@ -231,8 +237,22 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::COOKIE, HeaderValue::from_static("sessionid=s3cret"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        let asks_for_the_session = ["sessionid".to_owned()];
+        let greedy = Credentials {
+            cookies: &asks_for_the_session,
+            withheld: &withheld,
+            authorization: false,
+        };
+        let mut session = HeaderMap::new();
+        session.insert(header::COOKIE, HeaderValue::from_static("sessionid=s3cret"));
+        keep_guest_credentials(&mut session, greedy, false);
+        assert!(
+            !session.contains_key(header::COOKIE),
+            "the platform's session, always"
+        );
         let opted_in = Credentials {
             cookies: &[],
+            withheld: &withheld,
             authorization: true,
         };
         keep_guest_credentials(&mut headers, opted_in, false);

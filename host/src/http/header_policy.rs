@@ -1,33 +1,46 @@
 //! The response headers a guest may send in path mode, where every app and launch shares one
 //! origin: none that reaches beyond its own prefix. Removed are a `Service-Worker-Allowed`
 //! outside the prefix (a worker over other apps' pages), a `Set-Cookie` with a `Path`
-//! outside it or any `Domain` (cookies thrown at other apps), `Clear-Site-Data` (wipes the
-//! whole origin's storage) and `Strict-Transport-Security` (pins the whole host). Knows
-//! nothing of apps: it takes the prefix and says what it removed.
+//! outside it or any `Domain` (cookies thrown at other apps), and the headers whose policy
+//! covers the whole origin: `Clear-Site-Data` (wipes its storage),
+//! `Strict-Transport-Security` (pins the host), `NEL`/`Report-To`/`Reporting-Endpoints`
+//! (report every URL of the origin elsewhere), `Alt-Svc`, `Accept-CH`/`Critical-CH` and
+//! `Origin-Agent-Cluster`. Knows nothing of apps: it takes the prefix and says what it
+//! removed.
 
 use http::HeaderMap;
-use http::header::{HeaderName, HeaderValue, SET_COOKIE, STRICT_TRANSPORT_SECURITY};
+use http::header::{HeaderName, HeaderValue, SET_COOKIE};
 
 /// `Service-Worker-Allowed`.
 const SERVICE_WORKER_ALLOWED: HeaderName = HeaderName::from_static("service-worker-allowed");
-/// `Clear-Site-Data`.
-const CLEAR_SITE_DATA: HeaderName = HeaderName::from_static("clear-site-data");
+/// The headers whose policy covers the whole origin, as their metric labels.
+const ORIGIN_WIDE: [&str; 9] = [
+    "clear-site-data",
+    "strict-transport-security",
+    "nel",
+    "report-to",
+    "reporting-endpoints",
+    "alt-svc",
+    "accept-ch",
+    "critical-ch",
+    "origin-agent-cluster",
+];
 
 /// Removes from `headers` what reaches beyond `prefix` (`/viz`, `/visualizations/viz-…`);
 /// returns the names of the headers it removed something of, for metrics and the log.
 pub(crate) fn confine_to_prefix(headers: &mut HeaderMap, prefix: &str) -> Vec<&'static str> {
     let mut removed = Vec::new();
-    for (name, label) in [
-        (CLEAR_SITE_DATA, "clear-site-data"),
-        (STRICT_TRANSPORT_SECURITY, "strict-transport-security"),
-    ] {
+    for name in ORIGIN_WIDE {
         if headers.remove(name).is_some() {
-            removed.push(label);
+            removed.push(name);
         }
     }
-    if let Some(scope) = headers.get(SERVICE_WORKER_ALLOWED)
-        && !scope.to_str().is_ok_and(|scope| within(scope, prefix))
-    {
+    let scopes = headers.get_all(SERVICE_WORKER_ALLOWED);
+    if !scopes.iter().all(|scope| {
+        scope
+            .to_str()
+            .is_ok_and(|scope| worker_scope_within(scope, prefix))
+    }) {
         headers.remove(SERVICE_WORKER_ALLOWED);
         removed.push("service-worker-allowed");
     }
@@ -47,6 +60,22 @@ pub(crate) fn confine_to_prefix(headers: &mut HeaderMap, prefix: &str) -> Vec<&'
         }
     }
     removed
+}
+
+/// Whether a `Service-Worker-Allowed` value keeps a worker under `prefix/`. Browsers compare
+/// scopes as string prefixes after resolving the value as a URL, so it must start with
+/// `prefix/` itself (`/viz` would cover `/viz-…` too) and hold nothing a URL parser would
+/// rewrite: no dot segments, percent escapes, backslashes, control characters or spaces.
+fn worker_scope_within(scope: &str, prefix: &str) -> bool {
+    let plain = !scope.contains(['%', '\\', '?', '#'])
+        && !scope.chars().any(|c| c.is_control() || c.is_whitespace())
+        && !scope
+            .split('/')
+            .any(|segment| segment == "." || segment == "..");
+    plain
+        && scope
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Whether URL path `path` is `prefix` or lies under it.
@@ -114,6 +143,47 @@ mod tests {
         let cookies: Vec<_> = map.get_all(SET_COOKIE).iter().collect();
         assert_eq!(cookies, ["c=3; Path=/viz/x; HttpOnly", "d=4"]);
         assert_eq!(map["content-type"], "text/html");
+    }
+
+    #[test]
+    fn a_worker_scope_must_stay_under_the_prefix_as_a_browser_resolves_it() {
+        for scope in [
+            "/viz",
+            "/",
+            "/viz/../",
+            "/viz/x/../../",
+            "/viz/%2e%2e/",
+            "/viz/..\\",
+            "/viz/.\t./",
+            "/vizzy/",
+            "viz/",
+        ] {
+            let mut map = HeaderMap::new();
+            map.insert(
+                "service-worker-allowed",
+                HeaderValue::from_str(scope).unwrap(),
+            );
+            assert_eq!(
+                confine_to_prefix(&mut map, "/viz"),
+                ["service-worker-allowed"],
+                "{scope:?}"
+            );
+        }
+        let mut two = headers(&[
+            ("service-worker-allowed", "/viz/"),
+            ("service-worker-allowed", "/"),
+        ]);
+        assert_eq!(
+            confine_to_prefix(&mut two, "/viz"),
+            ["service-worker-allowed"],
+            "every value"
+        );
+        let mut reporting = headers(&[
+            ("nel", "{}"),
+            ("report-to", "{}"),
+            ("alt-svc", "h3=\":443\""),
+        ]);
+        assert_eq!(confine_to_prefix(&mut reporting, "/viz").len(), 3);
     }
 
     #[test]

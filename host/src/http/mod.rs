@@ -13,4 +13,5 @@ pub(crate) mod listener;
 pub(crate) mod pipeline;
 pub(crate) mod server;
 pub(crate) mod service;
+pub(crate) mod signed_links;
 pub(crate) mod tls;

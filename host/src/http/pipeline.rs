@@ -25,6 +25,7 @@ use crate::http::forward_auth::Subject;
 use crate::http::forwarding::{Credentials, Forwarding, keep_guest_credentials, rewrite_for_guest};
 use crate::http::header_policy::confine_to_prefix;
 use crate::http::server::Server;
+use crate::http::signed_links::{LINK_PARAM, LinkSubject, SESSION_TTL, cookie_name};
 use crate::launches::{INSTANCE_ENV, InUse};
 use crate::refusal::Refusal;
 use crate::respond::{self, Body};
@@ -35,7 +36,7 @@ use crate::runtime::sandbox::Binding;
 use http::{Request, Response};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// Where a request for a name goes, decided once: everything later stages need.
 pub(crate) struct Resolved<'a> {
@@ -152,7 +153,13 @@ impl Server {
                 app,
             });
         };
-        let app = loaded(&launch.app, entry).await?;
+        // A launch's answer never tells its app's name or load error (as for an unknown name).
+        let app = loaded(&launch.app, entry)
+            .await
+            .map_err(|_| Refusal::LaunchWithoutApp {
+                launch: name.into(),
+                app: launch.app.to_string(),
+            })?;
         let prefix = mount_prefix(base, &launch.name);
         Ok(Resolved {
             app,
@@ -196,8 +203,11 @@ impl Server {
             }),
             None => app.manifest().access,
         };
-        if access == Access::Public {
-            return Ok(());
+        match (access, launch) {
+            (Access::Public, _) => return Ok(()),
+            (Access::Link, Some(launch)) => return self.admit_link(launch, request),
+            (Access::Link, None) => return Err(Refusal::LinkRequired),
+            (Access::Platform, _) => {}
         }
         let Some(auth) = &self.forward_auth else {
             return Err(Refusal::NoPlatformToAsk);
@@ -215,6 +225,59 @@ impl Server {
         Ok(())
     }
 
+    /// A signed-link launch: open with its cookie; a valid link (`?wasmount-link=`) sets
+    /// the cookie and redirects to the URL without it; anything else is 401.
+    fn admit_link(&self, launch: &InUse, request: &Request<ClientBody>) -> Result<(), Refusal> {
+        let subject = LinkSubject {
+            launch: &launch.name,
+            created_ms: launch.created_ms(),
+        };
+        let now = SystemTime::now();
+        let cookie = cookie_name(&launch.name);
+        let held = request
+            .headers()
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .any(|(name, token)| name == cookie && self.link_keys.verify(subject, token, now));
+        if held {
+            return Ok(());
+        }
+        let uri = request.uri();
+        let (link, rest): (Vec<_>, Vec<_>) = uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .partition(|pair| pair.starts_with(&format!("{LINK_PARAM}=")));
+        let token = link
+            .first()
+            .and_then(|pair| pair.split_once('='))
+            .map(|(_, token)| token);
+        if !token.is_some_and(|token| self.link_keys.verify(subject, token, now)) {
+            return Err(Refusal::LinkRequired);
+        }
+        let location = match rest.is_empty() {
+            true => uri.path().to_owned(),
+            false => format!("{}?{}", uri.path(), rest.join("&")),
+        };
+        let base = &self.config.base_path;
+        let session = self.link_keys.sign(subject, now + SESSION_TTL);
+        let secure = request
+            .headers()
+            .get("x-forwarded-proto")
+            .is_some_and(|proto| proto.as_bytes() == b"https");
+        let cookie = format!(
+            "{cookie}={session}; Path={}/; Max-Age={}; HttpOnly; SameSite=Lax{}",
+            mount_prefix(base, &launch.name),
+            SESSION_TTL.as_secs(),
+            if secure { "; Secure" } else { "" }
+        );
+        Err(Refusal::LinkAccepted { location, cookie })
+    }
+
     /// Prepare: the request as the guest sees it: the path without the prefix, forwarding
     /// headers, and of the client's credentials only what its manifest names.
     fn prepare(
@@ -228,6 +291,7 @@ impl Server {
         let manifest = app.manifest();
         let credentials = Credentials {
             cookies: &manifest.cookies,
+            withheld: &self.config.platform_cookies,
             authorization: manifest.forward_authorization,
         };
         let holds_admin_token =

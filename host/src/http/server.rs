@@ -15,6 +15,7 @@ use crate::http::forward_auth::ForwardAuth;
 use crate::http::forwarding::{TrustedProxies, note_connection};
 use crate::http::listener::{Connection, Plane};
 use crate::http::pipeline::Asked;
+use crate::http::signed_links::LinkKeys;
 use crate::launches::Launches;
 use crate::metrics::Metrics;
 use crate::refusal::Refusal;
@@ -64,6 +65,8 @@ pub struct Server {
     pub(crate) proxies: TrustedProxies,
     /// The platform's check for `platform` apps and launches (`--auth-url`).
     pub(crate) forward_auth: Option<ForwardAuth>,
+    /// The keys of signed links.
+    pub(crate) link_keys: LinkKeys,
     /// Keeps this node in line with the shared store, in a cluster.
     pub(crate) follower: Option<Arc<Follower>>,
     /// What `/_wasmount/metrics` shows.

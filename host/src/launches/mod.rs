@@ -102,6 +102,12 @@ impl Launch {
         }
     }
 
+    /// When it was launched, in milliseconds since the epoch (as stored, so the same on every
+    /// node).
+    pub(crate) fn created_ms(&self) -> u64 {
+        millis_since_epoch(self.created)
+    }
+
     /// This launch with `gate`.
     pub(crate) fn with_gate(mut self, gate: Gate) -> Self {
         self.gate = gate;

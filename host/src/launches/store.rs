@@ -286,6 +286,7 @@ pub(crate) fn launch_of(row: LaunchRow) -> anyhow::Result<Launch> {
         None => None,
         Some("public") => Some(Access::Public),
         Some("platform") => Some(Access::Platform),
+        Some("link") => Some(Access::Link),
         Some(other) => anyhow::bail!("unknown access `{other}`"),
     };
     let gate = Gate {
@@ -301,5 +302,6 @@ fn access_name(access: Access) -> &'static str {
     match access {
         Access::Public => "public",
         Access::Platform => "platform",
+        Access::Link => "link",
     }
 }

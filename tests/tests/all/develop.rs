@@ -38,7 +38,7 @@ async fn page_containing(addr: SocketAddr, path: &str, wanted: &str, within: Dur
 /// come, for [`eventually`] to ask again).
 async fn live_state(addr: SocketAddr, name: &str) -> Option<serde_json::Value> {
     let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let request = format!("GET /_wasmount/dev/events/{name} HTTP/1.1\r\nhost: test\r\n\r\n");
+    let request = format!("GET /_wasmount/dev/events/{name} HTTP/1.1\r\nhost: localhost\r\n\r\n");
     stream.write_all(request.as_bytes()).await.ok()?;
     let mut received = Vec::new();
     let read = async {

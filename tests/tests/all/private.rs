@@ -391,3 +391,106 @@ async fn scoped_tokens_do_what_their_scopes_say_and_rotate_without_a_restart() {
     server.signal("TERM");
     assert!(server.wait(Duration::from_secs(30)).success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_link_opens_its_launch_in_that_browser_only_and_on_another_node_too() {
+    let apps = tempfile::tempdir().unwrap();
+    std::fs::copy(guests::ECHO, apps.path().join("echo.wasm")).unwrap();
+    // The keys every node is given: 32 bytes of 7, in base64.
+    let keys_dir = tempfile::tempdir().unwrap();
+    let keys = keys_dir.path().join("link-keys");
+    std::fs::write(&keys, "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n").unwrap();
+    let configure = |config: &mut wasmount::config::Config| {
+        config.admin_token = Some(ADMIN_TOKEN.into());
+        config.link_keys = Some(keys.clone());
+    };
+    let first = TestServer::start_in(apps, configure).await;
+    let launched = first
+        .admin(
+            Method::POST,
+            "/_wasmount/launches",
+            r#"{"app": "echo", "access": "link", "input": {}}"#,
+        )
+        .await;
+    assert_eq!(launched.status, StatusCode::CREATED, "{}", launched.text());
+    let info = json(&launched);
+    let name = info["name"].as_str().unwrap().to_owned();
+    let link = info["link"].as_str().expect("a signed link").to_owned();
+    let link_path = &link[link.find(&format!("/{name}/")).unwrap()..];
+
+    let without = first.get(&format!("/{name}/")).await;
+    assert_eq!(
+        without.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        without.text()
+    );
+    let opened = first.get(link_path).await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.text());
+    assert_eq!(opened.header("location"), format!("/{name}/"));
+    let cookie = opened.header("set-cookie").to_owned();
+    assert!(
+        cookie.contains(&format!("Path=/{name}/")) && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let with_cookie = |server: &TestServer, path: String| {
+        let (addr, session) = (server.addr, session.clone());
+        async move {
+            try_send(
+                addr,
+                Method::GET,
+                &path,
+                Bytes::new(),
+                &[("cookie", &session)],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let served = with_cookie(&first, format!("/{name}/x")).await;
+    assert_eq!(served.status, StatusCode::OK, "{}", served.text());
+    assert!(
+        json(&served)["headers"].get("cookie").is_none(),
+        "the link's cookie stays with the host"
+    );
+
+    // Forged, or another launch's: 401.
+    let forged = link_path.replacen("wasmount-link=", "wasmount-link=9", 1);
+    assert_eq!(first.get(&forged).await.status, StatusCode::UNAUTHORIZED);
+    let other = json(
+        &first
+            .admin(
+                Method::POST,
+                "/_wasmount/launches",
+                r#"{"app": "echo", "access": "link", "input": {}}"#,
+            )
+            .await,
+    )["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let borrowed = link_path.replacen(&name, &other, 1);
+    assert_eq!(
+        first.get(&borrowed).await.status,
+        StatusCode::UNAUTHORIZED,
+        "another launch's link"
+    );
+
+    // Another node with the same keys and the same launches (here: a copy of the first's
+    // apps folder, as a node of a cluster gets them from the shared store).
+    let copy = tempfile::tempdir().unwrap();
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", first.apps_path().display()))
+        .arg(copy.path())
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let second = TestServer::start_in(copy, configure).await;
+    assert_eq!(
+        with_cookie(&second, format!("/{name}/")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(second.get(link_path).await.status, StatusCode::SEE_OTHER);
+}

@@ -2,17 +2,20 @@
 //! inspect and delete launches.
 
 use crate::apps::names::{RESERVED_PREFIX, is_valid_app_name, mount_prefix};
+use crate::apps::registry::Entry;
 use crate::config::Access;
 use crate::http::admin::body::{BodyLimit, read_limited};
 use crate::http::admin::tokens::Scope;
 use crate::http::admin::{ApiError, ApiResult, json, no_content, respond, timestamp};
 use crate::http::server::Server;
+use crate::http::signed_links::{LINK_PARAM, LINK_TTL, LinkKeys, LinkSubject};
 use crate::launches::{Gate, Input, Launch, LaunchError, MAX_LABEL_LEN};
 use crate::respond::Body;
 use crate::runtime::client_body::ClientBody;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::time::SystemTime;
 
 /// Handles `/_wasmount/instances…`; `rest` is the path after `/instances`.
 pub(crate) async fn handle(
@@ -70,7 +73,8 @@ async fn route(server: &Server, rest: &str, request: Request<ClientBody>) -> Api
     match method {
         Method::GET | Method::HEAD => Ok(json(
             StatusCode::OK,
-            &InstanceInfo::new(base_path, &origin, &launch, true),
+            &InstanceInfo::new(base_path, &origin, &launch, true)
+                .with_link(&server.link_keys, &launch),
         )),
         Method::DELETE => {
             // On a task of its own, so a client going away cannot cut it short.
@@ -124,7 +128,7 @@ async fn launch(server: &Server, origin: &str, request: Request<ClientBody>) -> 
         ))
     })?;
     let input = input_of(launch.input, launch.input_url, input_limit)?;
-    let gate = gate_of(launch.access, launch.label)?;
+    let mut gate = gate_of(launch.access, launch.label)?;
     let app = launch.app;
     let mounted = |server: &Server| server.deployer.registry().get(&app).is_some();
     if is_valid_app_name(&app)
@@ -137,6 +141,18 @@ async fn launch(server: &Server, origin: &str, request: Request<ClientBody>) -> 
         return Err(ApiError::not_found(format!(
             "no app named `{app}` is mounted"
         )));
+    }
+    // Who may open it is decided now and stored, never by whichever node serves it later:
+    // `platform` when a platform is asked or the app's own manifest says so.
+    if gate.access.is_none() {
+        let app_is_platform = matches!(server.deployer.registry().get(&app),
+            Some(Entry::Ready(mounted)) if mounted.manifest().access == Access::Platform);
+        let platform = server.forward_auth.is_some() || app_is_platform;
+        gate.access = Some(if platform {
+            Access::Platform
+        } else {
+            Access::Public
+        });
     }
     // On a task of its own, so a client going away cannot cut it short.
     let (launches, owned_app, name) = (server.launches.clone(), app.clone(), launch.name);
@@ -157,7 +173,8 @@ async fn launch(server: &Server, origin: &str, request: Request<ClientBody>) -> 
         )));
     }
     tracing::info!(instance = %launched.name, app = %app, "launched");
-    let info = InstanceInfo::new(&server.config.base_path, origin, &launched, false);
+    let info = InstanceInfo::new(&server.config.base_path, origin, &launched, false)
+        .with_link(&server.link_keys, &launched);
     Ok(json(StatusCode::CREATED, &info))
 }
 
@@ -244,6 +261,10 @@ struct InstanceInfo<'a> {
     access: Option<Access>,
     #[serde(skip_serializing_if = "Option::is_none")]
     label: Option<&'a str>,
+    /// For `"access": "link"`: a signed link that opens it for 15 minutes (a fresh one each
+    /// time the launch is shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link: Option<String>,
 }
 
 impl<'a> InstanceInfo<'a> {
@@ -264,7 +285,21 @@ impl<'a> InstanceInfo<'a> {
             input_url,
             access: instance.gate.access,
             label: instance.gate.label.as_deref(),
+            link: None,
         }
+    }
+
+    /// With a fresh signed link, when the launch opens with one.
+    fn with_link(mut self, keys: &LinkKeys, instance: &Launch) -> Self {
+        if instance.gate.access == Some(Access::Link) {
+            let subject = LinkSubject {
+                launch: &instance.name,
+                created_ms: instance.created_ms(),
+            };
+            let token = keys.sign(subject, SystemTime::now() + LINK_TTL);
+            self.link = Some(format!("{}?{LINK_PARAM}={token}", self.url));
+        }
+        self
     }
 }
 

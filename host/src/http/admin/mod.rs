@@ -44,13 +44,20 @@ impl AdminAccess {
     }
 
     /// Whether `headers` carry a token of the control plane's (never forwarded to a guest).
+    /// Every `Authorization` value is looked at: a second one must not smuggle a token.
     pub(crate) fn holds_admin_token(&self, headers: &HeaderMap) -> bool {
-        let given = given_token(headers);
-        given.is_some()
-            && matches!(
-                self.tokens.load().allow(given, Scope::Read),
-                Ok(_) | Err(TokenRefusal::Lacks { .. })
-            )
+        let tokens = self.tokens.load();
+        headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .filter_map(bearer_token)
+            .any(|given| {
+                matches!(
+                    tokens.allow(Some(given), Scope::Read),
+                    Ok(_) | Err(TokenRefusal::Lacks { .. })
+                )
+            })
     }
 
     /// The name of the token in `headers` if it holds `scope`.

@@ -1,7 +1,7 @@
 //! The control plane's tokens: named, each with its scopes (`deploy`: upload, replace and
 //! delete apps; `launch`: launch and end; `read`: list and inspect, inputs, metrics, guest
 //! output), from `--admin-token` (named `admin`, every scope) and a tokens file
-//! (`--tokens-file`) that is re-read when it changes or on SIGHUP — a token removed from it
+//! (`--tokens-file`) that is re-read when its content changes or on SIGHUP — a token removed from it
 //! stops working at once. Tokens are kept only as SHA-256 digests and compared in constant
 //! time.
 
@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use subtle::ConstantTimeEq as _;
 
 /// How often the tokens file is checked for a change.
@@ -95,6 +95,11 @@ impl TokenSet {
     pub(crate) fn load(admin: Option<&str>, file: Option<&Path>) -> anyhow::Result<Self> {
         let mut tokens = Vec::new();
         if let Some(admin) = admin {
+            anyhow::ensure!(
+                admin.trim().len() >= 16,
+                "the admin token is {} characters, at least 16 are needed",
+                admin.trim().len()
+            );
             let scopes = vec![Scope::Deploy, Scope::Launch, Scope::Read];
             tokens.push(Token {
                 name: "admin".into(),
@@ -105,7 +110,19 @@ impl TokenSet {
         if let Some(file) = file {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| anyhow::anyhow!("reading the tokens file {}: {e}", file.display()))?;
-            tokens.extend(parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?);
+            let named = parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            // A file caught half written (or emptied) must not lock everyone out.
+            anyhow::ensure!(!named.is_empty(), "{}: holds no token", file.display());
+            tokens.extend(named);
+        }
+        for (at, token) in tokens.iter().enumerate() {
+            if let Some(twin) = tokens[..at].iter().find(|t| t.digest == token.digest) {
+                anyhow::bail!(
+                    "tokens `{}` and `{}` are the same token",
+                    twin.name,
+                    token.name
+                );
+            }
         }
         Ok(Self(tokens))
     }
@@ -136,7 +153,11 @@ impl TokenSet {
 }
 
 fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+    digest_bytes(token.as_bytes())
+}
+
+fn digest_bytes(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
 }
 
 fn parse(text: &str) -> Result<Vec<Token>, String> {
@@ -198,8 +219,9 @@ pub(crate) fn spawn_reloader(
     apply: impl Fn(TokenSet) + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let modified = |file: &Path| std::fs::metadata(file).and_then(|m| m.modified()).ok();
-        let mut seen: Option<SystemTime> = modified(&file);
+        // By content, not modification time: two edits in one clock tick are both seen.
+        let fingerprint = |file: &Path| std::fs::read(file).ok().map(|bytes| digest_bytes(&bytes));
+        let mut seen = fingerprint(&file);
         let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .map_err(|error| tracing::warn!("cannot watch SIGHUP for the tokens file: {error}"))
             .ok();
@@ -214,7 +236,7 @@ pub(crate) fn spawn_reloader(
                 _ = hangup => true,
                 () = tokio::time::sleep(RELOAD_EVERY) => false,
             };
-            let now = modified(&file);
+            let now = fingerprint(&file);
             if !asked && now == seen {
                 continue;
             }
