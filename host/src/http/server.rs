@@ -7,7 +7,7 @@ use crate::apps::deploy::Deployer;
 use crate::apps::routes::Route;
 use crate::cluster::Follower;
 use crate::config::Config;
-use crate::dev::live::{Wrap, host_allowed};
+use crate::dev::wrap::{Wrap, host_allowed};
 use crate::headers::{X_REQUEST_ID, content_length};
 use crate::http::access_log::{AccessLog, LogLine, request_id};
 use crate::http::admin::AdminAccess;

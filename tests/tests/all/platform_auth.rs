@@ -1,7 +1,7 @@
 //! Forward auth against a real Django platform (`wasmount_tests::django`: sessions, a
 //! per-dataset read permission, a check view): a reader opens the launch, another user gets
-//! 403, an anonymous client the login redirect; the platform down, slow or broken fails
-//! closed (503); a decision is cached within its TTL and asked again after; an ended launch
+//! 403, an anonymous client the login redirect; the platform down, slower than the timeout
+//! or broken fails closed (503); a decision is cached within its TTL and asked again after; an ended launch
 //! is never served from the cache; a public launch and a public app ask nobody.
 
 use bytes::Bytes;
@@ -161,17 +161,14 @@ async fn a_platform_that_is_down_slow_or_broken_fails_closed() {
             r#"{"app": "echo", "label": "dataset-7", "input": {}}"#,
         )
         .await;
-        let started = std::time::Instant::now();
+        // The slow check answers 200 after 3 s: a 503 shows the 1 s timeout cut it short (no
+        // wall-clock bound asserted, which a busy machine would break).
         let refused = get_as(&server, &format!("/{name}/"), Some(&django.alice)).await;
         assert_eq!(
             refused.status,
             StatusCode::SERVICE_UNAVAILABLE,
             "{what}: {}",
             refused.text()
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{what}: within the 1 s timeout"
         );
         assert!(
             !refused.text().contains("INPUT_JSON"),
