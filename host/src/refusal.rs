@@ -172,7 +172,7 @@ impl Refusal {
         }
     }
 
-    /// The kind metrics and the log name it by.
+    /// The kind the log names it by (metrics count refusals by status, not yet by kind).
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::HeadTooLarge { .. } => "head_too_large",

@@ -246,12 +246,13 @@ impl Server {
             return Ok(());
         }
         let uri = request.uri();
+        let param = format!("{LINK_PARAM}=");
         let (link, rest): (Vec<_>, Vec<_>) = uri
             .query()
             .unwrap_or_default()
             .split('&')
             .filter(|pair| !pair.is_empty())
-            .partition(|pair| pair.starts_with(&format!("{LINK_PARAM}=")));
+            .partition(|pair| pair.starts_with(&param));
         let token = link
             .first()
             .and_then(|pair| pair.split_once('='))
